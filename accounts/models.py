@@ -1,0 +1,120 @@
+"""Users, companies and OAuth accounts, in the ``auth`` schema."""
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+
+from portal.modelfields import created_at, updated_at, uuid_pk
+
+
+class SubscriptionPlan(models.TextChoices):
+    FREE = "free", "Free"
+    STARTER = "starter", "Starter"
+    PRO = "pro", "Pro"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+class Company(models.Model):
+    id = uuid_pk()
+    name = models.CharField(max_length=255)
+    domain = models.CharField(max_length=255, blank=True, default="")
+    subscription_plan = models.CharField(
+        max_length=50, choices=SubscriptionPlan, default=SubscriptionPlan.FREE, db_default="free"
+    )
+    max_users = models.PositiveIntegerField(default=10, db_default=10)
+    is_active = models.BooleanField(default=True, db_default=True)
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = 'auth"."companies'
+        verbose_name_plural = "companies"
+        ordering = ["name"]
+        indexes = [models.Index(fields=["domain"], name="companies_domain_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra):
+        if not email:
+            raise ValueError("An email address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """The portal's user; email is the login."""
+
+    id = uuid_pk()
+    email = models.EmailField(unique=True)
+    first_name = models.CharField(max_length=150, blank=True, default="")
+    last_name = models.CharField(max_length=150, blank=True, default="")
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="users"
+    )
+    department = models.CharField(max_length=150, blank=True, default="")
+    subscription_plan = models.CharField(
+        max_length=50, choices=SubscriptionPlan, default=SubscriptionPlan.FREE, db_default="free"
+    )
+    keycloak_id = models.CharField(
+        "identity provider id", max_length=255, unique=True, null=True, blank=True
+    )
+    is_active = models.BooleanField(default=True, db_default=True)
+    is_staff = models.BooleanField(
+        "staff status", default=False, help_text="Can log into the admin portal."
+    )
+    created_at = created_at()
+    updated_at = updated_at()
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        db_table = 'auth"."users'
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+    def get_short_name(self) -> str:
+        return self.first_name or self.email
+
+
+class OAuthAccount(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="oauth_accounts")
+    provider = models.CharField(max_length=50)
+    provider_account_id = models.CharField(max_length=255)
+    created_at = created_at()
+
+    class Meta:
+        db_table = 'auth"."oauth_accounts'
+        verbose_name = "OAuth account"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_account_id"], name="oauth_provider_account_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.provider_account_id}"

@@ -1,0 +1,130 @@
+"""Usage analytics, in the ``analytics`` schema (readable by Metabase)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from portal.modelfields import uuid_pk
+
+
+class UserSession(models.Model):
+    id = uuid_pk()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_sessions"
+    )
+    session_start = models.DateTimeField(default=timezone.now, db_default=Now())
+    session_end = models.DateTimeField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True, default="")
+    actions_count = models.IntegerField(default=0, db_default=0)
+
+    class Meta:
+        db_table = 'analytics"."user_sessions'
+        verbose_name = "user session"
+        ordering = ["-session_start"]
+        indexes = [models.Index(fields=["-session_start"], name="user_sessions_start_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} @ {self.session_start:%Y-%m-%d %H:%M}"
+
+
+class SystemMetric(models.Model):
+    id = uuid_pk()
+    metric_name = models.CharField(max_length=100)
+    metric_value = models.DecimalField(max_digits=30, decimal_places=6)
+    tags = models.JSONField(default=dict, blank=True, db_default={})
+    recorded_at = models.DateTimeField(default=timezone.now, db_default=Now())
+
+    class Meta:
+        db_table = 'analytics"."system_metrics'
+        ordering = ["-recorded_at"]
+        indexes = [
+            models.Index(fields=["-recorded_at"], name="system_metrics_recorded_idx"),
+            models.Index(fields=["metric_name", "-recorded_at"], name="system_metrics_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_name}={self.metric_value}"
+
+
+class StatsSnapshot(models.Model):
+    """One capture of a database's statistics by ``manage.py snapshot_stats``.
+
+    Keyed by the database *name* as well as the Django alias: two databases on one
+    server must never mix (the project's documents record that bug).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    alias = models.CharField(max_length=100)
+    database = models.CharField(max_length=100)
+    captured_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    database_size_bytes = models.BigIntegerField()
+    connections_total = models.IntegerField()
+    connections_active = models.IntegerField()
+    connections_idle = models.IntegerField()
+    connections_idle_in_transaction = models.IntegerField()
+    max_connections = models.IntegerField()
+    xact_commit = models.BigIntegerField(null=True)
+    xact_rollback = models.BigIntegerField(null=True)
+    blks_hit = models.BigIntegerField(null=True)
+    blks_read = models.BigIntegerField(null=True)
+
+    class Meta:
+        db_table = 'analytics"."stats_snapshots'
+        verbose_name = "statistics snapshot"
+        ordering = ["-captured_at"]
+        indexes = [
+            models.Index(fields=["database", "-captured_at"], name="stats_snapshots_db_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.database} @ {self.captured_at:%Y-%m-%d %H:%M}"
+
+
+class TableSizeSnapshot(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    snapshot = models.ForeignKey(StatsSnapshot, on_delete=models.CASCADE, related_name="tables")
+    schema_name = models.CharField(max_length=100)
+    table_name = models.CharField(max_length=100)
+    total_bytes = models.BigIntegerField()
+    table_bytes = models.BigIntegerField()
+    index_bytes = models.BigIntegerField()
+    toast_bytes = models.BigIntegerField()
+    row_estimate = models.BigIntegerField()
+
+    class Meta:
+        db_table = 'analytics"."table_size_snapshots'
+        verbose_name = "table size snapshot"
+        indexes = [
+            models.Index(fields=["schema_name", "table_name"], name="table_size_snap_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schema_name}.{self.table_name}"
+
+
+class QueryStatSnapshot(models.Model):
+    """pg_stat_statements deltas since the previous snapshot (stats are never reset)."""
+
+    id = models.BigAutoField(primary_key=True)
+    snapshot = models.ForeignKey(StatsSnapshot, on_delete=models.CASCADE, related_name="queries")
+    queryid = models.BigIntegerField()
+    role_name = models.CharField(max_length=100, blank=True, default="")
+    query = models.TextField()
+    calls = models.BigIntegerField()
+    total_exec_time_ms = models.FloatField()
+    rows = models.BigIntegerField()
+    shared_blks_hit = models.BigIntegerField(default=0)
+    shared_blks_read = models.BigIntegerField(default=0)
+    # Cumulative counters as read, so the next snapshot can compute its delta.
+    calls_cumulative = models.BigIntegerField()
+    total_exec_time_ms_cumulative = models.FloatField()
+
+    class Meta:
+        db_table = 'analytics"."query_stat_snapshots'
+        verbose_name = "query statistics snapshot"
+        indexes = [models.Index(fields=["queryid"], name="query_stat_snap_qid_idx")]
+
+    def __str__(self) -> str:
+        return f"query {self.queryid}"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    name = "audit"
+    verbose_name = "Audit"
+    #: The PostgreSQL schema that holds this app's tables.
+    schema = "audit"

@@ -1,0 +1,174 @@
+"""Projects, automations and the agent gateway's tables, in the ``core`` schema.
+
+The gateway writes ``codex_sessions``, ``execution_history``, ``sandbox_executions``
+and ``mcp_cache`` directly: their names and columns are a contract.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Now
+
+from portal.modelfields import created_at, updated_at, uuid_pk
+
+
+class Project(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ARCHIVED = "archived", "Archived"
+
+    id = uuid_pk()
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    company = models.ForeignKey(
+        "accounts.Company", on_delete=models.CASCADE, related_name="projects"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects"
+    )
+    status = models.CharField(
+        max_length=20, choices=Status, default=Status.ACTIVE, db_default="active"
+    )
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = 'core"."projects'
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Automation(models.Model):
+    class Type(models.TextChoices):
+        N8N = "n8n", "n8n"
+        MAUTIC = "mautic", "Mautic"
+        TYPEBOT = "typebot", "Typebot"
+
+    id = uuid_pk()
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=20, choices=Type)
+    config = models.JSONField(default=dict, blank=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="automations")
+    is_active = models.BooleanField(default=True, db_default=True)
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = 'core"."automations'
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(type__in=["n8n", "mautic", "typebot"]),
+                name="automations_type_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CodexSession(models.Model):
+    """One agent session of the gateway. ``user_id`` is the caller's id, not a FK."""
+
+    session_id = models.UUIDField(primary_key=True, editable=False)
+    user_id = models.CharField(max_length=255)
+    model = models.CharField(max_length=100)
+    status = models.CharField(max_length=50)
+    metadata = models.JSONField(default=dict, blank=True, db_default={})
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = 'core"."codex_sessions'
+        verbose_name = "agent session"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="codex_sessions_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="codex_sessions_status_idx"),
+            models.Index(fields=["model", "-created_at"], name="codex_sessions_model_idx"),
+            models.Index(fields=["user_id"], name="codex_sessions_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.session_id)
+
+
+class ExecutionHistory(models.Model):
+    """One prompt/response round of a session."""
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(
+        CodexSession, on_delete=models.CASCADE, related_name="executions", db_index=False
+    )
+    prompt = models.TextField()
+    response = models.TextField(null=True, blank=True)
+    tokens_used = models.IntegerField(null=True, blank=True)
+    execution_time_ms = models.IntegerField(null=True, blank=True)
+    created_at = created_at()
+
+    class Meta:
+        db_table = 'core"."execution_history'
+        verbose_name = "execution"
+        verbose_name_plural = "execution history"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="exec_history_created_idx"),
+            # Serves both "executions of this session" and its newest-first ordering.
+            models.Index(fields=["session", "-created_at"], name="exec_history_session_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"execution {self.pk}"
+
+
+class SandboxExecution(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(
+        CodexSession,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sandbox_executions",
+    )
+    sql_query = models.TextField()
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)
+    executed_at = models.DateTimeField(auto_now_add=True, db_default=Now())
+
+    class Meta:
+        db_table = 'core"."sandbox_executions'
+        verbose_name = "sandbox run"
+        ordering = ["-executed_at", "-id"]
+        indexes = [
+            models.Index(fields=["-executed_at", "-id"], name="sandbox_executed_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"sandbox run {self.pk}"
+
+
+class McpCache(models.Model):
+    """The gateway's cache of MCP tool-call results."""
+
+    id = models.BigAutoField(primary_key=True)
+    tool_name = models.CharField(max_length=255)
+    arguments = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    cached_at = models.DateTimeField(auto_now_add=True, db_default=Now())
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = 'core"."mcp_cache'
+        verbose_name = "tool cache entry"
+        verbose_name_plural = "tool cache"
+        ordering = ["-cached_at", "-id"]
+        indexes = [
+            models.Index(fields=["expires_at"], name="mcp_cache_expires_idx"),
+            models.Index(fields=["tool_name", "-cached_at"], name="mcp_cache_tool_idx"),
+            models.Index(fields=["-cached_at", "-id"], name="mcp_cache_cached_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} #{self.pk}"

@@ -1,0 +1,9 @@
+"""Settings for the test suite: the project's settings plus test-only apps."""
+
+from portal.settings import *  # noqa: F403
+from portal.settings import INSTALLED_APPS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.chainapp"]
+
+# Hashing cost is not under test; MD5 keeps user creation fast in tests.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

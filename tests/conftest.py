@@ -1,0 +1,1 @@
+"""Shared fixtures. Every test runs against real PostgreSQL (the embedded cluster)."""

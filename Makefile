@@ -11,7 +11,7 @@ PG15_BIN ?= /usr/lib/postgresql/15/bin
 # `make test` always uses the embedded clusters, never a DATABASE_URL from the shell.
 TEST_ENV := env -u DATABASE_URL DJANGO_ENV=test
 
-.PHONY: help venv db run test lint check pytest pytest-pg15 bench db-stop db-status psql clean
+.PHONY: help venv browser-deps db run test lint check pytest pytest-pg15 bench db-stop db-status psql clean
 
 help:
 	@echo "make run    - the portal on http://127.0.0.1:$(PORT)/ (embedded PostgreSQL, demo data)"
@@ -44,10 +44,22 @@ check: venv
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 
-pytest: venv
+# The browser tests need Debian's chromium; install it when missing and we are root
+# (CI is). Elsewhere, say how.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "== installing chromium (apt) for the browser tests =="; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; \
+		fi; \
+	fi
+
+pytest: venv browser-deps
 	$(TEST_ENV) $(PY) -m pytest
 
-pytest-pg15: venv
+pytest-pg15: venv browser-deps
 	@if [ -x "$(PG15_BIN)/postgres" ]; then \
 		echo "== the same suite on PostgreSQL 15 ($(PG15_BIN)) =="; \
 		$(TEST_ENV) PG_BIN=$(PG15_BIN) PORTAL_PGDATA=$(CURDIR)/.pgdata15 $(PY) -m pytest; \

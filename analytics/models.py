@@ -128,3 +128,23 @@ class QueryStatSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"query {self.queryid}"
+
+
+class Diagnostics(models.Model):
+    """Holds the diagnostics pages' permissions; no table (managed = False).
+
+    Three separate permissions: viewing, signalling backends (cancel/terminate), and
+    resetting pg_stat_statements.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("view_diagnostics", "Can view database diagnostics"),
+            ("signal_backend", "Can cancel or terminate database sessions"),
+            ("reset_query_stats", "Can reset query statistics"),
+        ]
+
+    def __str__(self) -> str:
+        return "diagnostics"

@@ -176,7 +176,9 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, summary: str, statement: sql.Composable, shown: sql.Composable | None = None):
+    def add(
+        self, summary: str, statement: sql.Composable, shown: sql.Composable | None = None
+    ) -> None:
         self.changes.append(Change(summary, statement, shown))
 
 
@@ -651,15 +653,15 @@ def _plan_roles(
         )
 
 
-def _plan_attributes(plan: Plan, role: Role, wanted_true: dict[str, bool]) -> None:
-    """Switch off every privileged attribute, and set those in ``wanted_true``."""
+def _plan_attributes(plan: Plan, role: Role, overrides: dict[str, bool]) -> None:
+    """Switch off every privileged attribute, LOGIN and INHERIT as ``overrides`` say."""
     wanted = {
         "rolcanlogin": False,
         "rolcreatedb": False,
         "rolcreaterole": False,
         "rolreplication": False,
         "rolbypassrls": False,
-        **wanted_true,
+        **overrides,
     }
     keywords = [
         _ROLE_ATTRIBUTES[attr][0 if value else 1]

@@ -6,8 +6,10 @@ page must share (auditing of writes, large-table list defaults) lives in one pla
 
 from django.contrib import admin
 
+from audit.admin_mixins import AuditedAdminMixin
 
-class PortalModelAdmin(admin.ModelAdmin):
+
+class PortalModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """The portal's ModelAdmin."""
 
 

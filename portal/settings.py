@@ -243,4 +243,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
+# django-axes logs every successful login at INFO; failures and lockouts (WARNING)
+# are enough, and are in audit.security_events anyway.
+LOGGING.setdefault("loggers", {})["axes"] = {"level": "WARNING"}
 # --- end of issue 5 block ---------------------------------------------------------

@@ -71,3 +71,63 @@ def form_data(response) -> dict:
             elif value is not None:
                 data[key] = str(value)
     return data
+
+
+def sample_objects(owner) -> dict:
+    """One object of every model the admin shows, keyed by model class."""
+    import uuid
+    from decimal import Decimal
+
+    from axes.models import AccessAttempt
+    from django.utils import timezone
+
+    from accounts.models import Company, OAuthAccount
+    from analytics.models import SystemMetric, UserSession
+    from audit.services import record_activity, record_security_event
+    from core.models import (
+        Automation,
+        CodexSession,
+        ExecutionHistory,
+        McpCache,
+        Project,
+        SandboxExecution,
+    )
+
+    company = Company.objects.create(name="Sample Co", domain="sample.example")
+    project = Project.objects.create(name="Sample project", company=company, owner=owner)
+    session = CodexSession.objects.create(
+        session_id=uuid.uuid4(), user_id="u-1", model="gpt-5-codex", status="completed"
+    )
+    # The objects under test depend on nothing else, so deleting one cascades into
+    # nothing (the owner owns a project, PROTECT; the session has executions).
+    objects = [
+        get_user_model().objects.create_user(email="sample@example.com", password=PASSWORD),
+        company,
+        OAuthAccount.objects.create(user=owner, provider="google", provider_account_id="g-1"),
+        project,
+        Automation.objects.create(name="Sample hook", type="n8n", project=project),
+        CodexSession.objects.create(
+            session_id=uuid.uuid4(), user_id="u-2", model="gpt-5-codex", status="running"
+        ),
+        ExecutionHistory.objects.create(session=session, prompt="hi", response="hello"),
+        SandboxExecution.objects.create(session=session, sql_query="select 1"),
+        McpCache.objects.create(tool_name="search", arguments={"q": "x"}, result={"ok": 1}),
+        UserSession.objects.create(user=owner, ip_address="192.0.2.1"),
+        SystemMetric.objects.create(metric_name="cpu", metric_value=Decimal("0.5")),
+        record_activity(action="sample"),
+        record_security_event(event_type="logout"),
+        Group.objects.create(name="Sample group"),
+        # (the company is referenced by the project: deleting it cascades to it, allowed)
+        AccessAttempt.objects.create(
+            username="x@example.com",
+            ip_address="192.0.2.9",
+            user_agent="ua",
+            get_data="",
+            post_data="",
+            http_accept="*/*",
+            path_info="/admin/login/",
+            failures_since_start=1,
+            attempt_time=timezone.now(),
+        ),
+    ]
+    return {type(obj): obj for obj in objects}

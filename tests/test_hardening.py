@@ -100,7 +100,7 @@ def test_production_settings_are_hardened(production_settings):
 
 def script_sources(csp: str) -> list[str]:
     directives = dict(
-        (part.strip().split(" ", 1) + [""])[:2] for part in csp.split(";") if part.strip()
+        [*part.strip().split(" ", 1), ""][:2] for part in csp.split(";") if part.strip()
     )
     return directives.get("script-src", directives.get("default-src", "")).split()
 

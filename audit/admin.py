@@ -1,17 +1,201 @@
-from django.contrib import admin
+"""Admin pages of the audit trail (read-only), groups, and locked-out logins.
 
-from portal.admin_base import ReadOnlyModelAdmin
+Groups are registered by ``django.contrib.auth`` with a plain ModelAdmin; they are
+re-registered here on the portal's audited base so role changes reach the audit
+trail like any other change. django-axes' own admin is off (``AXES_ENABLE_ADMIN``);
+locked-out logins are listed here, and deleting one (unlocking) is audited.
+"""
+
+import json
+from typing import Any
+
+from axes.models import AccessAttempt
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.models import Group
+from django.db.models import QuerySet
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from portal.admin_base import PortalModelAdmin, ReadOnlyModelAdmin
 
 from .models import ActivityLog, SecurityEvent
+from .services import MASK
+
+HIDDEN = "(hidden)"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if value == MASK:
+        return HIDDEN
+    if isinstance(value, dict | list):
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def render_changes(details: dict) -> SafeString:
+    """The ``changes`` of an entry as a field / before / after table."""
+    changes = details.get("changes") if isinstance(details, dict) else None
+    if not isinstance(changes, dict) or not changes:
+        return format_html('<p class="audit-none">{}</p>', "No field changes recorded.")
+    rows = []
+    for field, change in changes.items():
+        if isinstance(change, dict) and set(change) <= {"old", "new"}:
+            old, new = change.get("old"), change.get("new")
+        else:
+            old, new = None, change
+        rows.append((field, _show(old), _show(new)))
+    body = format_html_join(
+        "",
+        '<tr><th scope="row">{}</th><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>',
+        rows,
+    )
+    return format_html(
+        '<table class="audit-diff"><thead><tr><th>Field</th><th>Before</th>'
+        "<th>After</th></tr></thead><tbody>{}</tbody></table>",
+        body,
+    )
+
+
+def render_other_details(details: dict) -> str:
+    other = {k: v for k, v in (details or {}).items() if k != "changes"}
+    return json.dumps(other, indent=2, ensure_ascii=False, sort_keys=True) if other else "—"
+
+
+class ActorFilter(admin.SimpleListFilter):
+    title = "actor"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        emails = (
+            model_admin.get_queryset(request)
+            .exclude(actor_email="")
+            .order_by("actor_email")
+            .values_list("actor_email", flat=True)
+            .distinct()[:200]
+        )
+        return [("-", "system (no user)"), *((e, e) for e in emails)]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == "-":
+            return queryset.filter(actor_email="")
+        if value:
+            return queryset.filter(actor_email=value)
+        return queryset
+
+
+class AuditMedia:
+    css = {"all": ["audit/audit.css"]}
 
 
 @admin.register(ActivityLog)
 class ActivityLogAdmin(ReadOnlyModelAdmin):
-    list_display = ["created_at", "actor_email", "action", "resource_type", "resource_id"]
-    list_filter = ["action", "resource_type"]
+    list_display = [
+        "created_at",
+        "actor_email",
+        "action",
+        "resource_type",
+        "object_link",
+        "ip_address",
+    ]
+    list_filter = [ActorFilter, "action", "resource_type", "created_at"]
+    search_fields = ["actor_email", "object_repr", "=resource_id", "=request_id"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = [
+        "created_at",
+        "user",
+        "actor_email",
+        "action",
+        "resource_type",
+        "resource_id",
+        "object_link",
+        "changes",
+        "other_details",
+        "ip_address",
+        "user_agent",
+        "request_id",
+    ]
+    readonly_fields = ["object_link", "changes", "other_details"]
+    Media = AuditMedia
+
+    @admin.display(description="object")
+    def object_link(self, entry: ActivityLog) -> str:
+        text = entry.object_repr or entry.resource_id or "—"
+        if "." in entry.resource_type and entry.resource_id:
+            app_label, model_name = entry.resource_type.split(".", 1)
+            try:
+                url = reverse(f"admin:{app_label}_{model_name}_change", args=[entry.resource_id])
+            except NoReverseMatch:
+                return text
+            return format_html('<a href="{}">{}</a>', url, text)
+        return text
+
+    @admin.display(description="changes")
+    def changes(self, entry: ActivityLog) -> SafeString:
+        return render_changes(entry.details)
+
+    @admin.display(description="other details")
+    def other_details(self, entry: ActivityLog) -> SafeString:
+        return format_html("<pre>{}</pre>", render_other_details(entry.details))
+
+    def changelist_view(self, request, extra_context=None):
+        # Reached from an object's "History" button: say whose history this is.
+        resource = request.GET.get("resource_type")
+        object_id = request.GET.get("resource_id")
+        if resource and object_id:
+            extra_context = {**(extra_context or {}), "subtitle": f"{resource} {object_id}"}
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(SecurityEvent)
 class SecurityEventAdmin(ReadOnlyModelAdmin):
-    list_display = ["created_at", "event_type", "email_attempted", "ip_address"]
-    list_filter = ["event_type"]
+    list_display = ["created_at", "event_type", "email_attempted", "user", "ip_address"]
+    list_filter = ["event_type", "created_at"]
+    search_fields = ["email_attempted"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = [
+        "created_at",
+        "event_type",
+        "user",
+        "email_attempted",
+        "ip_address",
+        "user_agent",
+        "details_pretty",
+    ]
+    readonly_fields = ["details_pretty"]
+    Media = AuditMedia
+
+    @admin.display(description="details")
+    def details_pretty(self, event: SecurityEvent) -> SafeString:
+        return format_html("<pre>{}</pre>", json.dumps(event.details, indent=2, ensure_ascii=False))
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(PortalModelAdmin, DjangoGroupAdmin):
+    pass
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(PortalModelAdmin):
+    """Logins locked out (or counting towards it). Deleting an attempt unlocks the pair."""
+
+    list_display = ["attempt_time", "username", "ip_address", "failures_since_start"]
+    search_fields = ["username", "=ip_address"]
+    fields = ["attempt_time", "username", "ip_address", "user_agent", "failures_since_start"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

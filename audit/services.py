@@ -1,42 +1,334 @@
 """Writes to the audit trail. Every write goes through these functions.
 
 Callers run them inside the same transaction as the change they record, so the change
-and its audit row commit or roll back together.
+and its audit row commit or roll back together (the admin's audited views are atomic,
+see ``audit/admin_mixins.py``). Nothing here opens its own transaction or commits.
+
+Whatever goes into ``details`` is passed through :func:`mask_secrets`: every value
+under a key that names a secret (password, token, api key, ...) is replaced, however
+deeply nested, so password hashes and credentials never reach the audit tables.
 """
 
+import datetime
+import decimal
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
+from django.db import models
 from django.http import HttpRequest
 
-from .models import ActivityLog
+from .models import ActivityLog, SecurityEvent
+from .request_context import client_ip, current_request, request_id, user_agent
+
+MASK = "********"
+#: Words that make a key name a secret ("db_password", "apiKey", "client_secret"); a
+#: word is delimited by non-letters after camelCase is split, so "tokens_used" is not.
+SECRET_WORDS = re.compile(
+    r"(?<![a-z])(pass|passwd|password\d*|passphrase|pwd|secrets?|token|api_?key|"
+    r"private_?key|credentials?|authorization|cookies?|session_?(id|key)|signature|salt|"
+    r"otp|dsn|csrf[a-z]*)(?![a-z])"
+)
 
 
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+def is_secret_key(key: object) -> bool:
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(key)).lower()
+    return SECRET_WORDS.search(words) is not None
+
+
+# Credentials embedded in strings: URLs with a password, bearer tokens.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/\s]+@", re.IGNORECASE)
+_BEARER = re.compile(r"\b(?P<head>bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+MAX_TEXT = 2000
+
+# Actions written by the portal itself (diagnostics code may add its own).
+CREATE = "create"
+CHANGE = "change"
+DELETE = "delete"
+PURGE = "purge"
+
+
+# --- Masking and snapshots ------------------------------------------------------
+
+
+def _mask_leaves(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _mask_leaves(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_leaves(v) for v in value]
+    if value is None or value == "":
+        return value  # an empty secret reveals nothing, and "was it set?" is useful
+    return MASK
+
+
+def _mask_text(text: str) -> str:
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
+    text = _BEARER.sub(lambda m: m.group("head") + MASK, text)
+    if len(text) > MAX_TEXT:
+        text = f"{text[:MAX_TEXT]}… ({len(text) - MAX_TEXT} more characters)"
+    return text
+
+
+def mask_secrets(value: Any) -> Any:
+    """A JSON-ready copy of ``value`` with every secret replaced by ``MASK``."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): _mask_leaves(v) if is_secret_key(k) else mask_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [mask_secrets(v) for v in value]
+    value = jsonable(value)
+    if isinstance(value, str):
+        return _mask_text(value)
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """A value as JSON can hold it (dates as ISO text, decimals and UUIDs as text)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def resource_type(model: type[models.Model] | models.Model) -> str:
+    """``app_label.modelname``, the audit trail's name for a model."""
+    return model._meta.label_lower
+
+
+def _related_label(obj: models.Model) -> str:
+    if obj._meta.label_lower == "auth.permission":
+        return f"{obj.content_type.app_label}.{obj.codename}"
+    return str(obj)
+
+
+def snapshot(obj: models.Model) -> dict[str, Any]:
+    """The stored state of ``obj``: its columns and, when saved, its many-to-many sets.
+
+    Values are raw (comparable); masking happens when an entry is written. Fields with
+    ``auto_now`` are left out: they change on every save and say nothing about what
+    the user changed.
+    """
+    data: dict[str, Any] = {}
+    for field in obj._meta.concrete_fields:
+        if getattr(field, "auto_now", False):
+            continue
+        data[field.name] = jsonable(field.value_from_object(obj))
+    if obj.pk is not None and not obj._state.adding:
+        for field in obj._meta.many_to_many:
+            data[field.name] = snapshot_m2m(obj, field.name)
+    return data
+
+
+def snapshot_m2m(obj: models.Model, field: str) -> list[str]:
+    """The members of ``obj.<field>`` as sorted labels (``app.codename`` for permissions)."""
+    related = getattr(obj, field).all()
+    if related.model._meta.label_lower == "auth.permission":
+        related = related.select_related("content_type")
+    return sorted(_related_label(o) for o in related)
+
+
+def stored_snapshot(model: type[models.Model], pk: Any) -> dict[str, Any] | None:
+    """:func:`snapshot` of the row as the database has it now (None if gone)."""
+    obj = model._base_manager.filter(pk=pk).first()
+    return snapshot(obj) if obj is not None else None
+
+
+def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, dict]:
+    """Changed fields as ``{field: {"old": ..., "new": ...}}`` (unmasked)."""
+    before = before or {}
+    after = after or {}
+    changes = {}
+    for name in [*before, *(k for k in after if k not in before)]:
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            changes[name] = {"old": old, "new": new}
+    return changes
+
+
+# --- Writing --------------------------------------------------------------------
+
+_suspended: ContextVar[bool] = ContextVar("audit_suspended", default=False)
+
+
+@contextmanager
+def recording_suspended() -> Iterator[None]:
+    """Write nothing while active: only for when the audit tables do not exist."""
+    token = _suspended.set(True)
+    try:
+        yield
+    finally:
+        _suspended.reset(token)
+
+
+def _actor(actor: Any | None, request: HttpRequest | None) -> Any | None:
+    if actor is None and request is not None:
+        actor = getattr(request, "user", None)
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        return actor
+    return None
 
 
 def record_activity(
     *,
-    actor: Any | None,
+    actor: Any | None = None,
     action: str,
     resource_type: str = "",
-    resource_id: str = "",
+    resource_id: Any = "",
     object_repr: str = "",
-    details: dict | None = None,
+    details: Mapping[str, Any] | None = None,
     request: HttpRequest | None = None,
-) -> ActivityLog:
-    """Append one entry to ``audit.activity_logs``."""
-    is_user = actor is not None and getattr(actor, "is_authenticated", False)
-    return ActivityLog.objects.create(
-        user_id=actor.pk if is_user else None,
-        actor_email=getattr(actor, "email", "") if is_user else "",
+) -> ActivityLog | None:
+    """Append one entry to ``audit.activity_logs`` (None while recording is suspended).
+
+    ``request`` defaults to the request being handled (bound by
+    ``RequestContextMiddleware``) and ``actor`` to that request's user, so client IP,
+    user agent and request id are filled in for callers deep in the stack.
+    """
+    if _suspended.get():
+        return None
+    fields = _activity_fields(
+        actor=actor,
         action=action,
         resource_type=resource_type,
-        resource_id=str(resource_id),
-        object_repr=object_repr[:500],
-        details=details or {},
-        ip_address=client_ip(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", "") if request is not None else "",
+        resource_id=resource_id,
+        object_repr=object_repr,
+        details=details,
+        request=request,
+    )
+    return ActivityLog.objects.create(**fields)
+
+
+def record_activities(entries: Iterable[Mapping[str, Any]]) -> list[ActivityLog]:
+    """Append several entries at once (bulk actions); each mapping as :func:`record_activity`."""
+    if _suspended.get():
+        return []
+    rows = [ActivityLog(**_activity_fields(**entry)) for entry in entries]
+    return ActivityLog.objects.bulk_create(rows)
+
+
+def _activity_fields(
+    *,
+    actor: Any | None = None,
+    action: str,
+    resource_type: str = "",
+    resource_id: Any = "",
+    object_repr: str = "",
+    details: Mapping[str, Any] | None = None,
+    request: HttpRequest | None = None,
+) -> dict[str, Any]:
+    request = request if request is not None else current_request()
+    actor = _actor(actor, request)
+    return {
+        "user_id": actor.pk if actor is not None else None,
+        "actor_email": (getattr(actor, "email", "") or "")[:254] if actor is not None else "",
+        "action": action[:50],
+        "resource_type": resource_type[:100],
+        "resource_id": str(resource_id if resource_id is not None else "")[:255],
+        "object_repr": str(object_repr)[:500],
+        "details": mask_secrets(dict(details or {})),
+        "ip_address": client_ip(request),
+        "user_agent": user_agent(request),
+        "request_id": request_id(request)[:100],
+    }
+
+
+def record_change(
+    *,
+    action: str,
+    obj: models.Model,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    actor: Any | None = None,
+    request: HttpRequest | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> ActivityLog | None:
+    """Record a create/change/delete of ``obj`` with its field diff.
+
+    A change that changed nothing writes nothing (and returns None).
+    """
+    changes = diff(before, after)
+    if action == CHANGE and not changes:
+        return None
+    return record_activity(
+        actor=actor,
+        action=action,
+        resource_type=resource_type(obj),
+        resource_id=obj.pk,
+        object_repr=str(obj),
+        details={"changes": changes, **(extra or {})},
+        request=request,
+    )
+
+
+def record_cache_purge(
+    *,
+    deleted: int,
+    actor: Any | None = None,
+    request: HttpRequest | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> ActivityLog | None:
+    """The MCP tool-cache purge of expired entries: one entry with the count deleted.
+
+    Call it in the same transaction as the purge, e.g.::
+
+        with transaction.atomic():
+            n = mcp_cache_purge_expired()
+            record_cache_purge(deleted=n, request=request)
+    """
+    return record_activity(
+        actor=actor,
+        action=PURGE,
+        resource_type="core.mcpcache",
+        object_repr=f"{deleted} expired tool cache entries",
+        details={"deleted": deleted, "scope": "expired", **(details or {})},
+        request=request,
+    )
+
+
+def record_security_event(
+    *,
+    event_type: str,
+    user: Any | None = None,
+    email_attempted: str = "",
+    request: HttpRequest | None = None,
+    ip_address: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> SecurityEvent | None:
+    """Append one entry to ``audit.security_events``.
+
+    ``details`` is masked like activity details; the request id (and, for changes
+    made by someone, the actor) are added to it.
+    """
+    if _suspended.get():
+        return None
+    request = request if request is not None else current_request()
+    data = dict(details or {})
+    if request is not None:
+        data.setdefault("request_id", request_id(request))
+        actor = _actor(None, request)
+        if actor is not None and (user is None or actor.pk != user.pk):
+            data.setdefault("actor_id", str(actor.pk))
+            data.setdefault("actor_email", actor.email)
+    is_user = user is not None and getattr(user, "pk", None) is not None
+    return SecurityEvent.objects.create(
+        event_type=event_type,
+        user_id=user.pk if is_user else None,
+        email_attempted=(email_attempted or "")[:254],
+        ip_address=ip_address or client_ip(request),
+        user_agent=user_agent(request),
+        details=mask_secrets(data),
     )

@@ -6,8 +6,11 @@ page must share (auditing of writes, large-table list defaults) lives in one pla
 
 from django.contrib import admin
 
+from audit.admin_mixins import AuditedAdminMixin
+from portal.admin_hardening import HardenedAdminMixin
 
-class PortalModelAdmin(admin.ModelAdmin):
+
+class PortalModelAdmin(AuditedAdminMixin, HardenedAdminMixin, admin.ModelAdmin):
     """The portal's ModelAdmin."""
 
 

@@ -1,0 +1,127 @@
+"""Who and where a request comes from: client IP, request id, and the current request.
+
+Client IP behind proxies: every proxy *appends* the address it received the
+connection from to ``X-Forwarded-For``, so only the rightmost entries were written
+by proxies we trust; everything to their left is whatever the client sent and can be
+forged. With ``TRUSTED_PROXY_COUNT = n`` the client is the n-th entry from the right
+(Cloud Run's front end is one proxy: n = 1). With n = 0 the header is ignored and
+``REMOTE_ADDR`` is the client.
+
+Request id: Cloud Run sends the trace of each request in ``X-Cloud-Trace-Context``
+(``TRACE_ID/SPAN_ID;o=1``) and W3C ``traceparent`` (``00-TRACE_ID-SPAN_ID-FLAGS``);
+the 32-hex trace id becomes the request id, so audit rows can be matched with the
+request's logs. Without either header (or with a malformed one) a random id of the
+same shape is generated.
+
+The middleware also binds the request to a context variable, so code that runs
+without a request argument (signal receivers for group and permission changes) can
+still record who did it and from where.
+"""
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
+
+
+def _valid_ip(value: str) -> str | None:
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # "[v6]:port"
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:  # "v4:port"
+        value = value.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The client's IP address, trusting only ``TRUSTED_PROXY_COUNT`` proxies."""
+    if request is None:
+        return None
+    trusted = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if trusted > 0:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if len(hops) >= trusted:
+            # The entry our outermost trusted proxy appended: what it saw connect to it.
+            found = _valid_ip(hops[-trusted])
+            if found:
+                return found
+        # Fewer hops than trusted proxies (or garbage): the request did not come
+        # through the expected chain, so nothing in the header can be trusted.
+    return _valid_ip(request.META.get("REMOTE_ADDR", "") or "")
+
+
+def trace_id(request: HttpRequest) -> str | None:
+    """The trace id Cloud Run / a W3C tracer put on the request, if well-formed."""
+    cloud = request.META.get("HTTP_X_CLOUD_TRACE_CONTEXT", "")
+    if cloud:
+        candidate = cloud.split("/", 1)[0].strip().lower()
+        if _TRACE_ID.match(candidate) and candidate.strip("0"):
+            return candidate
+    parent = request.META.get("HTTP_TRACEPARENT", "")
+    if parent:
+        parts = parent.strip().lower().split("-")
+        if len(parts) >= 4 and _TRACE_ID.match(parts[1]) and parts[1].strip("0"):
+            return parts[1]
+    return None
+
+
+def request_id(request: HttpRequest | None) -> str:
+    """The request's id: set by the middleware, else derived now (and remembered)."""
+    if request is None:
+        return ""
+    existing = getattr(request, "request_id", None)
+    if existing:
+        return existing
+    value = trace_id(request) or uuid.uuid4().hex
+    request.request_id = value
+    return value
+
+
+def user_agent(request: HttpRequest | None) -> str:
+    if request is None:
+        return ""
+    return request.META.get("HTTP_USER_AGENT", "")[:1000]
+
+
+def current_request() -> HttpRequest | None:
+    """The request being handled by this thread/task, if any."""
+    return _current_request.get()
+
+
+@contextmanager
+def bind_request(request: HttpRequest | None) -> Iterator[None]:
+    token = _current_request.set(request)
+    try:
+        yield
+    finally:
+        _current_request.reset(token)
+
+
+class RequestContextMiddleware:
+    """Sets ``request.request_id`` and ``request.client_ip`` and binds the request.
+
+    The response carries ``X-Request-ID`` so a user can quote it to support.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id(request)
+        request.client_ip = client_ip(request)
+        with bind_request(request):
+            response = self.get_response(request)
+        response.headers.setdefault("X-Request-ID", request.request_id)
+        return response

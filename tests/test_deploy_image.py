@@ -1,0 +1,165 @@
+"""The image's recipe (Dockerfile, .dockerignore) and gunicorn's settings.
+
+No Docker engine here: hadolint lints the Dockerfile (`make lint`), the production smoke
+test runs its collectstatic step and its CMD, and these tests pin what must hold of the
+files themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import runpy
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+from gunicorn.config import make_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined."""
+    joined = re.sub(r"\\\n", " ", text)
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), " ".join(rest.split())))
+    return result
+
+
+DOCKERFILE = _instructions((REPO / "Dockerfile").read_text())
+
+
+def _ignored(path: str) -> bool:
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not any(p.startswith("!") for p in patterns), "re-inclusions are not handled here"
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(
+        fnmatch(prefix, pattern)
+        or fnmatch(prefix, pattern.removeprefix("**/"))
+        or fnmatch(parts[i], pattern.removeprefix("**/"))
+        for pattern in patterns
+        for i, prefix in enumerate(prefixes)
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".pgdata/cluster/PG_VERSION",
+        ".pgdata15/password",
+        ".venv/bin/python",
+        ".env",
+        ".env.production",
+        "tests/test_production_smoke.py",
+        "staticfiles/admin/css/base.css",
+        ".git",
+        "portal/__pycache__/settings.cpython-311.pyc",
+    ],
+)
+def test_local_state_secrets_and_tests_stay_out_of_the_image(path):
+    assert _ignored(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "manage.py",
+        "gunicorn.conf.py",
+        "requirements.txt",
+        "portal/settings.py",
+        "core/management/commands/migrate.py",
+        "accounts/migrations/0001_initial.py",
+    ],
+)
+def test_the_application_goes_into_the_image(path):
+    assert (REPO / path).exists()
+    assert not _ignored(path)
+
+
+def test_the_image_runs_gunicorn_as_pid_1_with_the_config_file():
+    cmd = [args for keyword, args in DOCKERFILE if keyword == "CMD"]
+    assert len(cmd) == 1
+    # Exec form (a JSON array): no shell in between to swallow SIGTERM.
+    assert json.loads(cmd[0]) == ["gunicorn", "--config", "gunicorn.conf.py", "portal.wsgi"]
+
+
+def test_the_image_runs_as_an_unprivileged_user():
+    users = [args for keyword, args in DOCKERFILE if keyword == "USER"]
+    assert users, "no USER: the container would run as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) >= 1000
+
+
+def test_dependencies_come_from_requirements_as_wheels_without_a_cache():
+    installs = [args for keyword, args in DOCKERFILE if keyword == "RUN" and "pip install" in args]
+    assert len(installs) == 1
+    assert "--no-cache-dir" in installs[0]
+    assert "--only-binary=:all:" in installs[0]
+    assert "-r /tmp/requirements.txt" in installs[0]
+
+
+def test_static_files_are_collected_at_build_with_production_settings():
+    runs = [args for keyword, args in DOCKERFILE if keyword == "RUN" and "collectstatic" in args]
+    assert len(runs) == 1
+    assert "DJANGO_ENV=production" in runs[0]
+    env = dict(
+        (key, value) for key, _, value in (line.partition("=") for line in _env_assignments())
+    )
+    assert env["DJANGO_ENV"] == "production"
+    assert "SECRET_KEY" not in env  # placeholders live in the RUN line only
+
+
+def _env_assignments() -> list[str]:
+    return [pair for keyword, args in DOCKERFILE if keyword == "ENV" for pair in args.split()]
+
+
+@pytest.fixture
+def gunicorn_conf(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    monkeypatch.setenv("PORT", "9123")
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    return runpy.run_path(str(REPO / "gunicorn.conf.py"))
+
+
+def test_gunicorn_listens_on_cloud_runs_port(gunicorn_conf):
+    assert gunicorn_conf["bind"] == ["0.0.0.0:9123"]
+
+
+def test_gunicorn_leaves_timeouts_to_cloud_run_and_stops_before_the_hard_kill(gunicorn_conf):
+    assert gunicorn_conf["timeout"] == 0
+    # Cloud Run sends SIGKILL 10 s after SIGTERM.
+    assert 0 < gunicorn_conf["graceful_timeout"] < 10
+
+
+def test_gunicorn_runs_a_worker_per_cpu_with_threads(gunicorn_conf):
+    assert gunicorn_conf["workers"] == gunicorn_conf["available_cpus"]()
+    assert 1 <= gunicorn_conf["workers"] <= len(os.sched_getaffinity(0))
+    assert gunicorn_conf["worker_class"] == "gthread"
+    assert gunicorn_conf["threads"] >= 2
+
+
+def test_gunicorn_logs_json_access_lines_to_stdout(gunicorn_conf):
+    assert gunicorn_conf["accesslog"] == "-"
+    access = gunicorn_conf["logconfig_dict"]["loggers"]["gunicorn.access"]
+    handler = gunicorn_conf["logconfig_dict"]["handlers"][access["handlers"][0]]
+    assert handler["stream"] == "ext://sys.stdout"
+    formatter = gunicorn_conf["logconfig_dict"]["formatters"][handler["formatter"]]
+    assert formatter["()"] == "portal.jsonlog.CloudLoggingFormatter"
+
+
+def test_every_name_in_the_config_file_is_a_gunicorn_setting(gunicorn_conf):
+    # gunicorn ignores unknown names, so a typo would silently fall back to a default.
+    settings = set(make_settings())
+    helpers = {"available_cpus", "gunicorn_logconfig", "math", "os", "Path"}
+    names = {n for n in gunicorn_conf if not n.startswith("_")} - helpers
+    assert names <= settings, names - settings

@@ -7,9 +7,7 @@ files themselves.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import runpy
 from fnmatch import fnmatch
 from pathlib import Path
@@ -17,25 +15,16 @@ from pathlib import Path
 import pytest
 from gunicorn.config import make_settings
 
+from tests import dockerfile
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined."""
-    joined = re.sub(r"\\\n", " ", text)
-    result = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            result.append((keyword.upper(), " ".join(rest.split())))
-    return result
-
-
-DOCKERFILE = _instructions((REPO / "Dockerfile").read_text())
+DOCKERFILE = dockerfile.final_stage()
 
 
 def _ignored(path: str) -> bool:
+    """Docker's rule, for the kinds of pattern .dockerignore uses: a pattern excludes a
+    path when it matches the path or one of its parent directories (from the context's
+    root); a leading ``**/`` matches at any depth."""
     patterns = [
         line.strip()
         for line in (REPO / ".dockerignore").read_text().splitlines()
@@ -44,13 +33,13 @@ def _ignored(path: str) -> bool:
     assert not any(p.startswith("!") for p in patterns), "re-inclusions are not handled here"
     parts = path.split("/")
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    return any(
-        fnmatch(prefix, pattern)
-        or fnmatch(prefix, pattern.removeprefix("**/"))
-        or fnmatch(parts[i], pattern.removeprefix("**/"))
-        for pattern in patterns
-        for i, prefix in enumerate(prefixes)
-    )
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            if any(fnmatch(part, pattern.removeprefix("**/")) for part in parts):
+                return True
+        elif any(fnmatch(prefix, pattern) for prefix in prefixes):
+            return True
+    return False
 
 
 @pytest.mark.parametrize(
@@ -88,10 +77,8 @@ def test_the_application_goes_into_the_image(path):
 
 
 def test_the_image_runs_gunicorn_as_pid_1_with_the_config_file():
-    cmd = [args for keyword, args in DOCKERFILE if keyword == "CMD"]
-    assert len(cmd) == 1
     # Exec form (a JSON array): no shell in between to swallow SIGTERM.
-    assert json.loads(cmd[0]) == ["gunicorn", "--config", "gunicorn.conf.py", "portal.wsgi"]
+    assert dockerfile.cmd() == ["gunicorn", "--config", "gunicorn.conf.py", "portal.wsgi"]
 
 
 def test_the_image_runs_as_an_unprivileged_user():
@@ -102,7 +89,11 @@ def test_the_image_runs_as_an_unprivileged_user():
 
 
 def test_dependencies_come_from_requirements_as_wheels_without_a_cache():
-    installs = [args for keyword, args in DOCKERFILE if keyword == "RUN" and "pip install" in args]
+    installs = [
+        args
+        for keyword, args in dockerfile.instructions()
+        if keyword == "RUN" and "pip install" in args
+    ]
     assert len(installs) == 1
     assert "--no-cache-dir" in installs[0]
     assert "--only-binary=:all:" in installs[0]
@@ -110,18 +101,13 @@ def test_dependencies_come_from_requirements_as_wheels_without_a_cache():
 
 
 def test_static_files_are_collected_at_build_with_production_settings():
-    runs = [args for keyword, args in DOCKERFILE if keyword == "RUN" and "collectstatic" in args]
-    assert len(runs) == 1
-    assert "DJANGO_ENV=production" in runs[0]
-    env = dict(
-        (key, value) for key, _, value in (line.partition("=") for line in _env_assignments())
-    )
-    assert env["DJANGO_ENV"] == "production"
-    assert "SECRET_KEY" not in env  # placeholders live in the RUN line only
-
-
-def _env_assignments() -> list[str]:
-    return [pair for keyword, args in DOCKERFILE if keyword == "ENV" for pair in args.split()]
+    step = dockerfile.run_step("collectstatic")
+    assert step.argv == ["python", "manage.py", "collectstatic", "--no-input"]
+    assert step.env["DJANGO_ENV"] == "production"
+    # The placeholders needed to load production settings live on the RUN line only.
+    assert dockerfile.image_env()["DJANGO_ENV"] == "production"
+    assert "SECRET_KEY" not in dockerfile.image_env()
+    assert "DATABASE_URL" not in dockerfile.image_env()
 
 
 @pytest.fixture

@@ -50,7 +50,9 @@ from tests import dockerfile
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-# Cloud Run's front end marks every request it forwards over https like this.
+# Cloud Run's front end marks every request it forwards over https like this; sent on
+# every request but the probes', as it would be, so an HTTPS redirect in the production
+# settings does not change what these tests see.
 HTTPS = {"X-Forwarded-Proto": "https"}
 
 
@@ -293,9 +295,9 @@ def test_hashed_static_file_is_served_compressed_with_far_future_caching(server)
     page = get(server.port, "/admin/login/", HTTPS).body.decode()
     path = re.search(r"/static/admin/css/base\.[0-9a-f]{12}\.css", page).group(0)
 
-    plain = get(server.port, path, {"Accept-Encoding": "identity"})
-    gzipped = get(server.port, path, {"Accept-Encoding": "gzip"})
-    brotlied = get(server.port, path, {"Accept-Encoding": "gzip, deflate, br"})
+    plain = get(server.port, path, {**HTTPS, "Accept-Encoding": "identity"})
+    gzipped = get(server.port, path, {**HTTPS, "Accept-Encoding": "gzip"})
+    brotlied = get(server.port, path, {**HTTPS, "Accept-Encoding": "gzip, deflate, br"})
 
     assert plain.status == gzipped.status == brotlied.status == 200
     assert plain.headers["Content-Encoding"] is None

@@ -39,6 +39,7 @@ run: db
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 check: venv
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
@@ -80,3 +81,11 @@ psql: venv
 
 clean: db-stop
 	rm -rf .pgdata .pgdata15 staticfiles test-output
+
+# --- deploy (issue 7) ---------------------------------------------------------------
+# The image's own steps (Dockerfile ENV, collectstatic, CMD) under production settings
+# against a dedicated embedded cluster; also part of `make test`.
+.PHONY: smoke
+smoke: venv
+	$(VENV)/bin/hadolint Dockerfile
+	$(TEST_ENV) $(PY) -m pytest tests/test_production_smoke.py

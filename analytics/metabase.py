@@ -891,10 +891,20 @@ def login_params(conn: psycopg.Connection) -> dict[str, str]:
     """Connection parameters of ``conn`` (host, port, database, TLS), without its identity.
 
     The application's ``options`` (say ``-c search_path=...``) are dropped too: Metabase
-    connects without them, so a check must see the role's own settings.
+    connects without them, so a check must see the role's own settings. So is its
+    ``connect_timeout`` (the settings set one): the logins made from these parameters
+    pass their own.
     """
     params = dict(conn.info.get_parameters())
-    for key in ("user", "password", "passfile", "options", "application_name", "service"):
+    for key in (
+        "user",
+        "password",
+        "passfile",
+        "options",
+        "application_name",
+        "service",
+        "connect_timeout",
+    ):
         params.pop(key, None)
     return params
 

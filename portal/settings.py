@@ -6,18 +6,24 @@ DATABASE_URL required. Outside production, a missing DATABASE_URL means the
 project's own embedded PostgreSQL (``portal/devdb.py``), started on demand.
 """
 
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.settings_secrets import load_settings_env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-# A local .env file wins; the process environment still overrides it (read_env
-# does not overwrite variables that are already set).
-if (BASE_DIR / ".env").is_file():
-    env.read_env(BASE_DIR / ".env")
+# --- Settings source: .env file, else Secret Manager (issue 7) -----------------------
+# A local .env file wins; else, in production with GOOGLE_CLOUD_PROJECT set, the .env
+# payload of the Secret Manager secret SETTINGS_NAME (portal/settings_secrets.py). The
+# process environment still overrides either (read_env never overwrites a variable).
+SETTINGS_SOURCE = load_settings_env(env, BASE_DIR / ".env")
+# --- end settings source -------------------------------------------------------------
 
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 if DJANGO_ENV not in {"development", "test", "production"}:
@@ -34,12 +40,37 @@ def _required(name: str) -> str:
     return value
 
 
+# --- Cloud Run service URLs (issue 7) ------------------------------------------------
+# CLOUDRUN_SERVICE_URLS: the service's URLs, comma-separated (a Cloud Run service has
+# several: https://NAME-PROJECTNUMBER.REGION.run.app and the older hashed one, plus any
+# custom domain). Hosts join ALLOWED_HOSTS, origins join CSRF_TRUSTED_ORIGINS.
+def _service_hosts_and_origins(urls: list[str]) -> tuple[list[str], list[str]]:
+    hosts: list[str] = []
+    origins: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in {"https", "http"} or not parts.hostname or parts.path.strip("/"):
+            raise ImproperlyConfigured(
+                f"CLOUDRUN_SERVICE_URLS: {url!r} is not a service URL like "
+                "https://portal-123456789.europe-west1.run.app"
+            )
+        hosts.append(parts.hostname)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return hosts, origins
+
+
+CLOUDRUN_SERVICE_URLS = env.list("CLOUDRUN_SERVICE_URLS", default=[])
+_service_hosts, _service_origins = _service_hosts_and_origins(CLOUDRUN_SERVICE_URLS)
+# --- end Cloud Run service URLs ------------------------------------------------------
+
 if PRODUCTION:
     SECRET_KEY = _required("SECRET_KEY")
     DEBUG = env.bool("DEBUG", default=False)
-    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) + _service_hosts
     if not ALLOWED_HOSTS:
-        raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_ENV=production")
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS or CLOUDRUN_SERVICE_URLS must be set when DJANGO_ENV=production"
+        )
     if "*" in ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS may not contain '*' in production")
 else:
@@ -47,9 +78,11 @@ else:
     # production, where SECRET_KEY is required.
     SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key-do-not-use-in-production")
     DEBUG = env.bool("DEBUG", default=DJANGO_ENV == "development")
-    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+    ALLOWED_HOSTS = (
+        env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"]) + _service_hosts
+    )
 
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[]) + _service_origins
 
 INSTALLED_APPS = [
     "portal.apps.PortalAdminConfig",
@@ -140,7 +173,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 STORAGES = {
@@ -167,7 +200,6 @@ LOGGING = {
 # Everything production-only is keyed on PRODUCTION; each value can be overridden
 # from the environment. `manage.py check --deploy` with DJANGO_ENV=production reports
 # nothing (tests/test_hardening.py runs it).
-from datetime import timedelta  # noqa: E402
 
 from csp.constants import NONCE, NONE, SELF  # noqa: E402
 
@@ -247,3 +279,76 @@ SESSION_SAVE_EVERY_REQUEST = True
 # are enough, and are in audit.security_events anyway.
 LOGGING.setdefault("loggers", {})["axes"] = {"level": "WARNING"}
 # --- end of issue 5 block ---------------------------------------------------------
+
+# --- Production: Cloud Run, Cloud SQL, media, logs, health (issue 7) ------------------
+# Cloud Run terminates TLS and sets X-Forwarded-Proto on every request it forwards
+# (replacing any value the client sent), so it tells whether the client used https.
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+GOOGLE_CLOUD_PROJECT = env.str("GOOGLE_CLOUD_PROJECT", default="")
+
+# The database password may come on its own (a Secret Manager secret mounted as an
+# environment variable), so it can be rotated without rewriting the settings secret.
+if env.str("DATABASE_PASSWORD", default=""):
+    DATABASES["default"]["PASSWORD"] = env.str("DATABASE_PASSWORD")
+
+# Never wait minutes for an unreachable server (libpq's default is no limit).
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10)
+)
+
+# Django's psycopg connection pool, per process, switched on by its own variable: the
+# pool options cannot be written in a DATABASE_URL. Django refuses a pool together with
+# persistent connections, so CONN_MAX_AGE must stay 0.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+if DATABASE_POOL_MAX_SIZE:
+    if DATABASES["default"]["CONN_MAX_AGE"] != 0:
+        raise ImproperlyConfigured(
+            "DATABASE_POOL_MAX_SIZE needs CONN_MAX_AGE=0: the pool replaces persistent "
+            f"connections (CONN_MAX_AGE is {DATABASES['default']['CONN_MAX_AGE']})"
+        )
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # Seconds a request waits for a free connection before failing.
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
+
+# Uploaded media (exports, reports) on a private GCS bucket when GS_BUCKET_NAME is set.
+# Private bucket: every URL is a short-lived signed URL. On Cloud Run there is no key
+# file, so signing goes through the IAM signBlob API (GS_IAM_SIGN_BLOB; the service
+# account needs roles/iam.serviceAccountTokenCreator on itself). No default ACL: buckets
+# with uniform bucket-level access reject per-object ACLs.
+GS_BUCKET_NAME = env.str("GS_BUCKET_NAME", default="")
+if GS_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.gcloud.GoogleCloudStorage",
+        "OPTIONS": {
+            "bucket_name": GS_BUCKET_NAME,
+            "project_id": GOOGLE_CLOUD_PROJECT or None,
+            "querystring_auth": True,
+            "iam_sign_blob": env.bool("GS_IAM_SIGN_BLOB", default=True),
+            "sa_email": env.str("GS_SA_EMAIL", default="") or None,
+            "expiration": timedelta(seconds=env.int("GS_EXPIRATION", default=900)),
+            # Two exports with the same name must not overwrite each other.
+            "file_overwrite": False,
+        },
+    }
+
+# JSON lines Cloud Logging understands (severity, trace id per request); text locally.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
+if LOG_FORMAT == "json":
+    LOGGING["formatters"] = {
+        "json": {"()": "portal.jsonlog.CloudLoggingFormatter", "project": GOOGLE_CLOUD_PROJECT}
+    }
+    LOGGING["handlers"]["console"].update(formatter="json", stream="ext://sys.stdout")
+elif LOG_FORMAT != "text":
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+
+# /healthz and /readyz answer before host validation and the HTTPS redirect: Cloud Run's
+# probes call the container directly over plain HTTP, without the service's Host.
+MIDDLEWARE.insert(0, "portal.health.HealthCheckMiddleware")
+# Seconds /readyz waits for the database (connect, locks, query) before answering 503.
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=3.0)
+# --- end production -----------------------------------------------------------------

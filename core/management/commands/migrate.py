@@ -1,0 +1,90 @@
+"""``migrate`` that holds a PostgreSQL advisory lock while it runs.
+
+In production ``migrate`` runs as a Cloud Run job; a retried task, two deploys at once
+or a job started by hand while another runs must not apply the same migration twice
+(the second run would fail half-way on "relation already exists", or worse, succeed
+at a data migration twice). Every run takes the same session-level advisory lock
+before looking at the migration state, so a second run waits, then finds the work done.
+
+Advisory locks are per database, are released when the session ends (a crashed run
+cannot leave the lock behind), and need no table. The lock is taken on Django's own
+connection, the one the migrations then use. It needs a direct connection or a session
+pooler: a transaction-mode pooler would hand the session to someone else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.management.base import OutputWrapper
+from django.core.management.commands import migrate
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+# Any bigint works as long as every migrate of this project uses the same one:
+# the ASCII bytes of "portalmg".
+MIGRATE_LOCK_KEY = int.from_bytes(b"portalmg", "big")
+
+TRY_LOCK = "SELECT pg_try_advisory_lock(%(key)s)"
+LOCK = "SELECT pg_advisory_lock(%(key)s)"
+UNLOCK = "SELECT pg_advisory_unlock(%(key)s)"
+# pg_locks shows a bigint advisory key as classid (high 32 bits), objid (low 32 bits),
+# objsubid = 1.
+LOCK_HOLDER = """
+SELECT l.pid
+  FROM pg_locks AS l
+ WHERE l.locktype = 'advisory'
+   AND l.granted
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.classid = %(high)s AND l.objid = %(low)s AND l.objsubid = 1
+"""
+
+
+def _lock_holder(connection: BaseDatabaseWrapper, key: int) -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_HOLDER, {"high": key >> 32, "low": key & 0xFFFFFFFF})
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@contextlib.contextmanager
+def advisory_lock(
+    connection: BaseDatabaseWrapper, key: int, stdout: OutputWrapper | None = None
+) -> Iterator[None]:
+    """Hold the session-level advisory lock ``key``, waiting for it if another has it."""
+    with connection.cursor() as cursor:
+        cursor.execute(TRY_LOCK, {"key": key})
+        acquired = cursor.fetchone()[0]
+        if not acquired:
+            if stdout is not None:
+                holder = _lock_holder(connection, key)
+                by = f" (server process {holder})" if holder else ""
+                stdout.write(f"Waiting for another migrate to finish{by}...")
+            cursor.execute(LOCK, {"key": key})
+            if stdout is not None:
+                stdout.write("Migration lock acquired.")
+    try:
+        yield
+    finally:
+        # If the connection died the server has already released the lock with it.
+        with contextlib.suppress(Exception), connection.cursor() as cursor:
+            cursor.execute(UNLOCK, {"key": key})
+
+
+class Command(migrate.Command):
+    help = (
+        migrate.Command.help
+        + " On PostgreSQL, concurrent runs are serialised by an advisory lock: a second"
+        " run waits for the first, then applies whatever is still unapplied."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        connection = connections[options["database"]]
+        read_only = options["plan"] or options["check_unapplied"]
+        if connection.vendor != "postgresql" or read_only:
+            return super().handle(*args, **options)
+        verbose = options["verbosity"] >= 1
+        with advisory_lock(connection, MIGRATE_LOCK_KEY, self.stdout if verbose else None):
+            return super().handle(*args, **options)

@@ -10,10 +10,17 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "job-created-Pa55word!"
+
+
+def sign_in(email: str, password: str):
+    """Authenticate as the login form does: django-axes needs the request."""
+    request = RequestFactory().post("/admin/login/", REMOTE_ADDR="127.0.0.1")
+    return authenticate(request=request, username=email, password=password)
 
 
 def test_createsuperuser_without_input_makes_an_admin_who_can_sign_in(monkeypatch, capsys):
@@ -25,7 +32,7 @@ def test_createsuperuser_without_input_makes_an_admin_who_can_sign_in(monkeypatc
     assert "Superuser created successfully." in capsys.readouterr().out
     user = get_user_model().objects.get(email="ops@example.com")
     assert user.is_superuser and user.is_staff and user.is_active
-    assert authenticate(username="ops@example.com", password=PASSWORD) == user
+    assert sign_in("ops@example.com", PASSWORD) == user
 
 
 def test_running_the_superuser_job_again_changes_nothing(monkeypatch):
@@ -38,4 +45,4 @@ def test_running_the_superuser_job_again_changes_nothing(monkeypatch):
         call_command("createsuperuser", interactive=False)
 
     assert get_user_model().objects.filter(email="ops@example.com").count() == 1
-    assert authenticate(username="ops@example.com", password=PASSWORD) is not None
+    assert sign_in("ops@example.com", PASSWORD) is not None

@@ -25,7 +25,7 @@ QUERY_CHARS_IN_AUDIT = 10_000
 
 @dataclass(frozen=True)
 class Outcome:
-    result: str  # signalled, not_found, refused, no_effect, reset, failed
+    result: str  # signalled, not_found, hidden, refused, no_effect, reset, failed
     level: str  # success, warning, error (django.contrib.messages levels)
     message: str
 
@@ -84,6 +84,13 @@ def signal_backend(
         row = result.first()
         if not result.ok:
             outcome = Outcome("refused", "error", f"PostgreSQL refused: {result.error}")
+        elif (row is None or not row.found) and activity.pid_hidden(alias, pid=pid):
+            outcome = Outcome(
+                "hidden",
+                "error",
+                f"Session {pid} is hidden from role {info.role if info else '?'} (it lacks "
+                "pg_read_all_stats), so it cannot be identified safely: nothing was signalled.",
+            )
         elif row is None or not row.found:
             outcome = Outcome(
                 "not_found",

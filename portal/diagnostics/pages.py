@@ -405,7 +405,9 @@ def queries_page(page: Page, params: Mapping[str, str]) -> None:
     status = checks.statements_status(page.alias, info)
     order = params.get("order") if params.get("order") in statements.ORDERS else "total"
     include_portal = params.get("include_portal") in {"1", "on", "true"}
+    search = (params.get("q") or "").strip()[:200] or None
     page.panels.update(
+        search=search or "",
         status=status,
         order=order,
         include_portal=include_portal,
@@ -425,6 +427,7 @@ def queries_page(page: Page, params: Mapping[str, str]) -> None:
         version=info.pgss_version_tuple,
         order=order,
         include_portal=include_portal,
+        search=search,
     )
     since = None
     dealloc = None

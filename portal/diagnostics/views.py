@@ -33,6 +33,9 @@ def _require(request: HttpRequest, *perms: str) -> None:
 
 
 def _context(site: AdminSite, request: HttpRequest, slug: str, alias: str, **extra) -> dict:
+    if "info" not in extra:
+        page = pages.base(alias)
+        extra.update(page=page, info=page.info)
     return {
         **site.each_context(request),
         "title": f"Database diagnostics: {pages.TITLES[slug]}"
@@ -112,9 +115,16 @@ def signal_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
                 portal_app=settings.PORTAL_APPLICATION_NAME,
             )
             if session.ok and session.first() is None:
-                messages.warning(
-                    request, f"Session {pid} has ended (or its pid was reused): nothing to do."
-                )
+                if activity.pid_hidden(alias, pid=pid):
+                    messages.error(
+                        request,
+                        f"Session {pid} is hidden from this database role (it lacks "
+                        "pg_read_all_stats), so it cannot be identified safely: nothing to do.",
+                    )
+                else:
+                    messages.warning(
+                        request, f"Session {pid} has ended (or its pid was reused): nothing to do."
+                    )
                 return _back(back, alias)
             return TemplateResponse(
                 request,
@@ -211,18 +221,10 @@ def reset_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         _require(request, VIEW, RESET)
         alias = targets.resolve(request)
         if request.POST.get("confirm") != "yes":
-            page = pages.base(alias)
             return TemplateResponse(
                 request,
                 "admin/diagnostics/confirm_reset.html",
-                _context(
-                    site,
-                    request,
-                    "queries",
-                    alias,
-                    title="Reset query statistics?",
-                    info=page.info,
-                ),
+                _context(site, request, "queries", alias, title="Reset query statistics?"),
             )
         outcome = actions.reset_query_stats(request=request, alias=alias)
         messages.add_message(request, getattr(messages, outcome.level.upper()), outcome.message)

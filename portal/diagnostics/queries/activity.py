@@ -53,9 +53,9 @@ _SESSION_COLUMNS = """
        host(a.client_addr) AS client_addr, a.backend_start, a.xact_start, a.query_start,
        a.state_change, a.state, a.wait_event_type, a.wait_event,
        left(a.query, %(query_chars)s) AS query,
-       extract(epoch FROM now() - a.query_start)::float AS query_seconds,
-       extract(epoch FROM now() - a.xact_start)::float AS xact_seconds,
-       extract(epoch FROM now() - a.state_change)::float AS state_seconds,
+       extract(epoch FROM clock_timestamp() - a.query_start)::float AS query_seconds,
+       extract(epoch FROM clock_timestamp() - a.xact_start)::float AS xact_seconds,
+       extract(epoch FROM clock_timestamp() - a.state_change)::float AS state_seconds,
        a.pid = pg_backend_pid() AS is_self,
        coalesce(a.application_name = %(portal_app)s, false) AS is_portal
 """
@@ -74,9 +74,9 @@ WHERE (a.backend_type = 'client backend' OR a.backend_type IS NULL)
   AND (NOT %(idle_in_transaction)s OR a.state LIKE 'idle in transaction%%')
   AND (%(min_seconds)s::float IS NULL
        OR (a.state = 'active'
-           AND a.query_start < now() - make_interval(secs => %(min_seconds)s::float))
+           AND a.query_start < clock_timestamp() - make_interval(secs => %(min_seconds)s::float))
        OR (a.state LIKE 'idle in transaction%%'
-           AND a.xact_start < now() - make_interval(secs => %(min_seconds)s::float)))
+           AND a.xact_start < clock_timestamp() - make_interval(secs => %(min_seconds)s::float)))
 ORDER BY a.state = 'active' DESC, coalesce(a.xact_start, a.query_start, a.backend_start)
 LIMIT %(limit)s
 """,
@@ -148,7 +148,7 @@ FROM pg_stat_activity a
 WHERE (a.backend_type = 'client backend' OR a.backend_type IS NULL)
   AND a.datname = current_database()
   AND a.state = 'idle'
-  AND a.state_change < now() - make_interval(mins => %(minutes)s)
+  AND a.state_change < clock_timestamp() - make_interval(mins => %(minutes)s)
   AND a.pid <> pg_backend_pid()
   AND (%(include_portal)s OR a.application_name IS DISTINCT FROM %(portal_app)s)
 ORDER BY a.state_change
@@ -227,7 +227,7 @@ FROM (SELECT a.pid, pg_terminate_backend(a.pid) AS signalled
         AND a.datname = current_database()
         AND a.pid <> pg_backend_pid()
         AND a.state = 'idle'
-        AND a.state_change < now() - make_interval(mins => %(minutes)s)) s
+        AND a.state_change < clock_timestamp() - make_interval(mins => %(minutes)s)) s
 """,
     SignalResult,
 )
@@ -239,3 +239,27 @@ def terminate_if_idle(
     return run(
         alias, TERMINATE_IF_IDLE, {"pid": pid, "backend_start": backend_start, "minutes": minutes}
     )
+
+
+@dataclass(frozen=True)
+class Visibility:
+    hidden: bool
+
+
+# Without pg_read_all_stats another role's session shows no backend_start, so it cannot
+# be told apart from a newer session that reused its pid: such sessions are never
+# signalled, and the page says why.
+PID_HIDDEN = Query(
+    "pid_hidden",
+    """
+SELECT a.backend_start IS NULL AS hidden
+FROM pg_stat_activity a
+WHERE a.pid = %(pid)s AND a.datname = current_database()
+""",
+    Visibility,
+)
+
+
+def pid_hidden(alias: str, *, pid: int) -> bool:
+    row = run(alias, PID_HIDDEN, {"pid": pid}).first()
+    return bool(row and row.hidden)

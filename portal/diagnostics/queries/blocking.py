@@ -62,9 +62,9 @@ SELECT a.pid, a.datname AS database, a.usename AS role, a.application_name, a.st
        coalesce(e.blocked_by, '{{}}'::int[]) AS blocked_by,
        w.mode AS waiting_for_mode, w.locktype AS waiting_for_locktype,
        w.relation AS waiting_for_relation,
-       extract(epoch FROM now() - coalesce(w.waitstart, a.state_change))::float
+       extract(epoch FROM clock_timestamp() - coalesce(w.waitstart, a.state_change))::float
            AS waiting_seconds,
-       extract(epoch FROM now() - a.xact_start)::float AS xact_seconds,
+       extract(epoch FROM clock_timestamp() - a.xact_start)::float AS xact_seconds,
        a.pid = pg_backend_pid() AS is_self
 FROM involved i
 JOIN pg_stat_activity a ON a.pid = i.pid

@@ -98,7 +98,7 @@ VACUUM_PROGRESS = Query(
 SELECT p.pid, p.relid::regclass::text AS table_name, p.phase, p.heap_blks_total,
        p.heap_blks_scanned, p.heap_blks_vacuumed, p.index_vacuum_count,
        coalesce(a.backend_type = 'autovacuum worker', false) AS is_autovacuum,
-       extract(epoch FROM now() - a.xact_start)::float AS seconds
+       extract(epoch FROM clock_timestamp() - a.xact_start)::float AS seconds
 FROM pg_stat_progress_vacuum p
 LEFT JOIN pg_stat_activity a ON a.pid = p.pid
 WHERE p.datname = current_database()

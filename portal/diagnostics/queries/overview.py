@@ -116,13 +116,13 @@ SELECT
     WHERE datname = current_database()
       AND (backend_type = 'client backend' OR backend_type IS NULL)
       AND state = 'active' AND pid <> pg_backend_pid()
-      AND query_start < now() - make_interval(secs => %(long_seconds)s))::int
+      AND query_start < clock_timestamp() - make_interval(secs => %(long_seconds)s))::int
     AS long_running,
   (SELECT count(*) FROM pg_stat_activity
     WHERE datname = current_database()
       AND (backend_type = 'client backend' OR backend_type IS NULL)
       AND state LIKE 'idle in transaction%%'
-      AND state_change < now() - make_interval(secs => %(idle_seconds)s))::int
+      AND state_change < clock_timestamp() - make_interval(secs => %(idle_seconds)s))::int
     AS idle_in_transaction,
   (SELECT count(DISTINCT l.pid) FROM pg_locks l
     WHERE NOT l.granted

@@ -104,7 +104,7 @@ SELECT pg_is_in_recovery() AS in_recovery,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
        pg_last_xact_replay_timestamp() AS last_replay_at,
-       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float
+       extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float
            AS replay_delay_seconds,
        (SELECT status FROM pg_stat_wal_receiver) AS receiver_status,
        (SELECT sender_host FROM pg_stat_wal_receiver) AS sender_host

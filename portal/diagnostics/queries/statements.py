@@ -134,6 +134,7 @@ FROM {view} s
 LEFT JOIN pg_roles r ON r.oid = s.userid
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND (%(include_portal)s OR s.query NOT LIKE %(marker_like)s)
+  AND (%(search)s::text IS NULL OR s.query ILIKE %(search)s::text)
 ORDER BY {order}
 LIMIT %(limit)s
 """
@@ -160,9 +161,16 @@ def top_statements(
     version: tuple[int, ...],
     order: str = "total",
     include_portal: bool = False,
+    search: str | None = None,
     limit: int = 50,
     query_chars: int = 2000,
 ) -> Result[Statement]:
+    """The top ``limit`` statements of this database; ``search`` keeps those whose text
+    contains it (case-insensitive)."""
+    pattern = None
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
     query = Query(
         f"top_statements_{order}",
         _compose(TOP_STATEMENTS, schema, version, order=ORDERS.get(order, ORDERS["total"])),
@@ -175,6 +183,7 @@ def top_statements(
             "query_chars": query_chars,
             "include_portal": include_portal,
             "marker_like": MARKER_LIKE,
+            "search": pattern,
             "limit": limit,
         },
     )

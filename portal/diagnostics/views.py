@@ -159,10 +159,10 @@ def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse
         alias = targets.resolve(request)
         try:
             minutes = int(request.POST.get("minutes", ""))
-            if not 1 <= minutes <= MAX_IDLE_MINUTES:
+            if not 0 <= minutes <= MAX_IDLE_MINUTES:
                 raise ValueError
         except ValueError:
-            messages.error(request, f"Idle for: enter whole minutes from 1 to {MAX_IDLE_MINUTES}.")
+            messages.error(request, f"Idle for: enter whole minutes from 0 to {MAX_IDLE_MINUTES}.")
             return _back("activity", alias)
         include_portal = request.POST.get("include_portal") in {"1", "on", "true"}
         if request.POST.get("confirm") != "yes":

@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 WIDTH = 720
 HEIGHT = 220
 LEFT = 70  # room for y labels
@@ -40,6 +42,7 @@ class Line:
 class Tick:
     pos: float
     label: str
+    anchor: str = "middle"  # SVG text-anchor: the outer labels stay inside the chart
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,11 @@ def _downsample(points: Sequence[tuple[dt.datetime, float]]) -> list[tuple[dt.da
 
 
 def _time_label(moment: dt.datetime, span: dt.timedelta) -> str:
-    if span <= dt.timedelta(days=2):
+    moment = timezone.localtime(moment) if timezone.is_aware(moment) else moment
+    if span <= dt.timedelta(hours=20):
         return moment.strftime("%H:%M")
+    if span <= dt.timedelta(days=4):
+        return moment.strftime("%a %H:%M")
     return moment.strftime("%b %d")
 
 
@@ -133,12 +139,16 @@ def line_chart(title: str, series: Sequence[Series], fmt: Callable[[float], str]
     else:
         for i in range(5):
             moment = t0 + span * (i / 4)
-            x_ticks.append(Tick(round(x(moment), 1), _time_label(moment, span)))
+            anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+            x_ticks.append(Tick(round(x(moment), 1), _time_label(moment, span), anchor))
     # The table lists the series side by side at each captured time (last 50 rows).
     times = sorted({p[0] for p in all_points})[-50:]
     lookup = [{t: v for t, v in s.points} for s in series]
     rows = [
-        (t.strftime("%Y-%m-%d %H:%M"), *[fmt(m[t]) if t in m else "" for m in lookup])
+        (
+            timezone.localtime(t).strftime("%Y-%m-%d %H:%M"),
+            *[fmt(m[t]) if t in m else "" for m in lookup],
+        )
         for t in times
     ]
     return LineChart(title, tuple(lines), tuple(y_ticks), tuple(x_ticks), (header, *rows))
@@ -181,8 +191,8 @@ def bar_chart(
     for i, (label, value) in enumerate(items):
         y = TOP + i * (bar_height + gap)
         short = " ".join(label.split())
-        if len(short) > 48:
-            short = short[:47] + "…"
+        if len(short) > 42:
+            short = short[:41] + "…"
         bars.append(
             Bar(
                 label=short,

@@ -7,6 +7,7 @@ they resolve the database alias and the permissions, then call one of these.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,10 @@ def base(alias: str) -> Page:
     return Page(alias=alias, info=result.first(), info_error=result.error)
 
 
+def _n(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
 # --- Overview -------------------------------------------------------------------------
 
 
@@ -145,7 +150,8 @@ def overview_page(page: Page) -> None:
             found.append(
                 Check(
                     "warning",
-                    f"{a.long_running} queries running longer than {LONG_QUERY_SECONDS:.0f} s.",
+                    f"{_n(a.long_running, 'query', 'queries')} running longer than "
+                    f"{LONG_QUERY_SECONDS:.0f} s.",
                     "activity",
                 )
             )
@@ -153,7 +159,7 @@ def overview_page(page: Page) -> None:
             found.append(
                 Check(
                     "warning",
-                    f"{a.idle_in_transaction} sessions idle in "
+                    f"{_n(a.idle_in_transaction, 'session')} idle in "
                     f"transaction for over {IDLE_IN_TRANSACTION_SECONDS / 60:.0f} "
                     "min.",
                     "activity",
@@ -161,15 +167,23 @@ def overview_page(page: Page) -> None:
             )
         if a.waiting_on_locks:
             found.append(
-                Check("error", f"{a.waiting_on_locks} sessions waiting for a lock.", "blocking")
+                Check(
+                    "error", f"{_n(a.waiting_on_locks, 'session')} waiting for a lock.", "blocking"
+                )
             )
         if a.invalid_indexes:
-            found.append(Check("warning", f"{a.invalid_indexes} invalid indexes.", "indexes"))
+            found.append(
+                Check(
+                    "warning",
+                    f"{_n(a.invalid_indexes, 'invalid index', 'invalid indexes')}.",
+                    "indexes",
+                )
+            )
         if a.dead_tuple_tables:
             found.append(
                 Check(
                     "warning",
-                    f"{a.dead_tuple_tables} tables with more than 20 % dead rows.",
+                    f"{_n(a.dead_tuple_tables, 'table')} with more than 20 % dead rows.",
                     "maintenance",
                 )
             )
@@ -199,7 +213,9 @@ def overview_page(page: Page) -> None:
         if stat.deadlocks:
             found.append(
                 Check(
-                    "info", f"{stat.deadlocks} deadlocks since statistics were reset.", "blocking"
+                    "info",
+                    f"{_n(stat.deadlocks, 'deadlock')} since statistics were reset.",
+                    "blocking",
                 )
             )
     if not pgss.ok:
@@ -568,6 +584,12 @@ def settings_page(page: Page) -> None:
         return
     result = settings_queries.settings_named(page.alias, list(recommendations.KEY_SETTINGS))
     by_name = {s.name: s for s in result}
+    # The page's own statement sets these two locally: show the session's own values.
+    for own in ("statement_timeout", "lock_timeout"):
+        if own in by_name:
+            by_name[own] = dataclasses.replace(
+                by_name[own], setting=by_name[own].reset_val, source="session default"
+            )
     rows = []
     for name in recommendations.KEY_SETTINGS:
         rec = next((r for r in recommendations.RECOMMENDATIONS if r.name == name), None)

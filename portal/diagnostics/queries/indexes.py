@@ -15,6 +15,8 @@ from psycopg import sql
 
 from portal.diagnostics.runner import Query, Result, run
 
+# pg_relation_size and pg_get_indexdef lock the table: skip relations another session
+# holds (or awaits) in ACCESS EXCLUSIVE mode rather than wait behind its DDL.
 _LOCKED = """
 locked AS MATERIALIZED (
   SELECT DISTINCT l.relation FROM pg_locks l
@@ -32,7 +34,7 @@ class UnusedIndex:
     idx_scan: int
     last_idx_scan: dt.datetime | None
     bytes: int | None
-    definition: str
+    definition: str | None  # None while the table is locked (reading it would wait)
     drop_statement: str
     unused_total: int
     unused_estimated_bytes: int
@@ -55,7 +57,8 @@ top AS (
 SELECT schema, name, table_name, idx_scan, last_idx_scan,
        CASE WHEN EXISTS (SELECT 1 FROM locked WHERE relation IN (indexrelid, relid))
             THEN NULL ELSE pg_relation_size(indexrelid) END AS bytes,
-       pg_get_indexdef(indexrelid) AS definition,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM locked WHERE relation IN (indexrelid, relid))
+            THEN pg_get_indexdef(indexrelid) END AS definition,
        'DROP INDEX CONCURRENTLY ' || quote_ident(schema) || '.' || quote_ident(name) || ';'
            AS drop_statement,
        (SELECT count(*) FROM candidates)::int AS unused_total,
@@ -90,8 +93,8 @@ class DuplicateIndex:
     name: str
     covered_by: str
     exact: bool
-    definition: str
-    covered_by_definition: str
+    definition: str | None
+    covered_by_definition: str | None
     constraint_name: str | None
     bytes: int | None
 
@@ -120,8 +123,10 @@ idx AS MATERIALIZED (
 SELECT DISTINCT ON (a.indexrelid)
        a.schema, a.table_name, a.name, b.name AS covered_by,
        a.keys = b.keys AS exact,
-       pg_get_indexdef(a.indexrelid) AS definition,
-       pg_get_indexdef(b.indexrelid) AS covered_by_definition,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM locked WHERE relation IN (a.indexrelid, a.indrelid))
+            THEN pg_get_indexdef(a.indexrelid) END AS definition,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM locked WHERE relation IN (b.indexrelid, b.indrelid))
+            THEN pg_get_indexdef(b.indexrelid) END AS covered_by_definition,
        (SELECT k.conname FROM pg_constraint k WHERE k.conindid = a.indexrelid LIMIT 1)::text
            AS constraint_name,
        CASE WHEN EXISTS (SELECT 1 FROM locked WHERE relation IN (a.indexrelid, a.indrelid))
@@ -162,16 +167,16 @@ class InvalidIndex:
     schema: str
     name: str
     table_name: str
-    definition: str
+    definition: str | None
     being_built: bool
     drop_statement: str
 
 
-INVALID = Query(
-    "invalid_indexes",
-    """
+_INVALID = """
+WITH {locked}
 SELECT n.nspname AS schema, c.relname AS name, t.relname AS table_name,
-       pg_get_indexdef(i.indexrelid) AS definition,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM locked WHERE relation IN (i.indexrelid, i.indrelid))
+            THEN pg_get_indexdef(i.indexrelid) END AS definition,
        EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
                WHERE p.index_relid = i.indexrelid) AS being_built,
        'DROP INDEX CONCURRENTLY ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
@@ -182,9 +187,9 @@ JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE NOT i.indisvalid
 ORDER BY n.nspname, c.relname
-""",
-    InvalidIndex,
-)
+"""
+
+INVALID = Query("invalid_indexes", sql.SQL(_INVALID).format(locked=sql.SQL(_LOCKED)), InvalidIndex)
 
 
 def invalid_indexes(alias: str) -> Result[InvalidIndex]:

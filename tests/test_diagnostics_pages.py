@@ -2,12 +2,13 @@
 a role holding nothing: each renders (never a 500) and says what it cannot show."""
 
 import html
+import time
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from tests.diagnostics_support import MONITOR_ROLE, NOBODY_ROLE
+from tests.diagnostics_support import MONITOR_ROLE, NOBODY_ROLE, connect
 
 pytestmark = pytest.mark.django_db
 
@@ -159,8 +160,15 @@ def test_overview_shows_the_numbers_an_admin_looks_for(diag_client):
     ):
         assert label in text
     # A second view has two samples to compute a rate from (at least a second apart).
-    import time
-
     time.sleep(1.1)
     text = diag_client.get(page_url("overview")).content.decode()
     assert "over the last" in text
+
+
+def test_activity_marks_this_page_and_the_portals_own_sessions(diag_client):
+    with connect(application_name="portal") as portal_session:
+        portal_session.execute("SELECT 1")
+        text = diag_client.get(page_url("activity")).content.decode()
+        row = text[text.index(f'id="pid-{portal_session.info.backend_pid}"') :]
+        assert '<span class="diag-badge">portal</span>' in row[: row.index("</tr>")]
+    assert '<span class="diag-badge">this page</span>' in text

@@ -147,3 +147,15 @@ def test_history_draws_charts_on_the_overview_and_space_pages(admin_client):
         assert "<script>" not in body.replace("<script src", "")
         assert " style=" not in body
         assert " onclick=" not in body
+
+
+def test_snapshots_work_for_each_role(diag_target):
+    out = StringIO()
+    call_command(
+        "snapshot_stats", "--database", diag_target.alias, "--min-interval", "0", stdout=out
+    )
+    snap = StatsSnapshot.objects.get(alias=diag_target.alias)
+    with connect() as conn:
+        assert snap.database == conn.info.dbname
+    assert snap.database_size_bytes > 0
+    assert "snapshot" in out.getvalue()

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from tests.diagnostics_support import MONITOR_ROLE, NOBODY_ROLE, connect
+from tests.diagnostics_support import MONITOR_ROLE, NOBODY_ROLE, connect, running
 
 pytestmark = pytest.mark.django_db
 
@@ -172,3 +172,12 @@ def test_activity_marks_this_page_and_the_portals_own_sessions(diag_client):
         row = text[text.index(f'id="pid-{portal_session.info.backend_pid}"') :]
         assert '<span class="diag-badge">portal</span>' in row[: row.index("</tr>")]
     assert '<span class="diag-badge">this page</span>' in text
+
+
+def test_passwords_in_statement_texts_are_never_shown(diag_client):
+    statement = "SELECT pg_sleep(60) -- ALTER ROLE app PASSWORD 'hunter2-secret'"
+    with running(statement) as sleeper:
+        text = html.unescape(diag_client.get(page_url("activity")).content.decode())
+        assert f'id="pid-{sleeper.pid}"' in text
+        assert "hunter2-secret" not in text
+        assert "PASSWORD '***'" in text

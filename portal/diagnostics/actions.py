@@ -18,6 +18,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from audit.services import record_activity
+from portal.diagnostics.formatting import mask_secrets
 from portal.diagnostics.queries import activity, server, statements
 
 QUERY_CHARS_IN_AUDIT = 10_000
@@ -58,7 +59,7 @@ def _session_details(session: activity.Session | None) -> dict[str, Any]:
         "application_name": session.application_name,
         "client_addr": session.client_addr,
         "state": session.state,
-        "query": (session.query or "")[:QUERY_CHARS_IN_AUDIT],
+        "query": (mask_secrets(session.query) or "")[:QUERY_CHARS_IN_AUDIT],
     }
 
 

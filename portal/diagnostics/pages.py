@@ -458,7 +458,10 @@ def queries_page(page: Page, params: Mapping[str, str]) -> None:
     row_since = [r.stats_since for r in top if r.stats_since is not None]
     first = top.first()
     chart_items = [
-        (r.query if not r.hidden else f"(hidden) queryid {r.queryid}", r.total_ms)
+        (
+            formatting.mask_secrets(r.query) if not r.hidden else f"(hidden) queryid {r.queryid}",
+            r.total_ms,
+        )
         for r in sorted(top.rows, key=lambda r: r.total_ms, reverse=True)[:10]
     ]
     page.panels.update(
@@ -659,15 +662,18 @@ def privileges_page(page: Page) -> None:
         return
     result = settings_queries.privileges(page.alias)
     p = result.first()
-    status = checks.statements_status(page.alias, info)
+    found = (
+        checks.privilege_checks(p, info, checks.statements_status(page.alias, info)) if p else []
+    )
     page.panels.update(
         privileges=result,
-        checks=checks.privilege_checks(p, info, status) if p else [],
+        checks=found,
+        # The statements to run in the database (server settings are instance flags).
         grants=[
             f.command
-            for c in (checks.privilege_checks(p, info, status) if p else [])
+            for c in found
             for f in c.fixes
-            if f.command.startswith(("GRANT", "CREATE", "ALTER EXT"))
+            if f.command.startswith(("GRANT", "CREATE", "ALTER EXTENSION"))
         ],
     )
 

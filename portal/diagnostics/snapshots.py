@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
+from portal.diagnostics.formatting import mask_secrets
 from portal.diagnostics.queries import overview, server, space, statements
 
 # Two int4 keys for pg_try_advisory_xact_lock: a constant class and hashtext(alias/db).
@@ -92,7 +93,7 @@ def _deltas(
             QueryStatSnapshot(
                 queryid=t.queryid,
                 role_name=t.role or "",
-                query=t.query,
+                query=mask_secrets(t.query) or "",
                 calls=calls,
                 total_exec_time_ms=exec_ms,
                 rows=n_rows,

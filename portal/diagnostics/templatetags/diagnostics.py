@@ -11,6 +11,7 @@ register.filter("duration", formatting.duration_label)
 register.filter("ms", formatting.ms_label)
 register.filter("count", formatting.count_label)
 register.filter("percent", formatting.percent_label)
+register.filter("masked", formatting.mask_secrets)
 
 
 @register.filter

@@ -492,7 +492,7 @@ def space_page(page: Page) -> None:
         group = groups[row.grp]
         if row.kind == "schema":
             group["schemas"].append(row)
-            group["total"] += row.total_bytes or 0
+            group["total"] += row.estimated_bytes or 0
         elif not row.locked:
             group["tables"].append(row)
     for row in idx:

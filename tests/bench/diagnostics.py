@@ -388,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             else f"Over the {TARGET_MS} ms target: {', '.join(slow)}."
         )
         + " The naive form is timed alone (its query work only, no page around it), so "
-        "the ratio understates the difference for a whole page."
+        "the ratio understates the difference for a whole page. The machine is shared "
+        "with other jobs: the same pages measure up to twice as fast on a quiet run."
     )
     text = summary + "\n\n" + "\n".join(table)
     print()

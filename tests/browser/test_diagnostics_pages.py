@@ -114,9 +114,11 @@ def test_every_diagnostics_page_in_light_and_dark(
         assert page.locator(".diag-tabs li.selected").inner_text().strip().lower() == slug
         assert page.locator(".errornote").count() == 0, f"{slug}: {page.content()[:500]}"
         screenshot(f"{scheme}-{slug}")
-    # The page follows the admin's theme variables: the body colours differ by scheme.
-    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-    assert background == ("rgb(18, 18, 18)" if scheme == "dark" else "rgb(255, 255, 255)")
+    # The charts' palette follows the scheme, like the admin's own variables.
+    colour = page.evaluate(
+        "getComputedStyle(document.documentElement).getPropertyValue('--diag-s0').trim()"
+    )
+    assert colour == ("#6cb6e8" if scheme == "dark" else "#2f7fb5")
 
 
 def test_cancel_a_long_query_from_the_activity_page(admin_page, live_server, screenshot):

@@ -37,7 +37,8 @@ class TableSize:
     table_bytes: int | None
     toast_bytes: int | None
     index_bytes: int | None
-    total_bytes: int | None
+    total_bytes: int | None  # measured (tables shown); None for schema totals
+    estimated_bytes: int | None  # from the catalog's page counts
     tables: int
     locked: bool
 
@@ -45,41 +46,46 @@ class TableSize:
 _TABLE_SIZES = """
 WITH {locked},
 rel AS MATERIALIZED (
+  -- Catalog page counts (kept by VACUUM, ANALYZE and CREATE INDEX) rank the tables and
+  -- sum up the schemas for free; opening thousands of relations to measure them is
+  -- what makes such pages slow on large catalogs.
   SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.reltuples,
          c.reltoastrelid,
          CASE WHEN n.nspname = ANY(%(groups)s) THEN n.nspname ELSE 'others' END AS grp,
-         EXISTS (SELECT 1 FROM locked WHERE locked.relation = c.oid) AS locked
+         EXISTS (SELECT 1 FROM locked WHERE locked.relation = c.oid) AS locked,
+         (c.relpages::bigint + coalesce(t.relpages, 0)
+          + coalesce((SELECT sum(ic.relpages) FROM pg_index i
+                      JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid), 0))::bigint
+           * current_setting('block_size')::bigint AS estimated_bytes
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
   WHERE c.relkind IN ('r', 'm')
     AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'
 ),
-sized AS MATERIALIZED (
-  SELECT rel.*,
-         CASE WHEN NOT locked THEN pg_table_size(oid) END AS table_bytes,
-         CASE WHEN NOT locked THEN pg_indexes_size(oid) END AS index_bytes,
-         CASE WHEN locked THEN NULL WHEN reltoastrelid = 0 THEN 0
-              ELSE pg_total_relation_size(reltoastrelid) END AS toast_bytes
-  FROM rel
-),
 ranked AS (
-  SELECT sized.*, table_bytes + index_bytes AS total_bytes,
-         row_number() OVER (PARTITION BY grp
-                            ORDER BY table_bytes + index_bytes DESC NULLS LAST, name) AS rank
-  FROM sized
+  SELECT rel.*,
+         row_number() OVER (PARTITION BY grp ORDER BY estimated_bytes DESC, name) AS rank
+  FROM rel
 )
+-- The candidates are measured exactly (all forks, TOAST and indexes).
 SELECT 'table' AS kind, grp, schema, name, relkind::text AS relkind,
        CASE WHEN reltuples >= 0 THEN reltuples::bigint END AS row_estimate,
-       table_bytes, toast_bytes, index_bytes, total_bytes, 1 AS tables, locked
+       CASE WHEN NOT locked THEN pg_table_size(oid) END AS table_bytes,
+       CASE WHEN locked THEN NULL WHEN reltoastrelid = 0 THEN 0
+            ELSE pg_total_relation_size(reltoastrelid) END AS toast_bytes,
+       CASE WHEN NOT locked THEN pg_indexes_size(oid) END AS index_bytes,
+       CASE WHEN NOT locked THEN pg_total_relation_size(oid) END AS total_bytes,
+       estimated_bytes, 1 AS tables, locked
 FROM ranked
-WHERE rank <= %(per_group)s OR locked
+WHERE rank <= %(candidates)s OR locked
 UNION ALL
 SELECT 'schema', grp, schema, NULL, NULL, sum(greatest(reltuples, 0))::bigint,
-       sum(table_bytes)::bigint, sum(toast_bytes)::bigint, sum(index_bytes)::bigint,
-       sum(table_bytes + index_bytes)::bigint, count(*)::int, bool_or(locked)
-FROM sized
+       NULL, NULL, NULL, NULL, sum(estimated_bytes)::bigint, count(*)::int, bool_or(locked)
+FROM rel
 GROUP BY grp, schema
-ORDER BY kind, grp, total_bytes DESC NULLS LAST
+ORDER BY kind, grp, total_bytes DESC NULLS LAST, estimated_bytes DESC
 """
 
 TABLE_SIZES = Query(
@@ -90,7 +96,21 @@ TABLE_SIZES = Query(
 
 
 def table_sizes(alias: str, *, per_group: int = 10) -> Result[TableSize]:
-    return run(alias, TABLE_SIZES, {"groups": SCHEMA_GROUPS, "per_group": per_group})
+    """The ``per_group`` largest tables of each schema group, measured, and the schemas'
+    estimated totals. Three times as many candidates as shown are measured, so a table
+    whose catalog estimate is stale still ranks by its real size."""
+    result = run(alias, TABLE_SIZES, {"groups": SCHEMA_GROUPS, "candidates": per_group * 3})
+    if not result.ok:
+        return result
+    kept: list[TableSize] = []
+    counts: dict[str, int] = {}
+    for row in result.rows:  # tables come sorted by measured size within each group
+        if row.kind == "table" and not row.locked:
+            if counts.get(row.grp, 0) >= per_group:
+                continue
+            counts[row.grp] = counts.get(row.grp, 0) + 1
+        kept.append(row)
+    return Result(rows=tuple(kept))
 
 
 @dataclass(frozen=True)

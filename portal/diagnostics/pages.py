@@ -487,12 +487,20 @@ def space_page(page: Page) -> None:
     idx = space.index_sizes(page.alias)
     groups: dict[str, dict[str, Any]] = {}
     for g in [*space.SCHEMA_GROUPS, "others"]:
-        groups[g] = {"name": g, "schemas": [], "tables": [], "indexes": [], "total": 0}
+        groups[g] = {
+            "name": g,
+            "schemas": [],
+            "tables": [],
+            "indexes": [],
+            "total": 0,
+            "estimated": False,
+        }
     for row in tables:
         group = groups[row.grp]
         if row.kind == "schema":
             group["schemas"].append(row)
             group["total"] += row.estimated_bytes or 0
+            group["estimated"] = group["estimated"] or not row.measured
         elif not row.locked:
             group["tables"].append(row)
     for row in idx:
@@ -503,6 +511,7 @@ def space_page(page: Page) -> None:
         tables=tables,
         index_sizes=idx,
         groups=[g for g in groups.values() if g["schemas"]],
+        estimated=any(g["estimated"] for g in groups.values()),
         locked=locked,
         size_chart=charts.line_chart(
             "Database size over time",

@@ -152,6 +152,11 @@ def run(alias: str, query: Query[R], params: Mapping[str, Any] | None = None) ->
             # exactly as it was.
             transaction.set_rollback(True, using=alias)
     except Error as exc:
+        cause = _cause(exc)
+        if getattr(cause, "sqlstate", None) is None and not isinstance(
+            cause, pg_errors.OperationalError
+        ):
+            raise  # a bug on our side (a missing parameter...), not a server condition
         failure = explain_error(exc, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
         logger.info("diagnostics query %s on %s failed: %s", query.name, alias, failure.message)
         return Result(error=failure.message, sqlstate=failure.sqlstate)

@@ -16,6 +16,8 @@ from portal.diagnostics.runner import Query, Result, run
 
 # The project's app schemas get a group each; everything else is "others".
 SCHEMA_GROUPS = ["auth", "core", "analytics", "audit"]
+# Up to this many tables every one is measured; beyond, totals come from page counts.
+MEASURE_ALL_UP_TO = 500
 
 _LOCKED = """
 locked AS MATERIALIZED (
@@ -38,7 +40,8 @@ class TableSize:
     toast_bytes: int | None
     index_bytes: int | None
     total_bytes: int | None  # measured (tables shown); None for schema totals
-    estimated_bytes: int | None  # from the catalog's page counts
+    estimated_bytes: int | None  # measured on small catalogs, else from page counts
+    measured: bool  # False: estimated_bytes comes from the catalog's page counts
     tables: int
     locked: bool
 
@@ -57,17 +60,28 @@ rel AS MATERIALIZED (
           + coalesce((SELECT sum(ic.relpages) FROM pg_index i
                       JOIN pg_class ic ON ic.oid = i.indexrelid
                       WHERE i.indrelid = c.oid), 0))::bigint
-           * current_setting('block_size')::bigint AS estimated_bytes
+           * current_setting('block_size')::bigint AS catalog_bytes
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
   WHERE c.relkind IN ('r', 'm')
     AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'
 ),
+small AS (
+  -- A small catalog is measured whole: cheap, and exact even before the first ANALYZE.
+  SELECT count(*) <= %(measure_all_up_to)s AS measured FROM rel
+),
+sizes AS MATERIALIZED (
+  SELECT rel.*, small.measured,
+         CASE WHEN NOT small.measured THEN catalog_bytes
+              WHEN NOT locked THEN pg_total_relation_size(oid) END AS estimated_bytes
+  FROM rel CROSS JOIN small
+),
 ranked AS (
-  SELECT rel.*,
-         row_number() OVER (PARTITION BY grp ORDER BY estimated_bytes DESC, name) AS rank
-  FROM rel
+  SELECT sizes.*,
+         row_number() OVER (PARTITION BY grp ORDER BY estimated_bytes DESC NULLS LAST, name)
+             AS rank
+  FROM sizes
 )
 -- The candidates are measured exactly (all forks, TOAST and indexes).
 SELECT 'table' AS kind, grp, schema, name, relkind::text AS relkind,
@@ -77,13 +91,14 @@ SELECT 'table' AS kind, grp, schema, name, relkind::text AS relkind,
             ELSE pg_total_relation_size(reltoastrelid) END AS toast_bytes,
        CASE WHEN NOT locked THEN pg_indexes_size(oid) END AS index_bytes,
        CASE WHEN NOT locked THEN pg_total_relation_size(oid) END AS total_bytes,
-       estimated_bytes, 1 AS tables, locked
+       estimated_bytes, true AS measured, 1 AS tables, locked
 FROM ranked
 WHERE rank <= %(candidates)s OR locked
 UNION ALL
 SELECT 'schema', grp, schema, NULL, NULL, sum(greatest(reltuples, 0))::bigint,
-       NULL, NULL, NULL, NULL, sum(estimated_bytes)::bigint, count(*)::int, bool_or(locked)
-FROM rel
+       NULL, NULL, NULL, NULL, sum(estimated_bytes)::bigint, bool_and(measured),
+       count(*)::int, bool_or(locked)
+FROM sizes
 GROUP BY grp, schema
 ORDER BY kind, grp, total_bytes DESC NULLS LAST, estimated_bytes DESC
 """
@@ -99,7 +114,12 @@ def table_sizes(alias: str, *, per_group: int = 10) -> Result[TableSize]:
     """The ``per_group`` largest tables of each schema group, measured, and the schemas'
     estimated totals. Three times as many candidates as shown are measured, so a table
     whose catalog estimate is stale still ranks by its real size."""
-    result = run(alias, TABLE_SIZES, {"groups": SCHEMA_GROUPS, "candidates": per_group * 3})
+    params = {
+        "groups": SCHEMA_GROUPS,
+        "candidates": per_group * 3,
+        "measure_all_up_to": MEASURE_ALL_UP_TO,
+    }
+    result = run(alias, TABLE_SIZES, params)
     if not result.ok:
         return result
     kept: list[TableSize] = []

@@ -70,6 +70,10 @@ pytest-pg15: venv browser-deps
 
 test: lint check pytest pytest-pg15
 
+# Benchmarks, each on its own database of the embedded cluster (README "Benchmarks").
+bench: venv
+	$(PY) -m tests.bench.diagnostics
+
 db-stop: venv
 	$(PY) -m portal.devdb stop
 

@@ -120,6 +120,9 @@ class QueryStatSnapshot(models.Model):
     # Cumulative counters as read, so the next snapshot can compute its delta.
     calls_cumulative = models.BigIntegerField()
     total_exec_time_ms_cumulative = models.FloatField()
+    rows_cumulative = models.BigIntegerField(default=0)
+    shared_blks_hit_cumulative = models.BigIntegerField(default=0)
+    shared_blks_read_cumulative = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = 'analytics"."query_stat_snapshots'

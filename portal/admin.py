@@ -15,7 +15,9 @@ class PortalAdminSite(admin.AdminSite):
 
     def extra_urls(self) -> list[URLPattern | URLResolver]:
         """URLs of the portal's own admin pages, each wrapped in ``self.admin_view``."""
-        return []
+        from portal.diagnostics.urls import diagnostics_urls
+
+        return diagnostics_urls(self)
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         return [*self.extra_urls(), *super().get_urls()]

@@ -352,3 +352,44 @@ MIDDLEWARE.insert(0, "portal.health.HealthCheckMiddleware")
 # Seconds /readyz waits for the database (connect, locks, query) before answering 503.
 READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=3.0)
 # --- end production -----------------------------------------------------------------
+
+# --- Database diagnostics (issue 4) -------------------------------------------------
+# The diagnostics pages (/admin/diagnostics/) can inspect several databases. Every
+# DATABASE_URL_<NAME> variable adds a database alias <name> (lower case), e.g.
+# DATABASE_URL_MONITOR for the same database through a role that holds only pg_monitor,
+# or DATABASE_URL_REPLICA for a read replica. DIAGNOSTICS_DATABASES (comma-separated
+# aliases) limits and orders the choice; by default every alias is offered.
+INSTALLED_APPS += ["portal.diagnostics"]  # its template tags and static files
+
+for _key, _url in sorted(env.ENVIRON.items()):
+    if _key.startswith("DATABASE_URL_") and _url and len(_key) > len("DATABASE_URL_"):
+        _alias = _key.removeprefix("DATABASE_URL_").lower()
+        if _alias in DATABASES:
+            raise ImproperlyConfigured(f"{_key} names alias {_alias!r}, which already exists")
+        DATABASES[_alias] = {
+            **env.db_url_config(_url),
+            "ENGINE": DATABASE_ENGINE,
+            "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=0),
+            "CONN_HEALTH_CHECKS": True,
+        }
+
+DIAGNOSTICS_DATABASES = env.list("DIAGNOSTICS_DATABASES", default=list(DATABASES))
+for _alias in DIAGNOSTICS_DATABASES:
+    if _alias not in DATABASES:
+        raise ImproperlyConfigured(
+            f"DIAGNOSTICS_DATABASES names {_alias!r}, which is not a database alias "
+            f"(known: {', '.join(DATABASES)})"
+        )
+# The portal's own sessions are marked on the Activity page by this application_name.
+PORTAL_APPLICATION_NAME = env.str("PORTAL_APPLICATION_NAME", default="portal")
+for _db in DATABASES.values():
+    _db.setdefault("OPTIONS", {}).setdefault("application_name", PORTAL_APPLICATION_NAME)
+# Every diagnostic query runs with these local limits (milliseconds).
+DIAGNOSTICS_STATEMENT_TIMEOUT_MS = env.int("DIAGNOSTICS_STATEMENT_TIMEOUT_MS", default=5000)
+DIAGNOSTICS_LOCK_TIMEOUT_MS = env.int("DIAGNOSTICS_LOCK_TIMEOUT_MS", default=500)
+# manage.py snapshot_stats: at most one snapshot per database per interval; history kept
+# for the retention period (days).
+DIAGNOSTICS_SNAPSHOT_MIN_INTERVAL_SECONDS = env.int(
+    "DIAGNOSTICS_SNAPSHOT_MIN_INTERVAL_SECONDS", default=240
+)
+DIAGNOSTICS_SNAPSHOT_RETENTION_DAYS = env.int("DIAGNOSTICS_SNAPSHOT_RETENTION_DAYS", default=30)

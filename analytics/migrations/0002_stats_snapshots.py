@@ -59,6 +59,9 @@ class Migration(migrations.Migration):
                 ("shared_blks_read", models.BigIntegerField(default=0)),
                 ("calls_cumulative", models.BigIntegerField()),
                 ("total_exec_time_ms_cumulative", models.FloatField()),
+                ("rows_cumulative", models.BigIntegerField(default=0)),
+                ("shared_blks_hit_cumulative", models.BigIntegerField(default=0)),
+                ("shared_blks_read_cumulative", models.BigIntegerField(default=0)),
                 (
                     "snapshot",
                     models.ForeignKey(

@@ -50,6 +50,11 @@ def main_database() -> str:
     return connections["default"].settings_dict["NAME"]
 
 
+# Space lists the largest tables of each schema group: give the marker tables enough
+# rows (about 1 MB) to rank among the test database's public tables.
+SIZED_TABLE = sql.SQL("CREATE TABLE {} AS SELECT generate_series(1, 30000) AS id")
+
+
 def text_of(client, slug: str, alias: str, **params) -> str:
     name = "admin:diagnostics" if slug == "overview" else f"admin:diagnostics_{slug}"
     response = client.get(reverse(name), {"db": alias, **params})
@@ -66,11 +71,11 @@ def test_two_databases_on_one_server_never_mix(diag_client, add_alias, make_data
     statement = sql.SQL("SELECT %s::int AS {}").format(sql.Identifier(marker))
 
     with connect(dbname=other_db) as conn:
-        conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(other_table)))
+        conn.execute(SIZED_TABLE.format(sql.Identifier(other_table)))
         for n in range(4):
             conn.execute(statement, (n,))
     with committed(
-        [sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(main_table))],
+        [SIZED_TABLE.format(sql.Identifier(main_table))],
         [sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(main_table))],
     ):
         with connect() as conn:

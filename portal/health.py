@@ -44,7 +44,8 @@ def check_database(alias: str = DEFAULT_DB_ALIAS, timeout: float | None = None) 
     params = connections[alias].get_connection_params()
     # libpq takes whole seconds and treats anything below 2 as 2.
     params["connect_timeout"] = max(2, math.ceil(timeout))
-    params.setdefault("application_name", APPLICATION_NAME)
+    # Its own name, so the probe's sessions are told apart from request connections.
+    params["application_name"] = APPLICATION_NAME
     with psycopg.connect(**params, autocommit=True) as conn:
         conn.execute(SET_TIMEOUTS, {"ms": str(max(1, round(timeout * 1000)))})
         conn.execute(READY_QUERY).fetchone()

@@ -50,6 +50,19 @@ def visit(page, url: str, problems: list[str]) -> None:
     problems.extend(page.evaluate("window.__cspViolations"))
 
 
+DIAGNOSTICS_SLUGS = [
+    "activity",
+    "blocking",
+    "queries",
+    "space",
+    "indexes",
+    "maintenance",
+    "settings",
+    "privileges",
+    "replication",
+]
+
+
 def test_admin_pages_run_without_csp_violations(page, live_server, superuser, screenshot):
     problems = watch(page)
     base = live_server.url
@@ -76,6 +89,9 @@ def test_admin_pages_run_without_csp_violations(page, live_server, superuser, sc
         reverse("admin:accounts_user_change", args=[superuser.pk]),
         reverse("admin:accounts_company_change", args=[company.pk]),
         reverse("admin:accounts_company_history", args=[company.pk]),
+        # The diagnostics pages (their charts are inline SVG: no script, no style attribute).
+        reverse("admin:diagnostics"),
+        *(reverse(f"admin:diagnostics_{slug}") for slug in DIAGNOSTICS_SLUGS),
     ]
     for url in urls:
         visit(page, base + url, problems)

@@ -6,9 +6,16 @@ page must share (auditing of writes, large-table list defaults) lives in one pla
 
 from django.contrib import admin
 
+from portal.admin_list import LargeTableAdminMixin
 
-class PortalModelAdmin(admin.ModelAdmin):
-    """The portal's ModelAdmin."""
+
+class PortalModelAdmin(LargeTableAdminMixin, admin.ModelAdmin):
+    """The portal's ModelAdmin.
+
+    Large-table list defaults (estimated counts, no facets, bounded pagination, CSV
+    export, 404 for unknown ids, hostile query strings answered without a server
+    error) come from :class:`portal.admin_list.LargeTableAdminMixin`.
+    """
 
 
 class ReadOnlyModelAdmin(PortalModelAdmin):

@@ -162,3 +162,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Admin portal static files (issue 3) -------------------------------------------
+# The admin's own stylesheet (static/portal/admin.css); no inline scripts anywhere.
+STATICFILES_DIRS = [BASE_DIR / "static"]

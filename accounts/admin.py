@@ -108,7 +108,7 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
         # any part of it.
         if obj.pk is None:
             return "—"
-        url = reverse("admin:accounts_user_password_change", args=[obj.pk])
+        url = reverse("admin:auth_user_password_change", args=[obj.pk])
         if not obj.has_usable_password():
             return format_html(
                 'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>',

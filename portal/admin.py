@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, URLResolver, reverse
 from django.utils import timezone
 
-from portal.admin_display import duration_ms, preview, status_badge
+from portal.admin_display import compact, duration_ms, preview, status_badge
 
 #: (slug, heading, model labels in display order). Models not listed join the group of
 #: their app (``APP_GROUPS``), after the listed ones; other apps get a group of their own.
@@ -145,8 +145,10 @@ class PortalAdminSite(admin.AdminSite):
         if user.has_perm("core.view_executionhistory"):
             totals = selectors.execution_window(window)
             context["executions"] = {
-                "count": f"{totals.executions:,}",
-                "tokens": f"{totals.tokens:,}",
+                "count": compact(totals.executions),
+                "count_full": f"{totals.executions:,}",
+                "tokens": compact(totals.tokens),
+                "tokens_full": f"{totals.tokens:,}",
                 "time": duration_ms(totals.time_ms),
                 "url": _changelist("core.ExecutionHistory", created_at__gte=since_day),
                 "slow_url": _changelist(

@@ -14,6 +14,8 @@ from django.utils.safestring import SafeString
 #: multi-megabyte value would make the page unusable, and CSV export has it whole.
 MAX_DISPLAY_CHARS = 200_000
 
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_FENCE_MARK = re.compile(r"```[\w#+.-]*")
 _FENCE = re.compile(r"```([\w#+.-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -78,17 +80,30 @@ def readable_text(text: str | None) -> SafeString:
                 )
             )
         elif body.strip():
-            blocks.append(format_html('<div class="portal-prose">{}</div>', body.strip("\n")))
+            blocks.append(
+                format_html('<div class="portal-prose">{}</div>', _inline_code(body.strip("\n")))
+            )
     return format_html(
         '<div class="portal-text">{}</div>', format_html_join("", "{}", ((b,) for b in blocks))
     )
 
 
+def _inline_code(text: str) -> SafeString:
+    """Escape ``text``, setting `backticked` spans in code type."""
+    pieces = _INLINE_CODE.split(text)
+    # split() with one group alternates: text, code, text, code, ...
+    return format_html_join(
+        "",
+        "{}",
+        ((format_html("<code>{}</code>", p) if i % 2 else p,) for i, p in enumerate(pieces)),
+    )
+
+
 def preview(text: str | None, length: int = 90) -> str:
-    """One line of a long text."""
+    """One line of a long text (code fences dropped)."""
     if not text:
         return ""
-    line = " ".join(text.split())
+    line = " ".join(_FENCE_MARK.sub(" ", text).split())
     return line if len(line) <= length else line[: length - 1] + "…"
 
 
@@ -99,7 +114,20 @@ def duration_ms(value: int | None) -> str:
         return f"{value} ms"
     if value < 60_000:
         return f"{value / 1000:.1f} s"
-    return f"{value / 60_000:.1f} min"
+    if value < 3_600_000:
+        return f"{value / 60_000:.1f} min"
+    if value < 86_400_000:
+        return f"{value / 3_600_000:.1f} h"
+    return f"{value / 86_400_000:.1f} days"
+
+
+def compact(value: int) -> str:
+    """12,345 / 1.2 M / 3.4 B: a big number that fits a dashboard card."""
+    if value < 1_000_000:
+        return f"{value:,}"
+    if value < 1_000_000_000:
+        return f"{value / 1_000_000:.1f} M"
+    return f"{value / 1_000_000_000:.1f} B"
 
 
 STATUS_TONES = {

@@ -21,7 +21,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR, ChangeList
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import DataError, connections, models, router, transaction
 from django.db.models import QuerySet
@@ -67,8 +67,29 @@ class EstimatedCountPaginator(Paginator):
         )
 
 
+#: Lookups from the query string that no list filter consumed are allowed only as plain
+#: comparisons on a column of the model (an address such as ``?resource_id=42`` from a
+#: link). Transforms (``__year``), pattern matches (``__icontains``, ``__regex``) and
+#: joins are refused: they scan the table or fail inside PostgreSQL.
+SAFE_LOOKUPS = {"exact", "in", "isnull", "gt", "gte", "lt", "lte"}
+
+
 class PortalChangeList(ChangeList):
-    """A ChangeList that knows whether its count is exact and says so."""
+    """A ChangeList that knows whether its count is exact and says so, and accepts only
+    cheap, well-formed filters from the query string."""
+
+    def get_filters(self, request: HttpRequest):
+        result = super().get_filters(request)
+        for key in result[2]:
+            name, *lookups = key.split("__")
+            try:
+                field = self.lookup_opts.get_field(name)
+            except FieldDoesNotExist:
+                raise IncorrectLookupParameters(f"unknown field: {name[:40]!r}") from None
+            concrete = getattr(field, "concrete", False) and not field.many_to_many
+            if not concrete or len(lookups) > 1 or (lookups and lookups[0] not in SAFE_LOOKUPS):
+                raise IncorrectLookupParameters(f"unsupported filter: {key[:60]!r}")
+        return result
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -151,6 +172,18 @@ class PrettyJSONFormField(forms.JSONField):
                 code="unsupported",
                 params={"reason": "JSON text contains an invalid unicode escape."},
             ) from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Redisplay refused input as typed: re-encoding it (NUL, a lone surrogate)
+        # would fail while rendering the error page.
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return self.to_python(data)
+        except ValidationError:
+            return InvalidJSONInput(data)
 
     def prepare_value(self, value: Any) -> str:
         if isinstance(value, InvalidJSONInput):

@@ -44,7 +44,12 @@ class RowCount:
 
 def planner_estimate(queryset: QuerySet) -> int:
     """The planner's estimate of how many rows ``queryset`` returns. Never scans."""
-    plan = json.loads(queryset.order_by().explain(format="json"))
+    if queryset.query.is_empty():
+        return 0
+    text = queryset.order_by().explain(format="json")
+    if not text:  # a WHERE that Django knows matches nothing is never sent
+        return 0
+    plan = json.loads(text)
     return max(int(plan[0]["Plan"]["Plan Rows"]), 0)
 
 

@@ -74,7 +74,7 @@ class Automation(models.Model):
 class CodexSession(models.Model):
     """One agent session of the gateway. ``user_id`` is the caller's id, not a FK."""
 
-    session_id = models.UUIDField(primary_key=True, editable=False)
+    session_id = uuid_pk()
     user_id = models.CharField(max_length=255)
     model = models.CharField(max_length=100)
     status = models.CharField(max_length=50)

@@ -7,3 +7,4 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.chainapp"]
 
 # Hashing cost is not under test; MD5 keeps user creation fast in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.metabaseapp"]

@@ -22,7 +22,16 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="CodexSession",
             fields=[
-                ("session_id", models.UUIDField(editable=False, primary_key=True, serialize=False)),
+                (
+                    "session_id",
+                    models.UUIDField(
+                        db_default=portal.modelfields.GenRandomUUID(),
+                        default=uuid.uuid4,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
                 ("user_id", models.CharField(max_length=255)),
                 ("model", models.CharField(max_length=100)),
                 ("status", models.CharField(max_length=50)),

@@ -1,1 +1,14 @@
 """Shared fixtures. Every test runs against real PostgreSQL (the embedded cluster)."""
+
+
+# --- admin portal (issue 3) ------------------------------------------------------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """The dashboard caches per-hour totals; each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -116,3 +116,27 @@ def test_app_index_lists_the_grouped_models(admin_client):
     response = admin_client.get("/admin/core/")
     assert response.status_code == 200
     assert b"Agent sessions" in response.content and b"Automations" in response.content
+
+
+def test_24_hour_totals_are_exact_whether_hours_come_from_the_cache_or_not():
+    from core import selectors
+
+    session = _session("running")
+    now = timezone.now()
+    rows = []
+    for minutes in range(0, 26 * 60, 37):  # every 37 minutes over 26 hours
+        rows.append(
+            ExecutionHistory(
+                session=session, prompt="p", tokens_used=minutes + 1, execution_time_ms=2 * minutes
+            )
+        )
+    made = ExecutionHistory.objects.bulk_create(rows)
+    for minutes, execution in zip(range(0, 26 * 60, 37), made, strict=True):
+        ExecutionHistory.objects.filter(pk=execution.pk).update(
+            created_at=now - datetime.timedelta(minutes=minutes)
+        )
+    window = selectors.Window.starting(now)
+    direct = selectors._window_totals(window.day_ago, None)
+    assert direct.executions == len(range(0, 24 * 60 + 1, 37))
+    assert selectors.execution_window(window) == direct  # cold: hours computed and cached
+    assert selectors.execution_window(window) == direct  # warm: hours from the cache

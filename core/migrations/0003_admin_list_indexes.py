@@ -38,6 +38,7 @@ class Migration(migrations.Migration):
                 _bucket("execution_time_ms", [1000, 5000, 30000, 120000]),
                 models.OrderBy(models.F("created_at"), descending=True),
                 models.OrderBy(models.F("id"), descending=True),
+                include=["execution_time_ms"],
                 name="exec_history_time_idx",
             ),
         ),

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
+from django.db import OperationalError, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Left
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -35,7 +36,10 @@ from portal.admin_list import (
     ChoicesFilter,
     DateRangeFilter,
     IndexedValuesFilter,
+    PortalChangeList,
+    is_query_canceled,
     parse_uuid,
+    set_local,
 )
 from portal.estimates import count_rows
 
@@ -289,6 +293,45 @@ class TimeBucketFilter(BucketFilter):
         return time_bucket()
 
 
+class SearchChangeList(PortalChangeList):
+    """Execution-history search: newest matches first, without a pathological plan.
+
+    PostgreSQL has two ways to answer "newest 50 rows matching these words": walk the
+    created_at index testing each row (fast when the words are common, hopeless when
+    they match almost nothing: every row of the table gets tested) or collect every
+    match through the full-text index and sort (fast when matches are few, slow when
+    they are hundreds of thousands). Its estimate for full-text conditions cannot be
+    trusted to choose, so the walk gets a short time limit, and the full-text index
+    answers when the walk runs out of it.
+    """
+
+    walk_timeout = "400ms"
+    #: Below this many estimated matches, collecting them all is cheap: skip the walk.
+    few_matches = 20_000
+
+    def fetch_page(self) -> int:
+        if not self.query:
+            return super().fetch_page()
+        using = self.queryset.db
+        if self.row_count.value >= self.few_matches:
+            try:
+                with transaction.atomic(using=using):
+                    set_local("statement_timeout", self.walk_timeout, using)
+                    rows = len(self.result_list)
+                    set_local("statement_timeout", self.model_admin.list_statement_timeout, using)
+                return rows
+            except OperationalError as exc:
+                if not is_query_canceled(exc):
+                    raise
+        with transaction.atomic(using=using):
+            set_local("enable_indexscan", "off", using)
+            # An exact (not lossy) bitmap: no re-parsing of every row on a matching page.
+            set_local("work_mem", "64MB", using)
+            rows = len(self.result_list)
+            set_local("enable_indexscan", "on", using)
+        return rows
+
+
 @admin.register(ExecutionHistory)
 class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
     list_display = ["id", "session_col", "prompt_col", "tokens_col", "time_col", "created_at"]
@@ -313,6 +356,9 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
         "prompt_text",
         "response_text",
     ]
+
+    def get_changelist(self, request, **kwargs):
+        return SearchChangeList
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The list shows a preview of the prompt: never fetch whole prompts and

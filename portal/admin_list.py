@@ -23,7 +23,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR, ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import DataError, connections, models, router, transaction
+from django.db import DataError, OperationalError, connections, models, router, transaction
 from django.db.models import QuerySet
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -93,13 +93,14 @@ class PortalChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
+        # The page is fetched here, not while the template renders: errors and time
+        # limits surface in the view, and the template reuses the fetched rows.
+        page_rows = self.fetch_page()
         row_count = getattr(self.paginator, "row_count", None)
         if row_count is None or row_count.is_exact:
             return
         # An estimate can be far off for a narrow filter. When this page is not full,
-        # the rows seen so far are the real count: use it (this evaluates the page now,
-        # and the template then reuses the fetched rows).
-        page_rows = len(self.result_list)
+        # the rows seen so far are the real count: use it.
         if page_rows < self.list_per_page and (page_rows or self.page_num == 1):
             exact = (self.page_num - 1) * self.list_per_page + page_rows
             row_count = RowCount(exact, "exact")
@@ -109,6 +110,9 @@ class PortalChangeList(ChangeList):
             self.result_count = exact
             self.multi_page = exact > self.list_per_page
             self.can_show_all = exact <= self.list_max_show_all
+
+    def fetch_page(self) -> int:
+        return len(self.result_list)
 
     @property
     def row_count(self) -> RowCount:
@@ -126,6 +130,19 @@ class PortalChangeList(ChangeList):
     @property
     def pages_capped(self) -> bool:
         return getattr(self.paginator, "is_capped", False)
+
+
+def set_local(name: str, value: str, using: str = "default") -> None:
+    """``SET LOCAL`` a setting for the rest of the current transaction."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config(%(name)s, %(value)s, true)", {"name": name, "value": value}
+        )
+
+
+def is_query_canceled(exc: BaseException) -> bool:
+    """A statement stopped by ``statement_timeout`` (SQLSTATE 57014)."""
+    return getattr(exc.__cause__, "sqlstate", None) == "57014"
 
 
 class PrettyJSONFormField(forms.JSONField):
@@ -250,6 +267,9 @@ class LargeTableAdminMixin:
     #: Never exported: secrets and password hashes.
     csv_exclude_fields: tuple[str, ...] = ("password",)
     csv_chunk_size = 2000
+    #: No list page may keep the database busy longer than this (a safety net: the
+    #: lists are built to answer in milliseconds).
+    list_statement_timeout = "15s"
     formfield_overrides = {
         models.JSONField: {"form_class": PrettyJSONFormField, "widget": JSONTextarea},
     }
@@ -296,17 +316,29 @@ class LargeTableAdminMixin:
         try:
             # A savepoint: a query that PostgreSQL rejects must not poison an outer
             # transaction. The response is rendered here so such errors surface here.
-            with transaction.atomic():
+            with transaction.atomic(using=self._db(request)):
+                set_local("statement_timeout", self.list_statement_timeout, self._db(request))
                 response = super().changelist_view(request, extra_context)
                 if isinstance(response, SimpleTemplateResponse):
                     response.render()
-        except DataError:
+        except (DataError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and not is_query_canceled(exc):
+                raise
+            if is_query_canceled(exc):
+                messages.warning(
+                    request,
+                    f"The list took longer than {self.list_statement_timeout} to compute "
+                    "and was stopped. Narrow it with a filter or a more specific search.",
+                )
             if ERROR_FLAG in request.GET:
                 return SimpleTemplateResponse(
                     "admin/invalid_setup.html", {"title": "Invalid list parameters"}, status=400
                 )
             return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
         return response
+
+    def _db(self, request: HttpRequest) -> str:
+        return router.db_for_read(self.model)
 
     def _list_context(self, request: HttpRequest) -> dict[str, Any]:
         if not self.csv_export_enabled(request):

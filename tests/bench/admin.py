@@ -40,7 +40,7 @@ START, END = "<!-- bench:admin:start -->", "<!-- bench:admin:end -->"
 PORTAL_RUNS = int(os.environ.get("BENCH_PORTAL_RUNS", 40))  # samples of each portal page
 BASELINE_RUNS = 20  # samples of each stock page at most...
 BASELINE_MIN_RUNS = 3  # ...and at least
-BASELINE_BUDGET_S = 120.0  # ...while a stock page has used less than this much time
+BASELINE_BUDGET_S = 60.0  # ...while a stock page has used less than this much time
 
 
 def configure() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import os
 import platform
@@ -35,6 +36,11 @@ from urllib.parse import quote
 BENCH_DB = "portal_bench"
 DEFAULT_SCALE = 10_000_000
 README = Path(__file__).resolve().parents[2] / "README.md"
+#: How long generating the bench data took, kept beside the embedded cluster's data.
+SEED_RECORD = (
+    Path(os.environ.get("PORTAL_PGDATA", Path(__file__).resolve().parents[2] / ".pgdata"))
+    / "bench-admin-seed.json"
+)
 START, END = "<!-- bench:admin:start -->", "<!-- bench:admin:end -->"
 
 PORTAL_RUNS = int(os.environ.get("BENCH_PORTAL_RUNS", 40))  # samples of each portal page
@@ -107,6 +113,12 @@ def ensure_data(scale: int) -> Data:
                 cursor.execute(statement)
         seconds = time.monotonic() - started
         executions = _scalar("SELECT count(*) FROM core.execution_history")
+        SEED_RECORD.write_text(json.dumps({"executions": executions, "seconds": seconds}))
+    if seconds is None and SEED_RECORD.exists():
+        # Reused data: say how long it took to make, as recorded when it was made.
+        record = json.loads(SEED_RECORD.read_text())
+        if record.get("executions") == executions:
+            seconds = record["seconds"]
     sessions = _scalar("SELECT count(*) FROM core.codex_sessions")
     table_bytes = _scalar("SELECT pg_table_size('core.execution_history')")
     index_bytes = _scalar("SELECT pg_indexes_size('core.execution_history')")
@@ -246,6 +258,11 @@ def pages() -> list[Page]:
             f"/baseline/core/executionhistory/?{window}",
         ),
         Page(
+            "Execution history, 16,000 to 64,000 tokens",
+            "/admin/core/executionhistory/?tokens=4",
+            "/baseline/core/executionhistory/?tokens_used__gte=16000&tokens_used__lt=64000",
+        ),
+        Page(
             f"Execution history, search “{word}”",
             f"/admin/core/executionhistory/?q={word}",
             f"/baseline/core/executionhistory/?q={word}",
@@ -302,7 +319,7 @@ def _size(value: int) -> str:
 def table(results: list[Page], data: Data, scale: int) -> str:
     today = datetime.date.today().isoformat()
     generated = (
-        f"generated and indexed in {data.seconds / 60:.1f} min"
+        f"generating and indexing took {data.seconds / 60:.1f} min"
         if data.seconds is not None
         else "reused from an earlier run"
     )
@@ -319,6 +336,17 @@ def table(results: list[Page], data: Data, scale: int) -> str:
         f"{BASELINE_BUDGET_S:.0f} s). The machine is shared by several engineers, so "
         "single runs are noisy; medians are what to compare.",
         "",
+        *(
+            [
+                f"Generating and indexing took longer than the ~20 minutes the issue allows "
+                f"({data.seconds / 60:.1f} min on this shared machine, where other builds "
+                "were running); the table is measured at this size anyway. A smaller size: "
+                "`BENCH_SCALE=N make bench`.",
+                "",
+            ]
+            if data.seconds is not None and data.seconds > 20 * 60
+            else []
+        ),
         "| page | portal median | portal p95 | stock median | stock p95 | stock / portal "
         "(median) | SQL queries (portal / stock) |",
         "|---|---:|---:|---:|---:|---:|---:|",

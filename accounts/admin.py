@@ -1,16 +1,43 @@
+"""Admin for users, companies, OAuth accounts and permission groups.
+
+Users are managed through Django's UserAdmin machinery (hashed passwords, the
+change-password form) adapted to the email login; the password hash is never shown.
+"""
+
+from __future__ import annotations
+
+from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils.html import format_html
 
 from portal.admin_base import PortalModelAdmin
+from portal.admin_list import DateRangeFilter
 
 from .models import Company, OAuthAccount, User
 
 
-class PortalUserCreationForm(UserCreationForm):
+def _clean_email(form: forms.ModelForm) -> str:
+    email = User.objects.normalize_email(form.cleaned_data["email"]).lower()
+    others = User.objects.filter(email__iexact=email)
+    if form.instance.pk:
+        others = others.exclude(pk=form.instance.pk)
+    if others.exists():
+        raise forms.ValidationError("A user with this email address already exists.")
+    return email
+
+
+class PortalUserCreationForm(AdminUserCreationForm):
     class Meta:
         model = User
         fields = ("email",)
+
+    def clean_email(self) -> str:
+        return _clean_email(self)
 
 
 class PortalUserChangeForm(UserChangeForm):
@@ -18,20 +45,38 @@ class PortalUserChangeForm(UserChangeForm):
         model = User
         fields = "__all__"
 
+    def clean_email(self) -> str:
+        return _clean_email(self)
+
 
 @admin.register(User)
 class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
     form = PortalUserChangeForm
     add_form = PortalUserCreationForm
     ordering = ["email"]
-    list_display = ["email", "first_name", "last_name", "company", "is_staff", "is_active"]
-    list_filter = ["is_staff", "is_superuser", "is_active", "subscription_plan"]
+    list_display = [
+        "email",
+        "full_name",
+        "company",
+        "subscription_plan",
+        "is_staff",
+        "is_active",
+        "last_login",
+    ]
+    list_filter = [
+        "is_staff",
+        "is_superuser",
+        "is_active",
+        "subscription_plan",
+        ("created_at", DateRangeFilter),
+    ]
     list_select_related = ["company"]
-    search_fields = ["email", "first_name", "last_name", "keycloak_id"]
+    search_fields = ["email", "first_name", "last_name", "keycloak_id", "company__name"]
     autocomplete_fields = ["company"]
-    readonly_fields = ["last_login", "created_at", "updated_at"]
+    filter_horizontal = ["groups", "user_permissions"]
+    readonly_fields = ["password_status", "last_login", "created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["email", "password"]}),
+        (None, {"fields": ["email", "password_status"]}),
         (
             "Profile",
             {"fields": ["first_name", "last_name", "company", "department", "subscription_plan"]},
@@ -44,21 +89,65 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "created_at", "updated_at"]}),
     ]
     add_fieldsets = [
-        (None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]}),
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": ["email", "usable_password", "password1", "password2"],
+            },
+        ),
     ]
+
+    @admin.display(description="name")
+    def full_name(self, obj: User) -> str:
+        return f"{obj.first_name} {obj.last_name}".strip() or "—"
+
+    @admin.display(description="password")
+    def password_status(self, obj: User) -> str:
+        # Only whether a password is set and how it is stored: never the hash, nor
+        # any part of it.
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:auth_user_password_change", args=[obj.pk])
+        if not obj.has_usable_password():
+            return format_html(
+                'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>',
+                url,
+                "Set password",
+            )
+        algorithm = obj.password.split("$", 1)[0] if obj.password else ""
+        return format_html(
+            'Set (stored as a salted {} hash). <a class="button" href="{}">{}</a>',
+            algorithm or "hashed",
+            url,
+            "Change password",
+        )
 
 
 @admin.register(Company)
 class CompanyAdmin(PortalModelAdmin):
     list_display = ["name", "domain", "subscription_plan", "max_users", "is_active", "created_at"]
-    list_filter = ["subscription_plan", "is_active"]
+    list_filter = ["subscription_plan", "is_active", ("created_at", DateRangeFilter)]
     search_fields = ["name", "domain"]
+    readonly_fields = ["created_at", "updated_at"]
 
 
 @admin.register(OAuthAccount)
 class OAuthAccountAdmin(PortalModelAdmin):
     list_display = ["provider", "provider_account_id", "user", "created_at"]
-    list_filter = ["provider"]
+    list_filter = ["provider", ("created_at", DateRangeFilter)]
     list_select_related = ["user"]
     search_fields = ["provider_account_id", "user__email"]
     autocomplete_fields = ["user"]
+    readonly_fields = ["created_at"]
+
+
+# Django registers Group on the default site with a stock ModelAdmin; every admin of
+# the portal inherits PortalModelAdmin (auditing, list defaults), so replace it.
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(PortalModelAdmin, DjangoGroupAdmin):
+    pass

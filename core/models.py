@@ -5,9 +5,11 @@ and ``mcp_cache`` directly: their names and columns are a contract.
 """
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models.functions import Now
 
+from core.search import search_vector, time_bucket, token_bucket
 from portal.modelfields import created_at, updated_at, uuid_pk
 
 
@@ -117,6 +119,22 @@ class ExecutionHistory(models.Model):
             models.Index(fields=["-created_at", "-id"], name="exec_history_created_idx"),
             # Serves both "executions of this session" and its newest-first ordering.
             models.Index(fields=["session", "-created_at"], name="exec_history_session_idx"),
+            # --- admin list and search (issue 3); expressions in core/search.py ---
+            GinIndex(search_vector(), name="exec_history_search_idx"),
+            models.Index(
+                token_bucket(),
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                name="exec_history_tokens_idx",
+            ),
+            models.Index(
+                time_bucket(),
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                # The dashboard's "slowest executions" sorts a bucket by time here.
+                include=["execution_time_ms"],
+                name="exec_history_time_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -143,6 +161,13 @@ class SandboxExecution(models.Model):
         ordering = ["-executed_at", "-id"]
         indexes = [
             models.Index(fields=["-executed_at", "-id"], name="sandbox_executed_idx"),
+            # Failed runs are few: the dashboard and the "failed" filter read them here.
+            models.Index(
+                models.F("executed_at").desc(),
+                models.F("id").desc(),
+                condition=models.Q(error__isnull=False),
+                name="sandbox_failed_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,10 +8,20 @@ from django.contrib import admin
 
 from audit.admin_mixins import AuditedAdminMixin
 from portal.admin_hardening import HardenedAdminMixin
+from portal.admin_list import LargeTableAdminMixin
 
 
-class PortalModelAdmin(AuditedAdminMixin, HardenedAdminMixin, admin.ModelAdmin):
-    """The portal's ModelAdmin."""
+class PortalModelAdmin(
+    AuditedAdminMixin, HardenedAdminMixin, LargeTableAdminMixin, admin.ModelAdmin
+):
+    """The portal's ModelAdmin.
+
+    Auditing of every write (:class:`audit.admin_mixins.AuditedAdminMixin`), fixes for
+    Django admin inputs that would otherwise raise (:mod:`portal.admin_hardening`), and
+    large-table list defaults (estimated counts, no facets, bounded pagination, CSV
+    export, 404 for unknown ids, hostile query strings answered without a server
+    error: :class:`portal.admin_list.LargeTableAdminMixin`).
+    """
 
 
 class ReadOnlyModelAdmin(PortalModelAdmin):

@@ -393,3 +393,7 @@ DIAGNOSTICS_SNAPSHOT_MIN_INTERVAL_SECONDS = env.int(
     "DIAGNOSTICS_SNAPSHOT_MIN_INTERVAL_SECONDS", default=240
 )
 DIAGNOSTICS_SNAPSHOT_RETENTION_DAYS = env.int("DIAGNOSTICS_SNAPSHOT_RETENTION_DAYS", default=30)
+
+# --- Admin portal static files (issue 3) -------------------------------------------
+# The admin's own stylesheet (static/portal/admin.css); no inline scripts anywhere.
+STATICFILES_DIRS = [BASE_DIR / "static"]

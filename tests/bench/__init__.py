@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): the portal's admin against Django's stock admin."""

@@ -1,0 +1,273 @@
+"""Reads of the agent tables for the admin: dashboard figures and per-session usage.
+
+Everything here must stay fast on ten million executions: each query reads a time
+window or one session through an index, never a whole table.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db import connections, router
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, JSONObject, Left, TruncHour
+from django.utils import timezone
+
+from portal.estimates import RowCount, count_rows
+
+from .models import CodexSession, ExecutionHistory, McpCache, SandboxExecution
+from .search import TIME_BUCKETS, time_bucket
+
+
+def session_usage_annotations() -> dict[str, Subquery]:
+    """Per-session execution count, tokens and time, as one correlated subquery.
+
+    Evaluated only for the rows a page shows (PostgreSQL computes select-list
+    subqueries after the LIMIT), each through the (session, created_at) index.
+    """
+    per_session = (
+        ExecutionHistory.objects.filter(session_id=OuterRef("pk"))
+        .order_by()
+        .values("session_id")
+        .annotate(
+            usage=JSONObject(
+                executions=Count("id"),
+                tokens=Coalesce(Sum("tokens_used"), Value(0), output_field=IntegerField()),
+                time_ms=Coalesce(Sum("execution_time_ms"), Value(0), output_field=IntegerField()),
+            )
+        )
+        .values("usage")
+    )
+    return {"usage": Subquery(per_session)}
+
+
+def session_executions(session_id) -> QuerySet[ExecutionHistory]:
+    return ExecutionHistory.objects.filter(session_id=session_id).order_by("-created_at", "-id")
+
+
+def latest_executions(session_id, *, limit: int = 20) -> list[ExecutionHistory]:
+    return list(session_executions(session_id).defer("response")[:limit])
+
+
+# --- Dashboard ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """The dashboard's time windows, in the portal's time zone."""
+
+    now: datetime.datetime
+    today: datetime.datetime
+    week_ago: datetime.datetime  # the start of the day six days before today
+    day_ago: datetime.datetime
+
+    @classmethod
+    def starting(cls, now: datetime.datetime | None = None) -> Window:
+        now = now or timezone.now()
+        today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(
+            now=now,
+            today=today,
+            week_ago=today - datetime.timedelta(days=6),
+            day_ago=now - datetime.timedelta(hours=24),
+        )
+
+
+@dataclass(frozen=True)
+class StatusCount:
+    status: str
+    today: int
+    week: int
+
+
+@dataclass(frozen=True)
+class ExecutionWindow:
+    executions: int
+    tokens: int
+    time_ms: int
+
+
+#: Past days' session counts by status are cached this long: a session's status still
+#: changes after its day (running -> completed), so not for long.
+PAST_DAYS_CACHE_SECONDS = 300
+
+
+def _database() -> str:
+    # Cache keys name the database: two databases must never share figures.
+    return connections[router.db_for_read(CodexSession)].settings_dict["NAME"]
+
+
+def _statuses(since: datetime.datetime, until: datetime.datetime | None) -> dict[str, int]:
+    rows = CodexSession.objects.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    return {r["status"]: r["n"] for r in rows.order_by().values("status").annotate(n=Count("pk"))}
+
+
+def _past_days_statuses(window: Window) -> dict[str, int]:
+    """Sessions of the six days before today by status (cached for a few minutes)."""
+    key = f"portal:sessions-past-days:{_database()}:{window.week_ago.isoformat()}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = _statuses(window.week_ago, window.today)
+        cache.set(key, counts, PAST_DAYS_CACHE_SECONDS)
+    return counts
+
+
+def sessions_by_status(window: Window) -> list[StatusCount]:
+    """Sessions created today (live) and in the last seven days, per status.
+
+    A week holds over a hundred thousand sessions at scale; the six days before today
+    are counted once every few minutes (``PAST_DAYS_CACHE_SECONDS``), today live.
+    """
+    today = _statuses(window.today, None)
+    past = _past_days_statuses(window)
+    statuses = set(today) | set(past)
+    rows = [StatusCount(s, today.get(s, 0), today.get(s, 0) + past.get(s, 0)) for s in statuses]
+    return sorted(rows, key=lambda r: (-r.week, r.status))
+
+
+#: Hours that ended this long ago no longer change (a row commits with created_at a
+#: little before its commit); their totals are cached.
+SETTLED_AFTER = datetime.timedelta(minutes=5)
+HOUR = datetime.timedelta(hours=1)
+HOUR_CACHE_SECONDS = 26 * 3600
+
+
+def _hour_floor(moment: datetime.datetime) -> datetime.datetime:
+    return moment.astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _window_totals(since: datetime.datetime, until: datetime.datetime | None) -> ExecutionWindow:
+    rows = ExecutionHistory.objects.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    totals = rows.order_by().aggregate(
+        executions=Count("pk"),
+        tokens=Coalesce(Sum("tokens_used"), 0),
+        time_ms=Coalesce(Sum("execution_time_ms"), 0),
+    )
+    return ExecutionWindow(**totals)
+
+
+def _hour_key(hour: datetime.datetime) -> str:
+    return f"portal:executions-hour:{_database()}:{hour.isoformat()}"
+
+
+def _settled_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, ExecutionWindow]:
+    """Totals of whole past hours: from the cache, the missing ones in one grouped query."""
+    keys = {hour: _hour_key(hour) for hour in hours}
+    cached = cache.get_many(list(keys.values()))
+    found = {hour: ExecutionWindow(*cached[key]) for hour, key in keys.items() if key in cached}
+    missing = [hour for hour in hours if hour not in found]
+    if missing:
+        computed = {hour: ExecutionWindow(0, 0, 0) for hour in missing}
+        rows = (
+            ExecutionHistory.objects.filter(
+                created_at__gte=missing[0], created_at__lt=missing[-1] + HOUR
+            )
+            .annotate(hour=TruncHour("created_at", tzinfo=datetime.UTC))
+            .order_by()
+            .values("hour")
+            .annotate(
+                executions=Count("pk"),
+                tokens=Coalesce(Sum("tokens_used"), 0),
+                time_ms=Coalesce(Sum("execution_time_ms"), 0),
+            )
+        )
+        for row in rows:
+            hour = row["hour"].astimezone(datetime.UTC)
+            if hour in computed:
+                computed[hour] = ExecutionWindow(row["executions"], row["tokens"], row["time_ms"])
+        cache.set_many(
+            {keys[h]: (t.executions, t.tokens, t.time_ms) for h, t in computed.items()},
+            HOUR_CACHE_SECONDS,
+        )
+        found.update(computed)
+    return found
+
+
+def execution_window(window: Window) -> ExecutionWindow:
+    """Executions, tokens and time of the last 24 hours, exactly.
+
+    At ten million rows a day holds hundreds of thousands of executions, too many to
+    add up on every view. Whole hours that are over are added up once and cached
+    (``HOUR_CACHE_SECONDS``); only the partial hour at each end is read live, through
+    the created_at index.
+    """
+    start, now = window.day_ago, window.now
+    first_hour = _hour_floor(start)
+    if first_hour < start:
+        first_hour += HOUR
+    settled_until = _hour_floor(now - SETTLED_AFTER)
+    hours = []
+    hour = first_hour
+    while hour + HOUR <= settled_until:
+        hours.append(hour)
+        hour += HOUR
+    if not hours:
+        return _window_totals(start, None)
+    parts = [
+        _window_totals(start, hours[0]),
+        *_settled_hours(hours).values(),
+        _window_totals(hours[-1] + HOUR, None),
+    ]
+    return ExecutionWindow(
+        executions=sum(p.executions for p in parts),
+        tokens=sum(p.tokens for p in parts),
+        time_ms=sum(p.time_ms for p in parts),
+    )
+
+
+def slowest_executions(window: Window, *, limit: int = 8) -> list[ExecutionHistory]:
+    """The slowest executions of the last 24 hours.
+
+    Sorting a whole day of executions by time would read every one of them. The time
+    bucket index (bucket, created_at) INCLUDE (execution_time_ms) finds the day's
+    executions of the slowest bucket and sorts them without reading the table; lower
+    buckets are read only while fewer than ``limit`` were found. Then the rows shown
+    are fetched by id.
+    """
+    day = (
+        ExecutionHistory.objects.alias(_time_bucket=time_bucket())
+        .filter(created_at__gte=window.day_ago)
+        .order_by("-execution_time_ms", "-id")
+    )
+    ids: list[int] = []
+    for bucket, _label, _low, _high in reversed(TIME_BUCKETS):
+        ids += day.filter(_time_bucket=bucket).values_list("id", flat=True)[: limit - len(ids)]
+        if len(ids) >= limit:
+            break
+    if not ids:
+        return []
+    return list(
+        ExecutionHistory.objects.filter(pk__in=ids)
+        .annotate(prompt_head=Left("prompt", 160))
+        .defer("prompt", "response")
+        .order_by("-execution_time_ms", "-id")
+    )
+
+
+def failed_sandbox_runs(window: Window, *, limit: int = 5) -> dict:
+    """Failed sandbox runs: counts for 24 hours and 7 days, and the latest few.
+
+    Failures are rare, so the partial index on failed runs keeps these cheap.
+    """
+    failed = SandboxExecution.objects.filter(error__isnull=False)
+    latest = list(
+        failed.order_by("-executed_at", "-id")
+        .annotate(sql_head=Left("sql_query", 120), error_head=Left("error", 160))
+        .only("id", "session_id", "executed_at")[:limit]
+    )
+    return {
+        "day": count_rows(failed.filter(executed_at__gte=window.day_ago)),
+        "week": count_rows(failed.filter(executed_at__gte=window.week_ago)),
+        "latest": latest,
+    }
+
+
+def expired_cache_entries(now: datetime.datetime) -> RowCount:
+    """Tool cache entries past their expiry (expires_at index; estimated when many)."""
+    return count_rows(McpCache.objects.filter(expires_at__lt=now))

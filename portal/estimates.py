@@ -1,0 +1,84 @@
+"""Row counts that stay cheap on tables of tens of millions of rows.
+
+``COUNT(*)`` on a large PostgreSQL table reads every visible row (there is no stored
+row count), so a changelist or a dashboard that counts ten million rows spends a second
+or more on the count alone. Here counting goes in two steps:
+
+1. Ask the planner: ``EXPLAIN (FORMAT JSON)`` of the filtered query gives its row
+   estimate from ``pg_class.reltuples`` (scaled to the table's current size) and the
+   column statistics of ``ANALYZE``. Planning costs well under a millisecond.
+2. Only when the estimate is small, count for real, and even then with a bounded query
+   (``SELECT count(*) FROM (... LIMIT n)``): a wrong estimate can never turn into a
+   full scan.
+
+The SQL is Django's (``QuerySet.explain`` and a sliced ``count``), so values stay
+parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+#: Below this planner estimate the count is exact (bounded at this many rows + 1).
+EXACT_BELOW = 10_000
+
+
+@dataclass(frozen=True)
+class RowCount:
+    """A row count and how much to trust it."""
+
+    value: int
+    #: "exact", "estimate" (the planner's) or "at_least" (bounded count hit its limit)
+    kind: str = "exact"
+
+    @property
+    def is_exact(self) -> bool:
+        return self.kind == "exact"
+
+    def __str__(self) -> str:
+        return humanize(self)
+
+
+def planner_estimate(queryset: QuerySet) -> int:
+    """The planner's estimate of how many rows ``queryset`` returns. Never scans."""
+    if queryset.query.is_empty():
+        return 0
+    text = queryset.order_by().explain(format="json")
+    if not text:  # a WHERE that Django knows matches nothing is never sent
+        return 0
+    plan = json.loads(text)
+    return max(int(plan[0]["Plan"]["Plan Rows"]), 0)
+
+
+def count_rows(queryset: QuerySet, *, exact_below: int = EXACT_BELOW) -> RowCount:
+    """Exact when cheap, the planner's estimate otherwise; never an unbounded ``COUNT(*)``."""
+    estimate = planner_estimate(queryset)
+    if estimate >= exact_below:
+        return RowCount(estimate, "estimate")
+    bounded = queryset.order_by()[: exact_below + 1].count()
+    if bounded <= exact_below:
+        return RowCount(bounded, "exact")
+    return RowCount(max(bounded, estimate), "at_least")
+
+
+def _significant(value: int, digits: int = 2) -> int:
+    if value < 10**digits:
+        return value
+    scale = 10 ** (len(str(value)) - digits)
+    return round(value / scale) * scale
+
+
+def humanize(count: RowCount) -> str:
+    """``1,234`` when exact, ``about 10.2 million`` / ``more than 10,000`` otherwise."""
+    if count.kind == "exact":
+        return f"{count.value:,}"
+    if count.kind == "at_least":
+        return f"more than {count.value - 1:,}"
+    value = count.value
+    for size, word in ((10**9, "billion"), (10**6, "million")):
+        if value >= size:
+            return f"about {value / size:.1f} {word}"
+    return f"about {_significant(value):,}"

@@ -1,0 +1,142 @@
+"""The admin index is a dashboard; models are grouped the way people think."""
+
+import datetime
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from core.models import CodexSession, ExecutionHistory, McpCache, SandboxExecution
+
+pytestmark = pytest.mark.django_db
+
+
+def _session(status: str, *, age: datetime.timedelta = datetime.timedelta(0)) -> CodexSession:
+    session = CodexSession.objects.create(
+        session_id=__import__("uuid").uuid4(), user_id="u1", model="gpt-5", status=status
+    )
+    CodexSession.objects.filter(pk=session.pk).update(created_at=timezone.now() - age)
+    return session
+
+
+@pytest.fixture
+def activity():
+    now = timezone.now()
+    running = _session("running")
+    _session("failed")
+    _session("failed", age=datetime.timedelta(days=3))
+    _session("completed", age=datetime.timedelta(days=30))  # outside every window
+    ExecutionHistory.objects.bulk_create(
+        [
+            ExecutionHistory(
+                session=running,
+                prompt="fix the flaky test",
+                tokens_used=1000,
+                execution_time_ms=250_000,
+            ),
+            ExecutionHistory(
+                session=running, prompt="explain the diff", tokens_used=500, execution_time_ms=1_000
+            ),
+        ]
+    )
+    old = ExecutionHistory.objects.create(session=running, prompt="old", tokens_used=99_999)
+    ExecutionHistory.objects.filter(pk=old.pk).update(created_at=now - datetime.timedelta(days=2))
+    SandboxExecution.objects.create(
+        session=running, sql_query="select 1/0", error="division by zero"
+    )
+    SandboxExecution.objects.create(session=running, sql_query="select 1", result=[[1]])
+    McpCache.objects.create(tool_name="web.fetch", expires_at=now - datetime.timedelta(hours=1))
+    McpCache.objects.create(tool_name="web.fetch", expires_at=now - datetime.timedelta(hours=2))
+    McpCache.objects.create(tool_name="web.fetch", expires_at=now + datetime.timedelta(hours=1))
+    return running
+
+
+def _text(response) -> str:
+    return re.sub(r"\s+", " ", response.content.decode())
+
+
+def test_dashboard_shows_todays_sessions_by_status_with_links(admin_client, activity):
+    page = _text(admin_client.get("/admin/"))
+    assert "Sessions today" in page
+    assert re.search(r"Sessions today</span> <span class=\"portal-card-value\">2<", page)
+    assert "3 in the last 7 days" in page
+    assert "?status=failed&amp;created_at__gte=" in page
+    assert ">failed</span>" in page and ">running</span>" in page
+    assert ">completed</span>" not in page  # 30 days old
+
+
+def test_dashboard_shows_executions_tokens_and_the_slowest(admin_client, activity):
+    page = _text(admin_client.get("/admin/"))
+    assert re.search(
+        r"Executions, last 24 h</span> <span class=\"portal-card-value\"[^>]*>2<", page
+    )
+    assert "1,500 tokens" in page  # the 2-day-old execution is not counted
+    assert "fix the flaky test" in page
+    assert "4.2 min" in page
+    assert "/admin/core/executionhistory/?created_at__gte=" in page
+
+
+def test_dashboard_shows_failed_sandbox_runs_and_expired_cache(admin_client, activity):
+    page = _text(admin_client.get("/admin/"))
+    assert "division by zero" in page
+    assert "/admin/core/sandboxexecution/?outcome=failed" in page
+    assert re.search(r"Expired cache entries</span> <span class=\"portal-card-value\">2<", page)
+    assert "/admin/core/mcpcache/purge-expired/" in page
+
+
+def test_dashboard_groups_models_the_way_people_think(admin_client):
+    page = _text(admin_client.get("/admin/"))
+    captions = re.findall(r'class="section"[^>]*>([^<]+)</a>', page)
+    assert captions[:5] == ["Agent sessions", "Accounts", "Projects", "Analytics", "Audit"]
+    agent = page[page.index(">Agent sessions<") : page.index(">Accounts<")]
+    for name in ("Agent sessions", "Execution history", "Sandbox runs", "Tool cache"):
+        assert name in agent
+    projects = page[page.index(">Projects<") : page.index(">Analytics<")]
+    assert "Automations" in projects
+
+
+def test_dashboard_without_diagnostics_pages_has_no_dead_link(admin_client):
+    assert b"Database diagnostics" not in admin_client.get("/admin/").content
+
+
+def test_staff_without_permissions_sees_no_figures(client, django_user_model, activity):
+    user = django_user_model.objects.create_user(
+        email="staff@example.com", password="x-Pa55word-long", is_staff=True
+    )
+    user.user_permissions.add(Permission.objects.get(codename="view_company"))
+    client.force_login(user)
+    page = _text(client.get("/admin/"))
+    assert "Sessions today" not in page
+    assert "fix the flaky test" not in page
+    assert "Companies" in page
+
+
+def test_app_index_lists_the_grouped_models(admin_client):
+    response = admin_client.get("/admin/core/")
+    assert response.status_code == 200
+    assert b"Agent sessions" in response.content and b"Automations" in response.content
+
+
+def test_24_hour_totals_are_exact_whether_hours_come_from_the_cache_or_not():
+    from core import selectors
+
+    session = _session("running")
+    now = timezone.now()
+    rows = []
+    for minutes in range(0, 26 * 60, 37):  # every 37 minutes over 26 hours
+        rows.append(
+            ExecutionHistory(
+                session=session, prompt="p", tokens_used=minutes + 1, execution_time_ms=2 * minutes
+            )
+        )
+    made = ExecutionHistory.objects.bulk_create(rows)
+    for minutes, execution in zip(range(0, 26 * 60, 37), made, strict=True):
+        ExecutionHistory.objects.filter(pk=execution.pk).update(
+            created_at=now - datetime.timedelta(minutes=minutes)
+        )
+    window = selectors.Window.starting(now)
+    direct = selectors._window_totals(window.day_ago, None)
+    assert direct.executions == len(range(0, 24 * 60 + 1, 37))
+    assert selectors.execution_window(window) == direct  # cold: hours computed and cached
+    assert selectors.execution_window(window) == direct  # warm: hours from the cache

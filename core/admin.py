@@ -22,6 +22,7 @@ from django.urls import get_script_prefix, get_urlconf, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from audit.services import record_cache_purge
 from portal.admin_base import PortalModelAdmin, ReadOnlyModelAdmin
 from portal.admin_display import (
     duration_ms,
@@ -603,7 +604,10 @@ class McpCacheAdmin(PortalModelAdmin):
             raise PermissionDenied
         changelist = reverse("admin:core_mcpcache_changelist", current_app=self.admin_site.name)
         if request.method == "POST":
-            removed = services.mcp_cache_purge_expired()
+            # The purge and its audit entry commit or roll back together.
+            with transaction.atomic():
+                removed = services.mcp_cache_purge_expired()
+                record_cache_purge(deleted=removed, request=request)
             self.message_user(
                 request,
                 f"Purged {removed:,} expired tool cache entr{'y' if removed == 1 else 'ies'}.",

@@ -81,3 +81,24 @@ def test_the_service_returns_how_many_it_removed(entries):
     assert mcp_cache_purge_expired(now=entries - datetime.timedelta(minutes=2)) == 1
     assert mcp_cache_purge_expired() == 2
     assert mcp_cache_purge_expired() == 0
+
+
+def test_the_purge_is_audited_with_its_count(admin_client, admin_user, entries):
+    from audit.models import ActivityLog
+
+    admin_client.post(PURGE)
+    entry = ActivityLog.objects.get(resource_type="core.mcpcache", action="purge")
+    assert entry.actor_email == admin_user.email
+    assert entry.details["deleted"] == 3
+
+
+def test_a_failed_audit_entry_undoes_the_purge(admin_client, entries, monkeypatch):
+    import core.admin
+
+    def refuse(**kwargs):
+        raise RuntimeError("audit insert failed")
+
+    monkeypatch.setattr(core.admin, "record_cache_purge", refuse)
+    with pytest.raises(RuntimeError):
+        admin_client.post(PURGE)
+    assert McpCache.objects.count() == 5

@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from portal.admin_base import PortalModelAdmin, ReadOnlyModelAdmin
+from portal.admin_list import DateRangeFilter
 
 from .models import ActivityLog, SecurityEvent
 from .services import MASK
@@ -102,9 +103,8 @@ class ActivityLogAdmin(ReadOnlyModelAdmin):
         "object_link",
         "ip_address",
     ]
-    list_filter = [ActorFilter, "action", "resource_type", "created_at"]
+    list_filter = [ActorFilter, "action", "resource_type", ("created_at", DateRangeFilter)]
     search_fields = ["actor_email", "object_repr", "=resource_id", "=request_id"]
-    date_hierarchy = "created_at"
     show_full_result_count = False
     fields = [
         "created_at",
@@ -155,9 +155,9 @@ class ActivityLogAdmin(ReadOnlyModelAdmin):
 @admin.register(SecurityEvent)
 class SecurityEventAdmin(ReadOnlyModelAdmin):
     list_display = ["created_at", "event_type", "email_attempted", "user", "ip_address"]
-    list_filter = ["event_type", "created_at"]
+    list_filter = ["event_type", ("created_at", DateRangeFilter)]
+    list_select_related = ["user"]
     search_fields = ["email_attempted"]
-    date_hierarchy = "created_at"
     show_full_result_count = False
     fields = [
         "created_at",

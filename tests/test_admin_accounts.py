@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import authenticate
+from django.test import RequestFactory
 
 from accounts.models import Company, User
 
@@ -23,7 +24,14 @@ def test_adding_a_user_stores_a_hashed_password_that_logs_in(admin_client):
     assert response.status_code == 302
     user = User.objects.get(email="new.person@example.com")
     assert user.password != PASSWORD and user.password.count("$") >= 1
-    assert authenticate(username="new.person@example.com", password=PASSWORD) == user
+    assert (
+        authenticate(
+            RequestFactory().post("/admin/login/"),
+            username="new.person@example.com",
+            password=PASSWORD,
+        )
+        == user
+    )
     assert response["Location"] == f"/admin/accounts/user/{user.pk}/change/"
 
 

@@ -96,8 +96,10 @@ def test_dashboard_groups_models_the_way_people_think(admin_client):
     assert "Automations" in projects
 
 
-def test_dashboard_without_diagnostics_pages_has_no_dead_link(admin_client):
-    assert b"Database diagnostics" not in admin_client.get("/admin/").content
+def test_dashboard_links_to_the_diagnostics_pages(admin_client):
+    page = admin_client.get("/admin/").content.decode()
+    assert "Database diagnostics" in page
+    assert 'href="/admin/diagnostics/"' in page
 
 
 def test_staff_without_permissions_sees_no_figures(client, django_user_model, activity):

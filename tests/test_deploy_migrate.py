@@ -26,12 +26,13 @@ from portal import devdb
 
 REPO = Path(__file__).resolve().parent.parent
 
+# A waiting migrate polls pg_try_advisory_lock (a blocking wait would deadlock with a
+# running CREATE INDEX CONCURRENTLY): it shows in pg_stat_activity with that query.
 WAITING_FOR_LOCK = """
 SELECT count(*)
-  FROM pg_locks
- WHERE locktype = 'advisory' AND NOT granted
-   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-   AND classid = %(high)s AND objid = %(low)s AND objsubid = 1
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid()
+   AND query LIKE 'SELECT pg_try_advisory_lock(%%'
 """
 
 
@@ -74,8 +75,7 @@ def _migrate(database_url: str, *args: str) -> subprocess.Popen[str]:
 
 def _wait_for_waiters(conn: psycopg.Connection, count: int, procs: list) -> None:
     deadline = time.monotonic() + 120
-    params = {"high": MIGRATE_LOCK_KEY >> 32, "low": MIGRATE_LOCK_KEY & 0xFFFFFFFF}
-    while conn.execute(WAITING_FOR_LOCK, params).fetchone()[0] < count:
+    while conn.execute(WAITING_FOR_LOCK).fetchone()[0] < count:
         for proc in procs:
             if proc.poll() is not None:
                 pytest.fail(f"migrate exited before waiting for the lock:\n{proc.stdout.read()}")

@@ -5,12 +5,15 @@ their permissions are asserted by codename, and any extra admin page that exists
 checked for what a Viewer can do there.
 """
 
+import datetime
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import User
 from audit.models import ActivityLog
@@ -186,23 +189,22 @@ def test_an_administrator_adds_a_user_and_grants_a_role(clients):
 
 def test_operator_deletes_cache_entries_but_nothing_else(clients, objects):
     client = clients[OPERATOR]
-    cache = [McpCache.objects.create(tool_name=f"t{i}") for i in range(2)]
-    response = client.post(
-        admin_url(McpCache, "changelist"),
-        {
-            "action": "delete_selected",
-            "post": "yes",
-            "_selected_action": [str(c.pk) for c in cache],
-        },
-    )
+    expired_at = timezone.now() - datetime.timedelta(hours=1)
+    cache = [McpCache.objects.create(tool_name=f"t{i}", expires_at=expired_at) for i in range(2)]
+    # The purge of expired entries (one audited entry with the count) ...
+    response = client.post(reverse("admin:core_mcpcache_purge_expired"))
     assert response.status_code == 302
     assert not McpCache.objects.filter(pk__in=[c.pk for c in cache]).exists()
-    assert (
-        ActivityLog.objects.filter(
-            action="delete", resource_type="core.mcpcache", actor_email="operator@example.com"
-        ).count()
-        == 2
-    )
+    purge = ActivityLog.objects.get(action="purge", resource_type="core.mcpcache")
+    assert purge.actor_email == "operator@example.com" and purge.details["deleted"] == 2
+    # ... and deleting one entry from its page.
+    entry = McpCache.objects.create(tool_name="one")
+    response = client.post(admin_url(McpCache, "delete", entry.pk), {"post": "yes"})
+    assert response.status_code == 302
+    assert not McpCache.objects.filter(pk=entry.pk).exists()
+    assert ActivityLog.objects.filter(
+        action="delete", resource_type="core.mcpcache", actor_email="operator@example.com"
+    ).exists()
 
 
 EXTRA_URLS = [p for p in admin.site.extra_urls() if not p.pattern.converters]

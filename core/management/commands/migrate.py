@@ -15,6 +15,7 @@ pooler: a transaction-mode pooler would hand the session to someone else.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 MIGRATE_LOCK_KEY = int.from_bytes(b"portalmg", "big")
 
 TRY_LOCK = "SELECT pg_try_advisory_lock(%(key)s)"
-LOCK = "SELECT pg_advisory_lock(%(key)s)"
+# How often a waiting run tries again. It polls with pg_try_advisory_lock instead of
+# blocking in pg_advisory_lock: a statement that waits keeps a transaction open, and
+# the running migrate's CREATE INDEX CONCURRENTLY waits for every open transaction, so
+# a blocking wait would deadlock with it.
+POLL_SECONDS = 0.5
 UNLOCK = "SELECT pg_advisory_unlock(%(key)s)"
 # pg_locks shows a bigint advisory key as classid (high 32 bits), objid (low 32 bits),
 # objsubid = 1.
@@ -62,7 +67,10 @@ def advisory_lock(
                 holder = _lock_holder(connection, key)
                 by = f" (server process {holder})" if holder else ""
                 stdout.write(f"Waiting for another migrate to finish{by}...")
-            cursor.execute(LOCK, {"key": key})
+            while not acquired:
+                time.sleep(POLL_SECONDS)
+                cursor.execute(TRY_LOCK, {"key": key})
+                acquired = cursor.fetchone()[0]
             if stdout is not None:
                 stdout.write("Migration lock acquired.")
     try:

@@ -1,8 +1,8 @@
 """Shared fixtures. Every test runs against real PostgreSQL (the embedded cluster)."""
 
+import pytest
 
 # --- admin portal (issue 3) ------------------------------------------------------------
-import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -1,12 +1,12 @@
 """Shared fixtures. Every test runs against real PostgreSQL (the embedded cluster)."""
 
+import pytest
+
 # --- Database diagnostics (issue 4): roles, second connections and extra aliases.
 pytest_plugins = ["tests.diagnostics_support"]
 
+
 # --- admin portal (issue 3) ------------------------------------------------------------
-import pytest  # noqa: E402
-
-
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """The dashboard caches per-hour totals; each test starts without them."""

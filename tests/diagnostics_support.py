@@ -24,6 +24,21 @@ from django.conf import settings
 from django.db import connections
 from psycopg import sql
 
+# The URL contract of the diagnostics pages: /admin/diagnostics/ ("overview") and
+# /admin/diagnostics/<slug>/ for the others. Stated once for every test that walks them.
+PAGE_SLUGS = (
+    "overview",
+    "activity",
+    "blocking",
+    "queries",
+    "space",
+    "indexes",
+    "maintenance",
+    "settings",
+    "privileges",
+    "replication",
+)
+
 MONITOR_ROLE = "portal_diag_monitor"
 NOBODY_ROLE = "portal_diag_nobody"
 KINDS = ("superuser", "pg_monitor", "nothing")

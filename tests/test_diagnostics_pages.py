@@ -8,22 +8,11 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from tests.diagnostics_support import MONITOR_ROLE, NOBODY_ROLE, connect, running
+from tests.diagnostics_support import MONITOR_ROLE, NOBODY_ROLE, PAGE_SLUGS, connect, running
 
 pytestmark = pytest.mark.django_db
 
-SLUGS = [
-    "overview",
-    "activity",
-    "blocking",
-    "queries",
-    "space",
-    "indexes",
-    "maintenance",
-    "settings",
-    "privileges",
-    "replication",
-]
+SLUGS = list(PAGE_SLUGS)
 ALL_PERMS = ["view_diagnostics", "signal_backend", "reset_query_stats"]
 
 

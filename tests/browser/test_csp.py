@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from accounts.models import Company
 from audit.services import record_activity
+from tests.diagnostics_support import PAGE_SLUGS
 
 from .conftest import PASSWORD, log_in
 
@@ -50,17 +51,7 @@ def visit(page, url: str, problems: list[str]) -> None:
     problems.extend(page.evaluate("window.__cspViolations"))
 
 
-DIAGNOSTICS_SLUGS = [
-    "activity",
-    "blocking",
-    "queries",
-    "space",
-    "indexes",
-    "maintenance",
-    "settings",
-    "privileges",
-    "replication",
-]
+DIAGNOSTICS_SLUGS = [slug for slug in PAGE_SLUGS if slug != "overview"]
 
 
 def test_admin_pages_run_without_csp_violations(page, live_server, superuser, screenshot):

@@ -8,20 +8,9 @@ from django.utils import timezone
 from psycopg import sql
 
 from analytics.models import StatsSnapshot, TableSizeSnapshot
-from tests.diagnostics_support import committed, connect, running, unique, wait_for
+from tests.diagnostics_support import PAGE_SLUGS, committed, connect, running, unique, wait_for
 
-SLUGS = [
-    "overview",
-    "activity",
-    "blocking",
-    "queries",
-    "space",
-    "indexes",
-    "maintenance",
-    "settings",
-    "privileges",
-    "replication",
-]
+SLUGS = list(PAGE_SLUGS)
 
 
 def url_of(live_server, slug: str) -> str:

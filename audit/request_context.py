@@ -19,7 +19,6 @@ still record who did it and from where.
 """
 
 import ipaddress
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +27,8 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+from portal.jsonlog import parse_trace
+
 _current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
 
 
@@ -63,18 +63,15 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 
 def trace_id(request: HttpRequest) -> str | None:
-    """The trace id Cloud Run / a W3C tracer put on the request, if well-formed."""
-    cloud = request.META.get("HTTP_X_CLOUD_TRACE_CONTEXT", "")
-    if cloud:
-        candidate = cloud.split("/", 1)[0].strip().lower()
-        if _TRACE_ID.match(candidate) and candidate.strip("0"):
-            return candidate
-    parent = request.META.get("HTTP_TRACEPARENT", "")
-    if parent:
-        parts = parent.strip().lower().split("-")
-        if len(parts) >= 4 and _TRACE_ID.match(parts[1]) and parts[1].strip("0"):
-            return parts[1]
-    return None
+    """The trace id Cloud Run / a W3C tracer put on the request, if well-formed.
+
+    Parsed by the same function as the JSON logs' trace, so an audit row's request id
+    and the request's log lines always agree.
+    """
+    trace = parse_trace(
+        request.META.get("HTTP_X_CLOUD_TRACE_CONTEXT"), request.META.get("HTTP_TRACEPARENT")
+    )
+    return trace.trace_id if trace else None
 
 
 def request_id(request: HttpRequest | None) -> str:

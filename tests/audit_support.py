@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import ActivityLog, SecurityEvent
+from tests.admin_support import admin_url  # noqa: F401  (re-exported for the audit tests)
 
 PASSWORD = "correct-Horse-battery-9"
 
@@ -37,10 +38,6 @@ def activity(**filters) -> list[ActivityLog]:
 
 def events(**filters) -> list[SecurityEvent]:
     return list(SecurityEvent.objects.filter(**filters).order_by("created_at", "id"))
-
-
-def admin_url(model, view: str, *args) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 def form_data(response) -> dict:

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-BENCH_DB = "portal_bench"
+BENCH_DB = os.environ.get("BENCH_DB", "portal_bench")
 DEFAULT_SCALE = 10_000_000
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: How long generating the bench data took, kept beside the embedded cluster's data.
 SEED_RECORD = (
     Path(os.environ.get("PORTAL_PGDATA", Path(__file__).resolve().parents[2] / ".pgdata"))
-    / "bench-admin-seed.json"
+    / f"bench-admin-seed-{BENCH_DB}.json"
 )
 START, END = "<!-- bench:admin:start -->", "<!-- bench:admin:end -->"
 

@@ -45,12 +45,19 @@ from portal.admin_list import (
 from portal.estimates import count_rows
 
 from . import selectors, services
-from .models import Automation, CodexSession, ExecutionHistory, McpCache, Project, SandboxExecution
+from .models import (
+    Automation,
+    CodexSession,
+    ExecutionHistory,
+    ExecutionHour,
+    McpCache,
+    Project,
+    SandboxExecution,
+)
 from .search import (
     TIME_BUCKETS,
     TOKEN_BUCKETS,
     search_query,
-    search_vector,
     time_bucket,
     token_bucket,
 )
@@ -377,10 +384,10 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
         uuid = parse_uuid(term)
         if uuid is not None:
             return queryset.filter(session_id=uuid), False
-        condition = Q(_document=search_query(term))
+        condition = Q(search_document=search_query(term))
         if term.isdigit() and len(term) < 19:
             condition |= Q(pk=int(term))
-        return queryset.alias(_document=search_vector()).filter(condition), False
+        return queryset.filter(condition), False
 
     @admin.display(description="session")
     def session_col(self, obj: ExecutionHistory) -> str:
@@ -626,3 +633,25 @@ class McpCacheAdmin(PortalModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/core/mcpcache/purge_expired.html", context)
+
+
+@admin.register(ExecutionHour)
+class ExecutionHourAdmin(ReadOnlyModelAdmin):
+    """The dashboard's hourly rollup, for checking its figures (derived data)."""
+
+    list_display = ["hour", "executions_col", "tokens_col", "time_col", "computed_at"]
+    list_filter = [("hour", DateRangeFilter)]
+    sortable_by = ["hour"]
+    fields = ["hour", "executions", "tokens", "time_ms", "computed_at"]
+
+    @admin.display(description="executions")
+    def executions_col(self, obj: ExecutionHour) -> str:
+        return f"{obj.executions:,}"
+
+    @admin.display(description="tokens")
+    def tokens_col(self, obj: ExecutionHour) -> str:
+        return f"{obj.tokens:,}"
+
+    @admin.display(description="agent time")
+    def time_col(self, obj: ExecutionHour) -> str:
+        return duration_ms(obj.time_ms)

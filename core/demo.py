@@ -38,6 +38,7 @@ import random
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -2241,6 +2242,24 @@ def scale_session_id(n: int) -> uuid.UUID:
     return uuid.UUID(digest.hexdigest())
 
 
+def default_workers() -> int:
+    """Parallel insert streams for the bulk top-up: one per core, at most four.
+
+    Most of a row's cost is PostgreSQL parsing its prompt and response into the stored
+    full-text document (~80 µs); an INSERT ... SELECT runs on one core, so separate
+    connections are what use the others.
+    """
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _run_batch_in_thread(sql: str, params: dict[str, Any]) -> int:
+    # Each thread has its own connection (Django's are per thread); close it when done.
+    try:
+        return _run_batch(sql, params)
+    finally:
+        connection.close()
+
+
 def _top_up(
     table: str,
     sql: str,
@@ -2248,21 +2267,45 @@ def _top_up(
     batch_size: int,
     params: dict[str, Any],
     progress: ProgressCallback | None,
+    workers: int = 1,
 ) -> TableResult:
     existing = _count(table)
     missing = target - existing
-    added = 0
     # Series numbers continue after the rows already there, so texts keep varying.
-    next_k = existing + 1
-    while added < missing:
-        size = min(batch_size, missing - added)
-        inserted = _run_batch(sql, {**params, "start": next_k, "stop": next_k + size - 1})
+    ranges = []
+    next_k, left = existing + 1, missing
+    while left > 0:
+        size = min(batch_size, left)
+        ranges.append((next_k, next_k + size - 1))
+        next_k, left = next_k + size, left - size
+    added = 0
+
+    def done(inserted: int) -> None:
+        nonlocal added
         if inserted <= 0:
             raise SeedError(f"{table}: a batch inserted no rows; are the bulk sessions missing?")
         added += inserted
-        next_k += size
         if progress:
             progress(table, added, missing)
+
+    if workers <= 1 or len(ranges) <= 1:
+        for start, stop in ranges:
+            done(_run_batch(sql, {**params, "start": start, "stop": stop}))
+        return TableResult(table, added, existing + added)
+    # Batches commit independently, in any order: an interrupted run leaves whole batches,
+    # and the next run counts them and adds the rest.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seed") as pool:
+        futures = [
+            pool.submit(_run_batch_in_thread, sql, {**params, "start": start, "stop": stop})
+            for start, stop in ranges
+        ]
+        try:
+            for future in as_completed(futures):
+                done(future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return TableResult(table, added, existing + added)
 
 
@@ -2273,6 +2316,7 @@ def scale_up(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressCallback | None = None,
     anchor: datetime | None = None,
+    workers: int | None = None,
 ) -> list[TableResult]:
     """Top execution history up to ``executions`` rows, sandbox runs to 1/50 and the
     tool cache to 1/100 of it, over ``sessions`` bulk sessions (default 1/10).
@@ -2302,6 +2346,7 @@ def scale_up(
             batch_size,
             {**params, "min_offset": 5, "max_offset": 9000},
             progress,
+            workers=default_workers() if workers is None else workers,
         ),
         _top_up(
             "core.sandbox_executions",

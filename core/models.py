@@ -6,6 +6,7 @@ and ``mcp_cache`` directly: their names and columns are a contract.
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Now
 
@@ -87,7 +88,11 @@ class CodexSession(models.Model):
         verbose_name = "agent session"
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["-created_at"], name="codex_sessions_created_idx"),
+            # INCLUDE status: the dashboard counts a week of sessions by status from the
+            # index alone (an index-only scan), without visiting the table's rows.
+            models.Index(
+                fields=["-created_at"], include=["status"], name="codex_sessions_created_cov_idx"
+            ),
             models.Index(fields=["status", "-created_at"], name="codex_sessions_status_idx"),
             models.Index(fields=["model", "-created_at"], name="codex_sessions_model_idx"),
             models.Index(fields=["user_id"], name="codex_sessions_user_idx"),
@@ -95,6 +100,12 @@ class CodexSession(models.Model):
 
     def __str__(self) -> str:
         return str(self.session_id)
+
+
+class ExecutionHistoryManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet:
+        # The search document is about a kilobyte a row and only PostgreSQL reads it.
+        return super().get_queryset().defer("search_document")
 
 
 class ExecutionHistory(models.Model):
@@ -109,6 +120,18 @@ class ExecutionHistory(models.Model):
     tokens_used = models.IntegerField(null=True, blank=True)
     execution_time_ms = models.IntegerField(null=True, blank=True)
     created_at = created_at()
+    #: The full-text document of prompt and response, computed by PostgreSQL on write
+    #: (core/search.py). Stored, so that checking a row against a search is a cheap
+    #: comparison instead of re-parsing kilobytes of text: that is what lets the admin
+    #: walk the newest rows for common words. Never loaded unless asked for (manager).
+    search_document = models.GeneratedField(
+        expression=search_vector(),
+        output_field=SearchVectorField(),
+        db_persist=True,
+        verbose_name="search document",
+    )
+
+    objects = ExecutionHistoryManager()
 
     class Meta:
         db_table = 'core"."execution_history'
@@ -116,11 +139,22 @@ class ExecutionHistory(models.Model):
         verbose_name_plural = "execution history"
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["-created_at", "-id"], name="exec_history_created_idx"),
+            # INCLUDE the two figures the dashboard adds up for a time window, and the
+            # sessions list for a session: sums come from the index alone (index-only
+            # scans), never from the wide rows with prompts and responses.
+            models.Index(
+                fields=["-created_at", "-id"],
+                include=["tokens_used", "execution_time_ms"],
+                name="exec_history_created_cov_idx",
+            ),
             # Serves both "executions of this session" and its newest-first ordering.
-            models.Index(fields=["session", "-created_at"], name="exec_history_session_idx"),
+            models.Index(
+                fields=["session", "-created_at"],
+                include=["tokens_used", "execution_time_ms"],
+                name="exec_history_session_cov_idx",
+            ),
             # --- admin list and search (issue 3); expressions in core/search.py ---
-            GinIndex(search_vector(), name="exec_history_search_idx"),
+            GinIndex(fields=["search_document"], name="exec_history_document_idx"),
             models.Index(
                 token_bucket(),
                 models.F("created_at").desc(),
@@ -197,3 +231,27 @@ class McpCache(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool_name} #{self.pk}"
+
+
+class ExecutionHour(models.Model):
+    """Executions, tokens and agent time of one whole UTC hour: the dashboard's rollup.
+
+    Derived from execution history by the portal (core/selectors.py) the first time an
+    hour is needed after it is over, so the dashboard adds up 24 small rows instead of a
+    day of executions (hundreds of thousands at ten million rows). Safe to delete: a
+    missing hour is computed again. The gateway never writes here.
+    """
+
+    hour = models.DateTimeField(primary_key=True, help_text="Start of the hour (UTC).")
+    executions = models.BigIntegerField()
+    tokens = models.BigIntegerField()
+    time_ms = models.BigIntegerField(verbose_name="agent time (ms)")
+    computed_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = 'core"."execution_hours'
+        verbose_name = "hourly execution total"
+        ordering = ["-hour"]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} UTC"

@@ -7,17 +7,18 @@ window or one session through an index, never a whole table.
 from __future__ import annotations
 
 import datetime
+import logging
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db import connections, router
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, JSONObject, Left, TruncHour
 from django.utils import timezone
 
 from portal.estimates import RowCount, count_rows
 
-from .models import CodexSession, ExecutionHistory, McpCache, SandboxExecution
+from .models import CodexSession, ExecutionHistory, ExecutionHour, McpCache, SandboxExecution
 from .search import TIME_BUCKETS, time_bucket
 
 
@@ -33,7 +34,7 @@ def session_usage_annotations() -> dict[str, Subquery]:
         .values("session_id")
         .annotate(
             usage=JSONObject(
-                executions=Count("id"),
+                executions=Count("*"),
                 tokens=Coalesce(Sum("tokens_used"), Value(0), output_field=IntegerField()),
                 time_ms=Coalesce(Sum("execution_time_ms"), Value(0), output_field=IntegerField()),
             )
@@ -103,7 +104,7 @@ def _statuses(since: datetime.datetime, until: datetime.datetime | None) -> dict
     rows = CodexSession.objects.filter(created_at__gte=since)
     if until is not None:
         rows = rows.filter(created_at__lt=until)
-    return {r["status"]: r["n"] for r in rows.order_by().values("status").annotate(n=Count("pk"))}
+    return {r["status"]: r["n"] for r in rows.order_by().values("status").annotate(n=Count("*"))}
 
 
 def _past_days_statuses(window: Window) -> dict[str, int]:
@@ -129,11 +130,13 @@ def sessions_by_status(window: Window) -> list[StatusCount]:
     return sorted(rows, key=lambda r: (-r.week, r.status))
 
 
-#: Hours that ended this long ago no longer change (a row commits with created_at a
-#: little before its commit); their totals are cached.
+#: Hours that ended this long ago no longer change: a row's created_at is the time of
+#: its INSERT (the column's default), which commits within moments. An hour's totals
+#: are then stored once in core.execution_hours.
 SETTLED_AFTER = datetime.timedelta(minutes=5)
 HOUR = datetime.timedelta(hours=1)
-HOUR_CACHE_SECONDS = 26 * 3600
+
+logger = logging.getLogger(__name__)
 
 
 def _hour_floor(moment: datetime.datetime) -> datetime.datetime:
@@ -145,57 +148,71 @@ def _window_totals(since: datetime.datetime, until: datetime.datetime | None) ->
     if until is not None:
         rows = rows.filter(created_at__lt=until)
     totals = rows.order_by().aggregate(
-        executions=Count("pk"),
+        executions=Count("*"),
         tokens=Coalesce(Sum("tokens_used"), 0),
         time_ms=Coalesce(Sum("execution_time_ms"), 0),
     )
     return ExecutionWindow(**totals)
 
 
-def _hour_key(hour: datetime.datetime) -> str:
-    return f"portal:executions-hour:{_database()}:{hour.isoformat()}"
+def _compute_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, ExecutionWindow]:
+    """Totals of the given whole hours, in one grouped index-only scan."""
+    computed = {hour: ExecutionWindow(0, 0, 0) for hour in hours}
+    rows = (
+        ExecutionHistory.objects.filter(created_at__gte=hours[0], created_at__lt=hours[-1] + HOUR)
+        .annotate(hour=TruncHour("created_at", tzinfo=datetime.UTC))
+        .order_by()
+        .values("hour")
+        .annotate(
+            executions=Count("*"),
+            tokens=Coalesce(Sum("tokens_used"), 0),
+            time_ms=Coalesce(Sum("execution_time_ms"), 0),
+        )
+    )
+    for row in rows:
+        hour = row["hour"].astimezone(datetime.UTC)
+        if hour in computed:
+            computed[hour] = ExecutionWindow(row["executions"], row["tokens"], row["time_ms"])
+    return computed
 
 
 def _settled_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, ExecutionWindow]:
-    """Totals of whole past hours: from the cache, the missing ones in one grouped query."""
-    keys = {hour: _hour_key(hour) for hour in hours}
-    cached = cache.get_many(list(keys.values()))
-    found = {hour: ExecutionWindow(*cached[key]) for hour, key in keys.items() if key in cached}
+    """Totals of whole past hours: stored ones from core.execution_hours, the missing
+    ones computed in one query and stored for every later view (and every instance)."""
+    found = {
+        row.hour.astimezone(datetime.UTC): ExecutionWindow(row.executions, row.tokens, row.time_ms)
+        for row in ExecutionHour.objects.filter(hour__gte=hours[0], hour__lte=hours[-1])
+    }
     missing = [hour for hour in hours if hour not in found]
     if missing:
-        computed = {hour: ExecutionWindow(0, 0, 0) for hour in missing}
-        rows = (
-            ExecutionHistory.objects.filter(
-                created_at__gte=missing[0], created_at__lt=missing[-1] + HOUR
-            )
-            .annotate(hour=TruncHour("created_at", tzinfo=datetime.UTC))
-            .order_by()
-            .values("hour")
-            .annotate(
-                executions=Count("pk"),
-                tokens=Coalesce(Sum("tokens_used"), 0),
-                time_ms=Coalesce(Sum("execution_time_ms"), 0),
-            )
-        )
-        for row in rows:
-            hour = row["hour"].astimezone(datetime.UTC)
-            if hour in computed:
-                computed[hour] = ExecutionWindow(row["executions"], row["tokens"], row["time_ms"])
-        cache.set_many(
-            {keys[h]: (t.executions, t.tokens, t.time_ms) for h, t in computed.items()},
-            HOUR_CACHE_SECONDS,
-        )
+        computed = _compute_hours(missing)
+        try:
+            # Two views computing the same hour store the same figures: first one wins.
+            with transaction.atomic(using=router.db_for_write(ExecutionHour)):
+                ExecutionHour.objects.bulk_create(
+                    [
+                        ExecutionHour(
+                            hour=hour, executions=t.executions, tokens=t.tokens, time_ms=t.time_ms
+                        )
+                        for hour, t in computed.items()
+                    ],
+                    ignore_conflicts=True,
+                )
+        except DatabaseError:
+            # A database that refuses the write (a read-only role, a standby) still gets
+            # its figures, computed again next time.
+            logger.warning("dashboard: could not store hourly execution totals", exc_info=True)
         found.update(computed)
-    return found
+    return {hour: found[hour] for hour in hours}
 
 
 def execution_window(window: Window) -> ExecutionWindow:
     """Executions, tokens and time of the last 24 hours, exactly.
 
     At ten million rows a day holds hundreds of thousands of executions, too many to
-    add up on every view. Whole hours that are over are added up once and cached
-    (``HOUR_CACHE_SECONDS``); only the partial hour at each end is read live, through
-    the created_at index.
+    add up on every view. Whole hours that are over are added up once and stored in
+    core.execution_hours; only the partial hour at each end is read live, from the
+    created_at index (which includes the summed columns).
     """
     start, now = window.day_ago, window.now
     first_hour = _hour_floor(start)

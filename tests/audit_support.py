@@ -72,6 +72,7 @@ def form_data(response) -> dict:
 
 def sample_objects(owner) -> dict:
     """One object of every model the admin shows, keyed by model class."""
+    import datetime
     import uuid
     from decimal import Decimal
 
@@ -85,6 +86,7 @@ def sample_objects(owner) -> dict:
         Automation,
         CodexSession,
         ExecutionHistory,
+        ExecutionHour,
         McpCache,
         Project,
         SandboxExecution,
@@ -109,6 +111,13 @@ def sample_objects(owner) -> dict:
         ExecutionHistory.objects.create(session=session, prompt="hi", response="hello"),
         SandboxExecution.objects.create(session=session, sql_query="select 1"),
         McpCache.objects.create(tool_name="search", arguments={"q": "x"}, result={"ok": 1}),
+        ExecutionHour.objects.create(
+            hour=timezone.now().replace(minute=0, second=0, microsecond=0)
+            - datetime.timedelta(hours=2),
+            executions=3,
+            tokens=120,
+            time_ms=4500,
+        ),
         UserSession.objects.create(user=owner, ip_address="192.0.2.1"),
         SystemMetric.objects.create(metric_name="cpu", metric_value=Decimal("0.5")),
         record_activity(action="sample"),

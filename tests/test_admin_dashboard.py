@@ -5,9 +5,11 @@ import re
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core.models import CodexSession, ExecutionHistory, McpCache, SandboxExecution
+from core.models import CodexSession, ExecutionHistory, ExecutionHour, McpCache, SandboxExecution
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +122,7 @@ def test_app_index_lists_the_grouped_models(admin_client):
     assert b"Agent sessions" in response.content and b"Automations" in response.content
 
 
-def test_24_hour_totals_are_exact_whether_hours_come_from_the_cache_or_not():
+def test_24_hour_totals_are_exact_whether_hours_are_stored_or_not():
     from core import selectors
 
     session = _session("running")
@@ -140,5 +142,53 @@ def test_24_hour_totals_are_exact_whether_hours_come_from_the_cache_or_not():
     window = selectors.Window.starting(now)
     direct = selectors._window_totals(window.day_ago, None)
     assert direct.executions == len(range(0, 24 * 60 + 1, 37))
-    assert selectors.execution_window(window) == direct  # cold: hours computed and cached
-    assert selectors.execution_window(window) == direct  # warm: hours from the cache
+    assert selectors.execution_window(window) == direct  # cold: hours computed and stored
+    # Stored: every whole hour inside the window that ended over 5 minutes ago.
+    first = selectors._hour_floor(window.day_ago) + datetime.timedelta(hours=1)
+    last = selectors._hour_floor(now - selectors.SETTLED_AFTER)
+    assert ExecutionHour.objects.count() == (last - first) // datetime.timedelta(hours=1)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.execution_window(window) == direct  # warm: read back
+    scans = [q["sql"] for q in queries if "execution_history" in q["sql"]]
+    assert len(scans) == 2, scans  # only the partial hour at each end, read live
+
+
+def test_stored_hours_serve_every_later_view_and_only_whole_past_hours_are_stored():
+    from core import selectors
+
+    session = _session("running")
+    now = timezone.now()
+    made = ExecutionHistory.objects.create(session=session, prompt="p", tokens_used=7)
+    ExecutionHistory.objects.filter(pk=made.pk).update(created_at=now - datetime.timedelta(hours=3))
+    window = selectors.Window.starting(now)
+    assert selectors.execution_window(window).tokens == 7
+
+    stored = ExecutionHour.objects.filter(tokens=7).get()
+    assert stored.hour == (now - datetime.timedelta(hours=3)).astimezone(datetime.UTC).replace(
+        minute=0, second=0, microsecond=0
+    )
+    assert not ExecutionHour.objects.filter(hour__gt=now - datetime.timedelta(minutes=65)).exists()
+
+
+def test_figures_are_still_shown_when_the_hours_cannot_be_stored():
+    from core import selectors
+
+    session = _session("running")
+    ExecutionHistory.objects.create(session=session, prompt="p", tokens_used=5)
+    ExecutionHistory.objects.filter(session=session).update(
+        created_at=timezone.now() - datetime.timedelta(hours=2)
+    )
+    with connection.cursor() as cursor:  # a database refusing the write (rolled back after)
+        cursor.execute(
+            "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'read-only'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON core.execution_hours "
+            "FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()"
+        )
+    window = selectors.Window.starting(timezone.now())
+
+    assert selectors.execution_window(window).tokens == 5
+    assert not ExecutionHour.objects.exists()

@@ -59,6 +59,13 @@ class Command(BaseCommand):
             default=demo.DEFAULT_BATCH_SIZE,
             help=f"Rows per INSERT in --scale mode (default {demo.DEFAULT_BATCH_SIZE:,}).",
         )
+        parser.add_argument(
+            "--jobs",
+            metavar="J",
+            default=demo.default_workers(),
+            help="Parallel insert streams for execution history in --scale mode "
+            f"(default {demo.default_workers()}: one per core, at most four).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.PRODUCTION:
@@ -73,6 +80,9 @@ class Command(BaseCommand):
             if sessions > scale:
                 raise CommandError(f"--sessions ({sessions:,}) may not exceed --scale ({scale:,})")
         batch_size = parse_count("--batch-size", options["batch_size"])
+        jobs = parse_count("--jobs", options["jobs"])
+        if jobs > 32:
+            raise CommandError(f"--jobs must be at most 32 (got {jobs:,})")
 
         started = time.perf_counter()
         try:
@@ -97,6 +107,7 @@ class Command(BaseCommand):
                     sessions=sessions,
                     batch_size=batch_size,
                     progress=self._progress(),
+                    workers=jobs,
                 )
             except demo.SeedError as exc:
                 raise CommandError(str(exc)) from exc

@@ -18,11 +18,13 @@ own ``result_list``.
 from __future__ import annotations
 
 import datetime
+import html
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote as url_quote
 
+from django.conf import settings
 from django.contrib.admin import ModelAdmin
 from django.contrib.admin.templatetags.admin_list import (
     ResultList,
@@ -47,7 +49,10 @@ from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.template import Library
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import conditional_escape, escape
+from django.utils import timezone
+from django.utils.dateformat import DateFormat, re_escaped, re_formatchars
+from django.utils.formats import get_format
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
@@ -60,6 +65,17 @@ _MARK = "PortalRowMark{}Z7q"
 _PATH_SAFE = "!$&'()*+,;=" + "/~:@"
 
 Cell = Callable[[models.Model], str]
+
+
+def _html(value: Any) -> str:
+    """``conditional_escape`` with the common cases first: it runs for every cell, and
+    Django's ``escape`` first checks each argument for lazy strings."""
+    kind = type(value)
+    if kind is SafeString:
+        return value
+    if kind is str:
+        return html.escape(value)  # what escape() does to a str
+    return conditional_escape(value)
 
 
 class _Markup:
@@ -78,6 +94,27 @@ class _Markup:
             out.append(values[index])
             out.append(part)
         return "".join(out)
+
+
+class _DateTimeText:
+    """``formats.localize(timezone.template_localtime(value))`` for a datetime, with the
+    format string, its parsing and the time zone looked up once per page."""
+
+    def __init__(self) -> None:
+        pieces = re_formatchars.split(str(get_format("DATETIME_FORMAT")))
+        # (True, method name of DateFormat) or (False, literal text), as Formatter.format.
+        self.pieces = [
+            (True, piece) if i % 2 else (False, re_escaped.sub(r"\1", piece))
+            for i, piece in enumerate(pieces)
+            if i % 2 or piece
+        ]
+        self.zone = timezone.get_current_timezone() if settings.USE_TZ else None
+
+    def __call__(self, value: datetime.datetime) -> str:
+        if self.zone is not None and value.utcoffset() is not None:
+            value = value.astimezone(self.zone)
+        df = DateFormat(value)
+        return "".join([str(getattr(df, p)()) if call else p for call, p in self.pieces])
 
 
 def _link_columns(cl: ChangeList) -> list[bool]:
@@ -122,20 +159,20 @@ class _ObjectURL:
         )
         if url.count(mark) == 1:
             prefix, suffix = url.split(mark)
-            self.prefix, self.suffix = escape(prefix), escape(suffix)
+            self.prefix, self.suffix = html.escape(prefix), html.escape(suffix)
 
     def html(self, obj: models.Model) -> str | None:
         """The escaped URL for an ``href``, or None when the object has no change URL."""
         if self.prefix is not None:
             key = str(quote(getattr(obj, self.cl.pk_attname)))
             if key:
-                return self.prefix + escape(url_quote(key, safe=_PATH_SAFE)) + self.suffix
+                return self.prefix + html.escape(url_quote(key, safe=_PATH_SAFE)) + self.suffix
         try:
             url = self.cl.url_for_result(obj)
         except NoReverseMatch:
             return None
         context = {"preserved_filters": self.cl.preserved_filters, "opts": self.cl.opts}
-        return escape(add_preserved_filters(context, url))
+        return html.escape(add_preserved_filters(context, url))
 
 
 def _action_checkbox(model_admin: ModelAdmin) -> Callable[[models.Model], str] | None:
@@ -156,7 +193,7 @@ def _action_checkbox(model_admin: ModelAdmin) -> Callable[[models.Model], str] |
         if key == "":
             return model_admin.action_checkbox(obj)
         # The widget's own markup with the escaped key and label put in.
-        return mark_safe(markup.fill(escape(key), escape(str(obj))))  # noqa: S308
+        return mark_safe(markup.fill(html.escape(key), html.escape(str(obj))))  # noqa: S308
 
     return render
 
@@ -174,6 +211,7 @@ class _Column:
         self.missing_class_attr = f' class="{self.classes[0]}"'
         self.urls: _ObjectURL | None = None
         self.boolean = False
+        self.plain_ints = _plain_ints()
         self.field: models.Field | None = None
         self.attr: Any = None
         self.getter: Callable[[models.Model], Any] | None = None
@@ -214,7 +252,7 @@ class _Column:
         empty, avoid_link = self.empty, self.link
 
         def generic(value: Any) -> str:
-            return conditional_escape(display_for_field(value, field, empty, avoid_link))
+            return _html(display_for_field(value, field, empty, avoid_link))
 
         if getattr(field, "flatchoices", None):
             try:
@@ -239,6 +277,31 @@ class _Column:
                 return generic(value)
 
             return boolean
+        if isinstance(field, models.DateTimeField):
+            as_text = _DateTimeText()
+
+            def moment(value: Any) -> str:
+                if type(value) is datetime.datetime:
+                    return html.escape(as_text(value))
+                return generic(value)
+
+            return moment
+        if isinstance(field, models.IntegerField) and _plain_ints():
+
+            def integer(value: Any) -> str:
+                return str(value) if type(value) is int else generic(value)
+
+            return integer
+        if type(field) in (models.CharField, models.TextField):
+            # display_for_field shows a text as it is, and None or "" as the empty value.
+            empty_html = conditional_escape(empty)
+
+            def text(value: Any) -> str:
+                if type(value) is str:
+                    return html.escape(value) if value else empty_html
+                return empty_html if value is None else generic(value)
+
+            return text
         return generic
 
     def cell(self, obj: models.Model) -> str:
@@ -255,13 +318,15 @@ class _Column:
             if self.by_value:
                 if value and not self.boolean and type(value) in (str, SafeString):
                     # display_for_value returns a non-empty string as it is.
-                    content = conditional_escape(value)
+                    content = _html(value)
+                elif type(value) is int and self.plain_ints and not self.boolean:
+                    content = str(value)  # number_format without grouping
                 else:
                     if isinstance(value, (datetime.date, datetime.time)):
                         class_attr = self.class_attr_nowrap
-                    content = conditional_escape(display_for_value(value, self.empty, self.boolean))
+                    content = _html(display_for_value(value, self.empty, self.boolean))
             elif self.related:
-                content = self.empty_html if value is None else conditional_escape(value)
+                content = self.empty_html if value is None else _html(value)
             else:
                 content = self.format(value)
         return self._wrap(obj, class_attr, content)
@@ -276,7 +341,7 @@ class _Column:
         boolean = getattr(attr, "boolean", False)
         if isinstance(attr, property) and hasattr(attr, "fget"):
             boolean = getattr(attr.fget, "boolean", False)
-        content = conditional_escape(display_for_value(value, empty, boolean))
+        content = _html(display_for_value(value, empty, boolean))
         if isinstance(value, (datetime.date, datetime.time)):
             classes.append("nowrap")
         return self._wrap(obj, f' class="{" ".join(classes)}"', content)
@@ -293,6 +358,11 @@ class _Column:
                     popup = f' data-popup-opener="{conditional_escape(key)}"'
                 content = f'<a href="{url}"{popup}>{content}</a>'
         return f"<{tag}{class_attr}>{content}</{tag}>"
+
+
+def _plain_ints() -> bool:
+    """Whether ``number_format`` shows an int as ``str(int)`` (no thousand separators)."""
+    return not settings.USE_THOUSAND_SEPARATOR
 
 
 def _attribute(name: str) -> Callable[[models.Model], Any]:

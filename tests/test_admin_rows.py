@@ -19,7 +19,8 @@ from django.contrib.admin.templatetags.admin_list import result_list
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
-from django.test import Client, RequestFactory
+from django.test import Client, RequestFactory, override_settings
+from django.utils import timezone, translation
 from django.utils.html import format_html
 
 from accounts.models import Company
@@ -141,6 +142,7 @@ class OddColumnsAdmin(PortalModelAdmin):
         "subscription_plan",
         "is_active",
         "max_users",
+        "seats",
         "created_at",
         "pk",
         "id",
@@ -152,6 +154,9 @@ class OddColumnsAdmin(PortalModelAdmin):
     def blank(self, obj):
         return "   "
 
+    def seats(self, obj):
+        return obj.max_users * 1000
+
     def created_day(self, obj):
         return obj.created_at.date()
 
@@ -159,9 +164,24 @@ class OddColumnsAdmin(PortalModelAdmin):
         return "<script>alert(1)</script> & " + format_html("<b>{}</b>", obj.name)
 
 
+@pytest.fixture(params=["default", "german-kolkata-grouped"])
+def locale(request):
+    """The settings numbers, dates and words are formatted with; yields how 12345 reads."""
+    if request.param == "default":
+        yield "12345"
+        return
+    with (
+        override_settings(USE_THOUSAND_SEPARATOR=True),
+        translation.override("de"),
+        timezone.override("Asia/Kolkata"),
+    ):
+        yield "12.345"
+
+
 @pytest.mark.parametrize("query", ["", "is_active__exact=1&o=1", "_popup=1&_to_field=id"])
-def test_odd_columns_render_the_same_as_django(admin_user, query):
+def test_odd_columns_render_the_same_as_django(admin_user, query, locale):
     make_rows(Company, 5)
+    Company.objects.update(max_users=12345)
     Company.objects.filter(pk=Company.objects.first().pk).update(
         name=" <Odd & \"quoted\" 'name'> ", domain=""
     )
@@ -173,6 +193,7 @@ def test_odd_columns_render_the_same_as_django(admin_user, query):
     cl.formset = None  # set by changelist_view: not an editable list
     ours, django = admin_rows.portal_result_list(cl), result_list(cl)
     assert len(ours["results"]) == cl.result_count > 0
+    assert f">{locale}<" in str(ours["results"][0][0])
     assert [list(r) for r in ours["results"]] == [["".join(r)] for r in django["results"]]
     assert ours["result_headers"] == django["result_headers"]
 

@@ -400,6 +400,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # --- Cheap changelists and session refresh (issue 3, rows) ---------------------------
 # {% portal_result_list %}: changelist rows with the per-row work planned once per page.
 TEMPLATES[0]["OPTIONS"].setdefault("libraries", {})["portal_rows"] = "portal.admin_rows"
+# {% portal_app_list %}: the sidebar's model list rendered once per distinct content.
+TEMPLATES[0]["OPTIONS"]["libraries"]["portal_nav"] = "portal.admin_nav"
 # The idle timeout without a session write per request: the session row is re-saved
 # when its expiry is SESSION_REFRESH_SECONDS old, so a session ends between
 # SESSION_IDLE_MINUTES and that plus SESSION_REFRESH_SECONDS after the last request.

@@ -62,6 +62,16 @@ class PortalAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLPattern | URLResolver]:
         return [*self.extra_urls(), *super().get_urls()]
 
+    # --- The app list is built once per request (rows helper, issue 3) ---------------
+
+    def _build_app_dict(self, request: HttpRequest, label: str | None = None) -> dict:
+        # The sidebar (each_context) and the dashboard both ask for it; each build
+        # checks every model's permissions and reverses two URLs per model.
+        built = request.__dict__.setdefault("_portal_app_dicts", {})
+        if label not in built:
+            built[label] = super()._build_app_dict(request, label)
+        return built[label]
+
     # --- Models grouped by what they are about, not by Django app --------------------
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict]:

@@ -19,7 +19,7 @@ from uuid import UUID
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import get_last_value_from_parameters, unquote
 from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR, ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -538,8 +538,15 @@ class IndexedValuesFilter(admin.AllValuesFieldListFilter):
     max_values = 100
 
     def __init__(self, field, request, params, model, model_admin, field_path):
-        super().__init__(field, request, params, model, model_admin, field_path)
+        # AllValuesFieldListFilter.__init__ without its choices queryset: building it
+        # runs the ModelAdmin's get_queryset (annotations and all) only to be replaced.
+        self.lookup_kwarg = field_path
+        self.lookup_kwarg_isnull = f"{field_path}__isnull"
+        self.lookup_val = params.get(self.lookup_kwarg)
+        self.lookup_val_isnull = get_last_value_from_parameters(params, self.lookup_kwarg_isnull)
+        self.empty_value_display = model_admin.get_empty_value_display()
         self.lookup_choices = distinct_values(model, field, limit=self.max_values)
+        admin.FieldListFilter.__init__(self, field, request, params, model, model_admin, field_path)
 
 
 # Identifiers are the model's table and column, quoted by the backend (quote_name);

@@ -46,6 +46,11 @@ def planner_estimate(queryset: QuerySet) -> int:
     """The planner's estimate of how many rows ``queryset`` returns. Never scans."""
     if queryset.query.is_empty():
         return 0
+    query = queryset.query
+    if not (query.distinct or query.combinator or query.group_by is not None):
+        # The select list does not change how many rows come back, and planning the
+        # page's annotations (correlated subqueries) costs more than the estimate.
+        queryset = queryset.values("pk")
     text = queryset.order_by().explain(format="json")
     if not text:  # a WHERE that Django knows matches nothing is never sent
         return 0

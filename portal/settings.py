@@ -271,10 +271,9 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True  # the admin reads the token from its forms, never the cookie
 SESSION_COOKIE_SAMESITE = "Lax"
 # Sessions end when the browser closes, and after SESSION_IDLE_MINUTES without a
-# request (each request pushes the expiry forward).
+# request (requests push the expiry forward: portal/sessions.py, see the "rows" block).
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
-SESSION_SAVE_EVERY_REQUEST = True
 # django-axes logs every successful login at INFO; failures and lockouts (WARNING)
 # are enough, and are in audit.security_events anyway.
 LOGGING.setdefault("loggers", {})["axes"] = {"level": "WARNING"}
@@ -397,3 +396,19 @@ DIAGNOSTICS_SNAPSHOT_RETENTION_DAYS = env.int("DIAGNOSTICS_SNAPSHOT_RETENTION_DA
 # --- Admin portal static files (issue 3) -------------------------------------------
 # The admin's own stylesheet (static/portal/admin.css); no inline scripts anywhere.
 STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Cheap changelists and session refresh (issue 3, rows) ---------------------------
+# {% portal_result_list %}: changelist rows with the per-row work planned once per page.
+TEMPLATES[0]["OPTIONS"].setdefault("libraries", {})["portal_rows"] = "portal.admin_rows"
+# {% portal_app_list %}: the sidebar's model list rendered once per distinct content.
+TEMPLATES[0]["OPTIONS"]["libraries"]["portal_nav"] = "portal.admin_nav"
+# The idle timeout without a session write per request: the session row is re-saved
+# when its expiry is SESSION_REFRESH_SECONDS old, so a session ends between
+# SESSION_IDLE_MINUTES and that plus SESSION_REFRESH_SECONDS after the last request.
+SESSION_ENGINE = "portal.sessions"
+SESSION_REFRESH_SECONDS = env.int("SESSION_REFRESH_SECONDS", default=60)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+    "portal.sessions.IdleSessionMiddleware",
+)
+# --- end of rows block ----------------------------------------------------------------

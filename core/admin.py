@@ -176,7 +176,12 @@ class CodexSessionAdmin(PortalModelAdmin):
     latest_executions_shown = 20
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).annotate(**selectors.session_usage_annotations())
+        qs = super().get_queryset(request).annotate(**selectors.session_usage_annotations())
+        match = request.resolver_match
+        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+            # The list never shows the metadata: don't fetch and parse fifty JSON documents.
+            qs = qs.defer("metadata")
+        return qs
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.replace("\x00", "").strip()

@@ -355,15 +355,14 @@ def table(results: list[Page], data: Data, scale: int) -> str:
         "Each page is requested in-process through Django's test client, rendered in full, "
         f"portal and stock alternating in the same rounds: {PORTAL_RUNS} runs of each portal "
         f"page, {BASELINE_MIN_RUNS} to {BASELINE_RUNS} of each stock page (stopping after "
-        f"{BASELINE_BUDGET_S:.0f} s). The machine is shared by several engineers, so "
-        "single runs are noisy; medians are what to compare.",
+        f"{BASELINE_BUDGET_S:.0f} s). Single runs are noisy (other work may run on the "
+        "machine); medians are what to compare.",
         "",
         *(
             [
                 f"Generating and indexing took longer than the ~20 minutes the issue allows "
-                f"({data.seconds / 60:.1f} min on this shared machine, where other builds "
-                "were running); the table is measured at this size anyway. A smaller size: "
-                "`BENCH_SCALE=N make bench`.",
+                f"({data.seconds / 60:.1f} min on this machine); the table is measured at "
+                "this size anyway. A smaller size: `BENCH_SCALE=N make bench`.",
                 "",
             ]
             if data.seconds is not None and data.seconds > 20 * 60

@@ -358,10 +358,13 @@ class LargeTableAdminMixin:
         return self.has_view_or_change_permission(request)
 
     def get_csv_fields(self, request: HttpRequest) -> list[models.Field]:
+        # Generated columns (a stored search document) are derived by PostgreSQL.
         return [
             f
             for f in self.opts.concrete_fields
-            if f.name not in self.csv_exclude_fields and f.attname not in self.csv_exclude_fields
+            if not f.generated
+            and f.name not in self.csv_exclude_fields
+            and f.attname not in self.csv_exclude_fields
         ]
 
     def get_urls(self):

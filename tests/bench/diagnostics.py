@@ -46,18 +46,6 @@ NO_BASELINE = {
     "privileges": "a fixed list of checks",
     "replication": "one row per standby or slot",
 }
-PAGES = (
-    "overview",
-    "activity",
-    "blocking",
-    "queries",
-    "space",
-    "indexes",
-    "maintenance",
-    "settings",
-    "privileges",
-    "replication",
-)
 
 
 def configure() -> None:
@@ -311,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from django.urls import reverse
+
+    from portal.diagnostics.pages import PAGES, page_url
 
     call_command("migrate", verbosity=0)
     build_catalog()
@@ -337,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     naive = baselines()
-    for slug in PAGES:
-        url = reverse("admin:diagnostics" if slug == "overview" else f"admin:diagnostics_{slug}")
+    for slug, _title in PAGES:
+        url = page_url(slug, "default")
 
         def get(url: str = url) -> None:
             response = client.get(url)

@@ -38,6 +38,7 @@ from portal.admin_list import (
     DateRangeFilter,
     IndexedValuesFilter,
     PortalChangeList,
+    is_changelist_request,
     is_query_canceled,
     parse_uuid,
     set_local,
@@ -177,8 +178,7 @@ class CodexSessionAdmin(PortalModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request).annotate(**selectors.session_usage_annotations())
-        match = request.resolver_match
-        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+        if is_changelist_request(request):
             # The list never shows the metadata: don't fetch and parse fifty JSON documents.
             qs = qs.defer("metadata")
         return qs
@@ -377,8 +377,7 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
         # The list shows a preview of the prompt: never fetch whole prompts and
         # responses (kilobytes each) for fifty rows.
         qs = super().get_queryset(request)
-        match = request.resolver_match
-        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+        if is_changelist_request(request):
             qs = qs.defer("prompt", "response").annotate(prompt_head=Left("prompt", 160))
         return qs
 
@@ -458,8 +457,7 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
-        match = request.resolver_match
-        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+        if is_changelist_request(request):
             qs = qs.defer("result", "sql_query", "error").annotate(
                 sql_head=Left("sql_query", 160), error_head=Left("error", 1)
             )
@@ -557,8 +555,7 @@ class McpCacheAdmin(PortalModelAdmin):
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
-        match = request.resolver_match
-        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+        if is_changelist_request(request):
             qs = qs.defer("arguments", "result")
         return qs
 

@@ -143,16 +143,21 @@ def _hour_floor(moment: datetime.datetime) -> datetime.datetime:
     return moment.astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def _window_sums() -> dict:
+    """The figures of an ExecutionWindow, as aggregates over execution history rows
+    (all three read from the created_at index, which includes the summed columns)."""
+    return {
+        "executions": Count("*"),
+        "tokens": Coalesce(Sum("tokens_used"), 0),
+        "time_ms": Coalesce(Sum("execution_time_ms"), 0),
+    }
+
+
 def _window_totals(since: datetime.datetime, until: datetime.datetime | None) -> ExecutionWindow:
     rows = ExecutionHistory.objects.filter(created_at__gte=since)
     if until is not None:
         rows = rows.filter(created_at__lt=until)
-    totals = rows.order_by().aggregate(
-        executions=Count("*"),
-        tokens=Coalesce(Sum("tokens_used"), 0),
-        time_ms=Coalesce(Sum("execution_time_ms"), 0),
-    )
-    return ExecutionWindow(**totals)
+    return ExecutionWindow(**rows.order_by().aggregate(**_window_sums()))
 
 
 def _compute_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, ExecutionWindow]:
@@ -163,11 +168,7 @@ def _compute_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, Ex
         .annotate(hour=TruncHour("created_at", tzinfo=datetime.UTC))
         .order_by()
         .values("hour")
-        .annotate(
-            executions=Count("*"),
-            tokens=Coalesce(Sum("tokens_used"), 0),
-            time_ms=Coalesce(Sum("execution_time_ms"), 0),
-        )
+        .annotate(**_window_sums())
     )
     for row in rows:
         hour = row["hour"].astimezone(datetime.UTC)

@@ -132,6 +132,13 @@ class PortalChangeList(ChangeList):
         return getattr(self.paginator, "is_capped", False)
 
 
+def is_changelist_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for a list page: the one place a ModelAdmin's queryset may
+    leave out the wide columns (whole texts, JSON) that only the change page shows."""
+    match = request.resolver_match
+    return match is not None and bool(match.url_name) and match.url_name.endswith("_changelist")
+
+
 def set_local(name: str, value: str, using: str = "default") -> None:
     """``SET LOCAL`` a setting for the rest of the current transaction."""
     with connections[using].cursor() as cursor:

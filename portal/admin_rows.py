@@ -286,7 +286,7 @@ class _Column:
                 return generic(value)
 
             return moment
-        if isinstance(field, models.IntegerField) and _plain_ints():
+        if isinstance(field, models.IntegerField) and self.plain_ints:
 
             def integer(value: Any) -> str:
                 return str(value) if type(value) is int else generic(value)

@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed
 
 db: venv
-	$(PY) -m portal.devdb start
+	$(PY) -m devdb start
 
 run: db
 	$(PY) manage.py migrate --no-input
@@ -79,13 +79,13 @@ bench: venv
 	$(PY) -m tests.bench.diagnostics
 
 db-stop: venv
-	$(PY) -m portal.devdb stop
+	$(PY) -m devdb stop
 
 db-status: venv
-	$(PY) -m portal.devdb status
+	$(PY) -m devdb status
 
 psql: venv
-	$(PY) -m portal.devdb psql
+	$(PY) -m devdb psql
 
 clean: db-stop
 	rm -rf .pgdata .pgdata15 staticfiles test-output

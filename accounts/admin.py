@@ -6,6 +6,7 @@ change-password form) adapted to the email login; the password hash is never sho
 
 from __future__ import annotations
 
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
@@ -15,8 +16,8 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils.html import format_html
 
-from portal.admin_base import PortalModelAdmin
-from portal.admin_list import DateRangeFilter
+from portal.admin.base import PortalModelAdmin
+from portal.admin.filters import DateRangeFilter
 
 from .models import Company, OAuthAccount, User
 
@@ -151,3 +152,19 @@ if admin.site.is_registered(Group):
 @admin.register(Group)
 class GroupAdmin(PortalModelAdmin, DjangoGroupAdmin):
     pass
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(PortalModelAdmin):
+    """Logins locked out (or counting towards it). Deleting an attempt unlocks the pair."""
+
+    list_display = ["attempt_time", "username", "ip_address", "failures_since_start"]
+    search_fields = ["username", "=ip_address"]
+    fields = ["attempt_time", "username", "ip_address", "user_agent", "failures_since_start"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

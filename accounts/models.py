@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 
-from portal.modelfields import created_at, updated_at, uuid_pk
+from portal.db.fields import created_at, updated_at, uuid_pk
 
 
 class SubscriptionPlan(models.TextChoices):

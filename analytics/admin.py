@@ -6,9 +6,9 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from accounts.models import User
-from portal.admin_base import ReadOnlyModelAdmin
-from portal.admin_display import pretty_json, preview
-from portal.admin_list import DateRangeFilter, IndexedValuesFilter
+from portal.admin.base import ReadOnlyModelAdmin
+from portal.admin.display import pretty_json, preview
+from portal.admin.filters import DateRangeFilter, IndexedValuesFilter
 
 from .models import SystemMetric, UserSession
 

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from portal.modelfields import uuid_pk
+from portal.db.fields import uuid_pk
 
 
 class UserSession(models.Model):

@@ -9,17 +9,14 @@ locked-out logins are listed here, and deleting one (unlocking) is audited.
 import json
 from typing import Any
 
-from axes.models import AccessAttempt
 from django.contrib import admin
-from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
-from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from portal.admin_base import PortalModelAdmin, ReadOnlyModelAdmin
-from portal.admin_list import DateRangeFilter
+from portal.admin.base import ReadOnlyModelAdmin
+from portal.admin.filters import DateRangeFilter
 
 from .models import ActivityLog, SecurityEvent
 from .services import MASK
@@ -174,28 +171,3 @@ class SecurityEventAdmin(ReadOnlyModelAdmin):
     @admin.display(description="details")
     def details_pretty(self, event: SecurityEvent) -> SafeString:
         return format_html("<pre>{}</pre>", json.dumps(event.details, indent=2, ensure_ascii=False))
-
-
-if admin.site.is_registered(Group):
-    admin.site.unregister(Group)
-
-
-@admin.register(Group)
-class GroupAdmin(PortalModelAdmin, DjangoGroupAdmin):
-    pass
-
-
-@admin.register(AccessAttempt)
-class AccessAttemptAdmin(PortalModelAdmin):
-    """Logins locked out (or counting towards it). Deleting an attempt unlocks the pair."""
-
-    list_display = ["attempt_time", "username", "ip_address", "failures_since_start"]
-    search_fields = ["username", "=ip_address"]
-    fields = ["attempt_time", "username", "ip_address", "user_agent", "failures_since_start"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class AuditConfig(AppConfig):
@@ -9,9 +8,6 @@ class AuditConfig(AppConfig):
     schema = "audit"
 
     def ready(self) -> None:
-        from . import roles, signals
+        from . import signals
 
         signals.connect()
-        post_migrate.connect(
-            roles.sync_roles_after_migrate, sender=self, dispatch_uid="audit-sync-roles"
-        )

@@ -8,7 +8,7 @@ audit rows, and ``actor_email`` keeps who it was at the time.
 from django.conf import settings
 from django.db import models
 
-from portal.modelfields import created_at, uuid_pk
+from portal.db.fields import created_at, uuid_pk
 
 
 class ActivityLog(models.Model):

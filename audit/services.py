@@ -21,8 +21,9 @@ from typing import Any
 from django.db import models
 from django.http import HttpRequest
 
+from portal.request_context import client_ip, current_request, request_id, user_agent
+
 from .models import ActivityLog, SecurityEvent
-from .request_context import client_ip, current_request, request_id, user_agent
 
 MASK = "********"
 #: Words that make a key name a secret ("db_password", "apiKey", "client_secret"); a

@@ -19,10 +19,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models.signals import m2m_changed, pre_save
 
+from portal.request_context import current_request
+
 from . import services
 from .admin_mixins import being_saved_by_admin
 from .models import SecurityEvent
-from .request_context import current_request
 
 EventType = SecurityEvent.EventType
 PRIVILEGE_FLAGS = ("is_superuser", "is_staff", "is_active")

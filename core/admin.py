@@ -23,8 +23,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from audit.services import record_cache_purge
-from portal.admin_base import PortalModelAdmin, ReadOnlyModelAdmin
-from portal.admin_display import (
+from portal.admin.base import PortalModelAdmin, ReadOnlyModelAdmin
+from portal.admin.changelist import (
+    PortalChangeList,
+    is_changelist_request,
+    is_query_canceled,
+    parse_uuid,
+    set_local,
+)
+from portal.admin.display import (
     duration_ms,
     formatted_sql,
     pretty_json,
@@ -32,18 +39,8 @@ from portal.admin_display import (
     readable_text,
     status_badge,
 )
-from portal.admin_list import (
-    BucketFilter,
-    ChoicesFilter,
-    DateRangeFilter,
-    IndexedValuesFilter,
-    PortalChangeList,
-    is_changelist_request,
-    is_query_canceled,
-    parse_uuid,
-    set_local,
-)
-from portal.estimates import count_rows
+from portal.admin.estimates import count_rows
+from portal.admin.filters import BucketFilter, ChoicesFilter, DateRangeFilter, IndexedValuesFilter
 
 from . import selectors, services
 from .models import (

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models.functions import Now
 
 from core.search import search_vector, time_bucket, token_bucket
-from portal.modelfields import created_at, updated_at, uuid_pk
+from portal.db.fields import created_at, updated_at, uuid_pk
 
 
 class Project(models.Model):

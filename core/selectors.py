@@ -16,7 +16,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce, JSONObject, Left, TruncHour
 from django.utils import timezone
 
-from portal.estimates import RowCount, count_rows
+from portal.admin.estimates import RowCount, count_rows
 
 from .models import CodexSession, ExecutionHistory, ExecutionHour, McpCache, SandboxExecution
 from .search import TIME_BUCKETS, time_bucket

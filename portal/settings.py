@@ -3,7 +3,7 @@
 One switch, ``DJANGO_ENV``: ``development`` (default), ``test`` or ``production``.
 Production fails closed: no default SECRET_KEY, DEBUG off, ALLOWED_HOSTS and
 DATABASE_URL required. Outside production, a missing DATABASE_URL means the
-project's own embedded PostgreSQL (``portal/devdb.py``), started on demand.
+project's own embedded PostgreSQL (``devdb``), started on demand.
 """
 
 from datetime import timedelta
@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.settings_secrets import load_settings_env
@@ -18,12 +19,11 @@ from portal.settings_secrets import load_settings_env
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-# --- Settings source: .env file, else Secret Manager (issue 7) -----------------------
-# A local .env file wins; else, in production with GOOGLE_CLOUD_PROJECT set, the .env
-# payload of the Secret Manager secret SETTINGS_NAME (portal/settings_secrets.py). The
-# process environment still overrides either (read_env never overwrites a variable).
+# Settings source: a local .env file wins; else, in production with GOOGLE_CLOUD_PROJECT
+# set, the .env payload of the Secret Manager secret SETTINGS_NAME
+# (portal/settings_secrets.py). The process environment still overrides either
+# (read_env never overwrites a variable).
 SETTINGS_SOURCE = load_settings_env(env, BASE_DIR / ".env")
-# --- end settings source -------------------------------------------------------------
 
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 if DJANGO_ENV not in {"development", "test", "production"}:
@@ -40,7 +40,6 @@ def _required(name: str) -> str:
     return value
 
 
-# --- Cloud Run service URLs (issue 7) ------------------------------------------------
 # CLOUDRUN_SERVICE_URLS: the service's URLs, comma-separated (a Cloud Run service has
 # several: https://NAME-PROJECTNUMBER.REGION.run.app and the older hashed one, plus any
 # custom domain). Hosts join ALLOWED_HOSTS, origins join CSRF_TRUSTED_ORIGINS.
@@ -61,7 +60,6 @@ def _service_hosts_and_origins(urls: list[str]) -> tuple[list[str], list[str]]:
 
 CLOUDRUN_SERVICE_URLS = env.list("CLOUDRUN_SERVICE_URLS", default=[])
 _service_hosts, _service_origins = _service_hosts_and_origins(CLOUDRUN_SERVICE_URLS)
-# --- end Cloud Run service URLs ------------------------------------------------------
 
 if PRODUCTION:
     SECRET_KEY = _required("SECRET_KEY")
@@ -84,28 +82,45 @@ else:
 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[]) + _service_origins
 
+# Order matters: portal's templates override the admin's (base_site, nav_sidebar, ...),
+# so it comes before django.contrib.admin (PortalAdminConfig installs the portal's
+# AdminSite as admin.site). The demo data app exists outside production only.
 INSTALLED_APPS = [
+    "portal.apps.PortalConfig",
     "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "accounts",
     "core",
     "analytics",
     "audit",
+    "portal.diagnostics",
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz answer before host validation and the HTTPS redirect: Cloud
+    # Run's probes call the container directly over plain HTTP, without the service's Host.
+    "portal.health.HealthCheckMiddleware",
+    # Request id and client IP first, so every later layer (the lockout included) has them.
+    "portal.request_context.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The idle timeout without a session write per request (portal/admin/sessions.py).
+    "portal.admin.sessions.IdleSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # django-axes last, as its documentation requires.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -126,8 +141,7 @@ TEMPLATES = [
     },
 ]
 
-# --- Database -------------------------------------------------------------------
-# Every app table is schema-qualified ('core"."projects'); the schema-aware backend
+# Database. Every app table is schema-qualified ('core"."projects'); the schema-aware backend
 # in portal/db corrects what the stock backend gets wrong for such tables.
 DATABASE_ENGINE = "portal.db"
 
@@ -139,7 +153,12 @@ elif PRODUCTION:
         "(e.g. postgres://USER:PASSWORD@//cloudsql/PROJECT:REGION:INSTANCE/DBNAME)"
     )
 else:
-    from portal import devdb
+    # Outside production, with no DATABASE_URL, importing the settings starts (or finds)
+    # the project's embedded cluster. Deliberate: every manage.py command, the test
+    # runner and `make run` then work on a fresh clone with nothing to configure, and
+    # the start is a few milliseconds when the cluster is already up (a lock file
+    # makes concurrent starts yield one server). Production never reaches this.
+    import devdb
 
     try:
         _devdb = devdb.ensure_running()
@@ -194,21 +213,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes logs every successful login at INFO; failures and lockouts (WARNING)
+    # are enough, and are in audit.security_events anyway.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
-# --- Audit trail, roles, login protection and security headers (issue 5) ----------
-# Everything production-only is keyed on PRODUCTION; each value can be overridden
-# from the environment. `manage.py check --deploy` with DJANGO_ENV=production reports
-# nothing (tests/test_hardening.py runs it).
-
-from csp.constants import NONCE, NONE, SELF  # noqa: E402
-
-INSTALLED_APPS += ["axes", "csp"]
-
-# Request id + client IP first (every later layer, the lockout included, can use
-# them); CSP on every response; django-axes last, as its documentation requires.
-MIDDLEWARE.insert(0, "audit.request_context.RequestContextMiddleware")
-MIDDLEWARE += ["csp.middleware.CSPMiddleware", "axes.middleware.AxesMiddleware"]
+# Audit trail, login protection and security headers. Everything production-only is
+# keyed on PRODUCTION; each value can be overridden from the environment.
+# `manage.py check --deploy` with DJANGO_ENV=production reports nothing.
 
 # Proxies in front of the portal that append to X-Forwarded-For (Cloud Run: 1). The
 # client is the entry that many places from the right; entries left of it are
@@ -227,12 +239,12 @@ AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"  # the admin login form's field (holds the email)
-AXES_USERNAME_CALLABLE = "audit.lockout.attempted_username"
-AXES_CLIENT_IP_CALLABLE = "audit.request_context.client_ip"
-AXES_LOCKOUT_CALLABLE = "audit.lockout.lockout_response"
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
+AXES_CLIENT_IP_CALLABLE = "portal.request_context.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # audit.security_events is the login history
-AXES_ENABLE_ADMIN = False  # audit/admin.py lists locked-out logins on the portal's base
+AXES_ENABLE_ADMIN = False  # accounts/admin.py lists locked-out logins on the portal's base
 AXES_SENSITIVE_PARAMETERS = ["password", "csrfmiddlewaretoken"]
 AXES_VERBOSE = False
 
@@ -271,15 +283,10 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True  # the admin reads the token from its forms, never the cookie
 SESSION_COOKIE_SAMESITE = "Lax"
 # Sessions end when the browser closes, and after SESSION_IDLE_MINUTES without a
-# request (requests push the expiry forward: portal/sessions.py, see the "rows" block).
+# request (requests push the expiry forward: portal/admin/sessions.py).
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
-# django-axes logs every successful login at INFO; failures and lockouts (WARNING)
-# are enough, and are in audit.security_events anyway.
-LOGGING.setdefault("loggers", {})["axes"] = {"level": "WARNING"}
-# --- end of issue 5 block ---------------------------------------------------------
-
-# --- Production: Cloud Run, Cloud SQL, media, logs, health (issue 7) ------------------
+# Production: Cloud Run, Cloud SQL, media, logs, health.
 # Cloud Run terminates TLS and sets X-Forwarded-Proto on every request it forwards
 # (replacing any value the client sent), so it tells whether the client used https.
 if PRODUCTION:
@@ -345,21 +352,13 @@ if LOG_FORMAT == "json":
 elif LOG_FORMAT != "text":
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 
-# /healthz and /readyz answer before host validation and the HTTPS redirect: Cloud Run's
-# probes call the container directly over plain HTTP, without the service's Host.
-MIDDLEWARE.insert(0, "portal.health.HealthCheckMiddleware")
 # Seconds /readyz waits for the database (connect, locks, query) before answering 503.
 READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=3.0)
-# --- end production -----------------------------------------------------------------
-
-# --- Database diagnostics (issue 4) -------------------------------------------------
-# The diagnostics pages (/admin/diagnostics/) can inspect several databases. Every
+# Database diagnostics: the pages (/admin/diagnostics/) can inspect several databases. Every
 # DATABASE_URL_<NAME> variable adds a database alias <name> (lower case), e.g.
 # DATABASE_URL_MONITOR for the same database through a role that holds only pg_monitor,
 # or DATABASE_URL_REPLICA for a read replica. DIAGNOSTICS_DATABASES (comma-separated
 # aliases) limits and orders the choice; by default every alias is offered.
-INSTALLED_APPS += ["portal.diagnostics"]  # its template tags and static files
-
 for _key, _url in sorted(env.ENVIRON.items()):
     if _key.startswith("DATABASE_URL_") and _url and len(_key) > len("DATABASE_URL_"):
         _alias = _key.removeprefix("DATABASE_URL_").lower()
@@ -393,22 +392,8 @@ DIAGNOSTICS_SNAPSHOT_MIN_INTERVAL_SECONDS = env.int(
 )
 DIAGNOSTICS_SNAPSHOT_RETENTION_DAYS = env.int("DIAGNOSTICS_SNAPSHOT_RETENTION_DAYS", default=30)
 
-# --- Admin portal static files (issue 3) -------------------------------------------
-# The admin's own stylesheet (static/portal/admin.css); no inline scripts anywhere.
-STATICFILES_DIRS = [BASE_DIR / "static"]
-
-# --- Cheap changelists and session refresh (issue 3, rows) ---------------------------
-# {% portal_result_list %}: changelist rows with the per-row work planned once per page.
-TEMPLATES[0]["OPTIONS"].setdefault("libraries", {})["portal_rows"] = "portal.admin_rows"
-# {% portal_app_list %}: the sidebar's model list rendered once per distinct content.
-TEMPLATES[0]["OPTIONS"]["libraries"]["portal_nav"] = "portal.admin_nav"
-# The idle timeout without a session write per request: the session row is re-saved
-# when its expiry is SESSION_REFRESH_SECONDS old, so a session ends between
+# Sessions: the idle timeout without a session write per request. The session row is
+# re-saved when its expiry is SESSION_REFRESH_SECONDS old, so a session ends between
 # SESSION_IDLE_MINUTES and that plus SESSION_REFRESH_SECONDS after the last request.
-SESSION_ENGINE = "portal.sessions"
+SESSION_ENGINE = "portal.admin.sessions"
 SESSION_REFRESH_SECONDS = env.int("SESSION_REFRESH_SECONDS", default=60)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
-    "portal.sessions.IdleSessionMiddleware",
-)
-# --- end of rows block ----------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from portal import devdb
+import devdb
 
 pytestmark = pytest.mark.django_db
 

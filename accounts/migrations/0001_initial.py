@@ -3,8 +3,8 @@
 import accounts.models
 import django.db.models.deletion
 import django.db.models.functions.datetime
-import portal.modelfields
-from portal.migration_ops import create_schema
+import portal.db.fields
+from portal.db.operations import create_schema
 import uuid
 from django.conf import settings
 from django.db import migrations, models
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 (
                     "id",
                     models.UUIDField(
-                        db_default=portal.modelfields.GenRandomUUID(),
+                        db_default=portal.db.fields.GenRandomUUID(),
                         default=uuid.uuid4,
                         editable=False,
                         primary_key=True,
@@ -93,7 +93,7 @@ class Migration(migrations.Migration):
                 (
                     "id",
                     models.UUIDField(
-                        db_default=portal.modelfields.GenRandomUUID(),
+                        db_default=portal.db.fields.GenRandomUUID(),
                         default=uuid.uuid4,
                         editable=False,
                         primary_key=True,

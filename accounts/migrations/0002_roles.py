@@ -5,14 +5,14 @@ migration creates them first for every app it can see, then applies the role rul
 ``audit/roles.py`` to them. It depends on the latest migration of each app whose
 permissions the roles use (analytics 0003 holds the diagnostics permissions).
 Permissions of models added by later migrations are given to the roles by the same
-rule after each ``migrate`` (``audit.roles.sync_roles_after_migrate``).
+rule after each ``migrate`` (``accounts.roles.sync_roles_after_migrate``).
 """
 
 from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from audit.roles import ROLES, apply_roles
+from accounts.roles import ROLES, apply_roles
 
 
 def create_roles(apps, schema_editor):

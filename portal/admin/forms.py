@@ -1,0 +1,89 @@
+"""Form fields of the admin: JSON edited as text, refused when jsonb would refuse it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
+
+
+class PrettyJSONFormField(forms.JSONField):
+    """JSON edited as indented text; anything PostgreSQL's jsonb would reject is a form error.
+
+    Python's json module accepts ``NaN``/``Infinity``, ``\\u0000`` and lone surrogates,
+    all of which PostgreSQL refuses (a DataError, i.e. a server error, at save time).
+    """
+
+    default_error_messages = {
+        "invalid": "Enter valid JSON (check quotes, commas and brackets).",
+        "unsupported": "%(reason)s",
+    }
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled:
+            return value
+        if value in self.empty_values:
+            return None
+        if isinstance(value, list | dict | int | float | bool):
+            return value
+        try:
+            converted = json.loads(value, cls=self.decoder, parse_constant=_reject_constant)
+        except (json.JSONDecodeError, ValueError):
+            raise ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"value": value}
+            ) from None
+        self._check_storable(converted)
+        return converted
+
+    def _check_storable(self, value: Any) -> None:
+        text = json.dumps(value, ensure_ascii=False, cls=self.encoder)
+        if "\\u0000" in text:
+            raise ValidationError(
+                self.error_messages["unsupported"],
+                code="unsupported",
+                params={"reason": "JSON text may not contain the NUL character (\\u0000)."},
+            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                self.error_messages["unsupported"],
+                code="unsupported",
+                params={"reason": "JSON text contains an invalid unicode escape."},
+            ) from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Redisplay refused input as typed: re-encoding it (NUL, a lone surrogate)
+        # would fail while rendering the error page.
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return self.to_python(data)
+        except ValidationError:
+            return InvalidJSONInput(data)
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class JSONTextarea(forms.Textarea):
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__(
+            {
+                "class": "vLargeTextField portal-json",
+                "rows": 12,
+                "spellcheck": "false",
+                **(attrs or {}),
+            }
+        )

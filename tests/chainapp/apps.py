@@ -1,8 +1,0 @@
-from django.apps import AppConfig
-
-
-class ChainAppConfig(AppConfig):
-    """A test-only app whose migrations exercise the schema backend (tests/settings.py)."""
-
-    name = "tests.chainapp"
-    label = "chainapp"

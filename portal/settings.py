@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "analytics",
     "audit",
     "portal.diagnostics",
+    "dbroles",
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,4 @@
-"""Create or update Metabase's read-only roles and grants (see analytics/metabase.py)."""
+"""Create or update Metabase's read-only roles and grants (see dbroles/metabase.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from analytics import metabase
-from analytics.metabase import PASSWORD_ENV, AccessConfig, AccessError, PasswordState
-from analytics.metabase_check import FAIL, failed, run_checks
+from dbroles import metabase
+from dbroles.metabase import PASSWORD_ENV, AccessConfig, AccessError, PasswordState
+from dbroles.check import FAIL, failed, run_checks
 
 
 def _env(name: str, default: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import errors, sql
 
-from analytics.metabase import (
+from dbroles.metabase import (
     FORBIDDEN_SCHEMAS,
     READABLE_RELKINDS,
     SCHEMAS,

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class DbRolesConfig(AppConfig):
+    """PostgreSQL roles as code: declared here, converged by a management command.
+
+    Today: the read-only role Metabase connects with (``metabase_access``).
+    """
+
+    name = "dbroles"
+    verbose_name = "Database roles"

@@ -90,7 +90,7 @@ psql: venv
 clean: db-stop
 	rm -rf .pgdata .pgdata15 staticfiles test-output
 
-# --- deploy (issue 7) ---------------------------------------------------------------
+# --- deploy --------------------------------------------------------------------------
 # The image's own steps (Dockerfile ENV, collectstatic, CMD) under production settings
 # against a dedicated embedded cluster; also part of `make test`.
 .PHONY: smoke

@@ -1,4 +1,4 @@
-"""gunicorn settings for the portal's container on Cloud Run (see DEPLOY.md).
+"""gunicorn settings for the portal's container on Cloud Run (docs/deploy.md).
 
 The Dockerfile runs ``gunicorn --config gunicorn.conf.py portal.wsgi``. Any value here can
 be overridden without a new image through gunicorn's own ``GUNICORN_CMD_ARGS``

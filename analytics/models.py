@@ -52,7 +52,7 @@ class StatsSnapshot(models.Model):
     """One capture of a database's statistics by ``manage.py snapshot_stats``.
 
     Keyed by the database *name* as well as the Django alias: two databases on one
-    server must never mix (the project's documents record that bug).
+    server must never mix: statistics of one attributed to the other would mislead.
     """
 
     id = models.BigAutoField(primary_key=True)

@@ -153,7 +153,7 @@ class ExecutionHistory(models.Model):
                 include=["tokens_used", "execution_time_ms"],
                 name="exec_history_session_cov_idx",
             ),
-            # --- admin list and search (issue 3); expressions in core/search.py ---
+            # The admin list and search; expressions in core/search.py.
             GinIndex(fields=["search_document"], name="exec_history_document_idx"),
             models.Index(
                 token_bucket(),

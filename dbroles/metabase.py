@@ -1,6 +1,6 @@
 """Metabase's read-only access: two roles, their grants and settings, planned from the catalog.
 
-DEPLOY.md, "Metabase read-only access": a NOLOGIN group role holds the grants, a LOGIN
+The design (docs/metabase.md): a NOLOGIN group role holds the grants, a LOGIN
 role for Metabase is its only membership. The group gets CONNECT on the database, USAGE
 on ``analytics`` and ``core``, SELECT on every table and view in them, and default
 privileges FOR the role that runs migrations, so tables created by later migrations are

@@ -1,6 +1,6 @@
 """Project-local PostgreSQL cluster for development and tests.
 
-ARCHITECTURE D5: no SQLite anywhere, PostgreSQL everywhere.  Dev, tests and production
+No SQLite anywhere, PostgreSQL everywhere.  Dev, tests and production
 must run the same engine so that query plans, constraints, locking and
 ``pg_stat_statements`` numbers mean the same thing.  To keep "clone, make run" working
 without a system-wide server, this module runs a private cluster out of the repository

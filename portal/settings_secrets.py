@@ -1,6 +1,6 @@
 """Where the settings' secrets come from: a local ``.env`` file, or Secret Manager.
 
-The pattern of Google's Django-on-Cloud-Run sample (DEPLOY.md), made safer:
+The pattern of Google's Django-on-Cloud-Run sample, made safer:
 
 1. A ``.env`` file in the project root, when there is one (development, or a
    hand-run management command).

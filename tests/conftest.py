@@ -2,11 +2,10 @@
 
 import pytest
 
-# --- Database diagnostics (issue 4): roles, second connections and extra aliases.
+# Database diagnostics: roles, second connections and extra aliases.
 pytest_plugins = ["tests.diagnostics_support"]
 
 
-# --- admin portal (issue 3) ------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """The dashboard caches per-hour totals; each test starts without them."""

@@ -62,7 +62,7 @@ class PortalAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLPattern | URLResolver]:
         return [*self.extra_urls(), *super().get_urls()]
 
-    # --- The app list is built once per request (rows helper, issue 3) ---------------
+    # --- The app list is built once per request ----------------------------------------
 
     def _build_app_dict(self, request: HttpRequest, label: str | None = None) -> dict:
         # The sidebar (each_context) and the dashboard both ask for it; each build

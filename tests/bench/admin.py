@@ -368,7 +368,7 @@ def table(results: list[Page], data: Data, scale: int) -> str:
             if data.seconds is not None and data.seconds > 20 * 60
             else []
         ),
-        "The target (issue 3): every portal page's median under 100 ms, and at least 10x "
+        "The target: every portal page's median under 100 ms, and at least 10x "
         "faster than the stock page where the stock page counts rows (runs `COUNT(*)`).",
         "",
         "| page | portal median | portal p95 | stock median | stock p95 | stock / portal "

@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from dbroles import metabase
-from dbroles.metabase import PASSWORD_ENV, AccessConfig, AccessError, PasswordState
 from dbroles.check import FAIL, failed, run_checks
+from dbroles.metabase import PASSWORD_ENV, AccessConfig, AccessError, PasswordState
 
 
 def _env(name: str, default: str) -> str:

@@ -10,7 +10,7 @@ Run as ``python -m tests.bench.admin [--scale N]``. It
    alternating rounds: the portal's page, then the same page of a plain ``AdminSite``
    with stock ``ModelAdmin`` options (``tests/bench/urls.py``);
 3. prints median and p95 of each and the ratio, and writes the table with the
-   machine's description into README.md between ``<!-- bench:admin:start -->`` and
+   machine's description into docs/benchmarks.md between ``<!-- bench:admin:start -->`` and
    ``<!-- bench:admin:end -->``.
 
 The machine is shared, so single timings are noisy: medians over many runs, and both
@@ -35,7 +35,8 @@ from urllib.parse import quote
 
 BENCH_DB = os.environ.get("BENCH_DB", "portal_bench")
 DEFAULT_SCALE = 10_000_000
-README = Path(__file__).resolve().parents[2] / "README.md"
+#: Where the table is written, between START and END.
+DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 #: How long generating the bench data took, kept beside the embedded cluster's data.
 SEED_RECORD = (
     Path(os.environ.get("PORTAL_PGDATA", Path(__file__).resolve().parents[2] / ".pgdata"))
@@ -167,7 +168,7 @@ class Page:
     baseline_ms: list[float] = field(default_factory=list)
     portal_queries: int = 0
     baseline_queries: int = 0
-    #: The stock page runs COUNT(*) (the issue's 10x target applies to these pages).
+    #: The stock page runs COUNT(*) (the 10x target applies to these pages).
     baseline_counts: bool = False
     #: Run before each portal request (the cold dashboard empties the cache).
     before: Callable[[], None] | None = None
@@ -360,7 +361,7 @@ def table(results: list[Page], data: Data, scale: int) -> str:
         "",
         *(
             [
-                f"Generating and indexing took longer than the ~20 minutes the issue allows "
+                f"Generating and indexing took longer than the ~20 minutes the target allows "
                 f"({data.seconds / 60:.1f} min on this machine); the table is measured at "
                 "this size anyway. A smaller size: `BENCH_SCALE=N make bench`.",
                 "",
@@ -396,16 +397,16 @@ def verdict(page: Page) -> str:
     return f"{wanted}: " + ("met" if not misses else "**missed** (" + ", ".join(misses) + ")")
 
 
-def write_readme(text: str) -> None:
-    readme = README.read_text()
+def write_doc(text: str) -> None:
+    doc = DOC.read_text()
     block = f"{START}\n{text}\n{END}"
-    if START in readme and END in readme:
-        head, rest = readme.split(START, 1)
+    if START in doc and END in doc:
+        head, rest = doc.split(START, 1)
         _, tail = rest.split(END, 1)
-        readme = f"{head}{block}{tail}"
+        doc = f"{head}{block}{tail}"
     else:
-        readme = readme.rstrip("\n") + f"\n\n## Benchmarks\n\n{block}\n"
-    README.write_text(readme)
+        doc = doc.rstrip("\n") + f"\n\n## Benchmarks\n\n{block}\n"
+    DOC.write_text(doc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,7 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", type=int, default=int(os.environ.get("BENCH_SCALE", DEFAULT_SCALE))
     )
-    parser.add_argument("--no-readme", action="store_true", help="print the table only")
+    parser.add_argument(
+        "--no-write",
+        "--no-readme",
+        dest="no_write",
+        action="store_true",
+        help="print the table only; docs/benchmarks.md is left alone",
+    )
     args = parser.parse_args(argv)
     if args.scale < 1000:
         parser.error("--scale must be at least 1000")
@@ -436,9 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results, data, args.scale)
     print()
     print(text)
-    if not args.no_readme:
-        write_readme(text)
-        log(f"\n== written to {README}")
+    if not args.no_write:
+        write_doc(text)
+        log(f"\n== written to {DOC}")
     return 0
 
 

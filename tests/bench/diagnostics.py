@@ -14,7 +14,7 @@ Run as ``python -m tests.bench.diagnostics``. It
    size measured, one ``SELECT last_value`` per sequence (pghero's sequence check), and
    all of pg_stat_statements with full texts;
 4. prints median and p95 per page, and writes the table with the machine's description
-   into README.md between ``<!-- bench:diagnostics:start -->`` and
+   into docs/benchmarks.md between ``<!-- bench:diagnostics:start -->`` and
    ``<!-- bench:diagnostics:end -->``.
 """
 
@@ -34,7 +34,8 @@ from pathlib import Path
 BENCH_DB = "portal_bench_diag"
 SCHEMAS = ("bench_a", "bench_b", "bench_c", "bench_d")
 TABLES_PER_SCHEMA = 500  # 2,000 tables, each with 3 indexes: 6,000 indexes
-README = Path(__file__).resolve().parents[2] / "README.md"
+#: Where the table is written, between START and END.
+DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 START, END = "<!-- bench:diagnostics:start -->", "<!-- bench:diagnostics:end -->"
 TARGET_MS = 300
 # Why a page has no naive form to compare with.
@@ -274,24 +275,28 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}"
 
 
-def write_readme(text: str) -> None:
-    readme = README.read_text()
+def write_doc(text: str) -> None:
+    doc = DOC.read_text()
     block = f"{START}\n{text}\n{END}"
-    if START in readme and END in readme:
-        readme = re.sub(
-            re.escape(START) + r".*?" + re.escape(END), lambda _: block, readme, flags=re.S
-        )
+    if START in doc and END in doc:
+        doc = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
     else:
-        if "## Benchmarks" not in readme:
-            readme = readme.rstrip() + "\n\n## Benchmarks\n"
-        readme = readme.rstrip() + "\n\n" + block + "\n"
-    README.write_text(readme)
+        if "## Benchmarks" not in doc:
+            doc = doc.rstrip() + "\n\n## Benchmarks\n"
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(doc)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.diagnostics")
     parser.add_argument("--runs", type=int, default=25, help="timed requests per page")
-    parser.add_argument("--no-readme", action="store_true", help="print only")
+    parser.add_argument(
+        "--no-write",
+        "--no-readme",
+        dest="no_write",
+        action="store_true",
+        help="print only; docs/benchmarks.md is left alone",
+    )
     args = parser.parse_args(argv)
 
     configure()
@@ -383,9 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     text = summary + "\n\n" + "\n".join(table)
     print()
     print(text)
-    if not args.no_readme:
-        write_readme(text)
-        print(f"\nwritten to {README}")
+    if not args.no_write:
+        write_doc(text)
+        print(f"\nwritten to {DOC}")
     return 1 if slow else 0
 
 

@@ -1,5 +1,5 @@
 # The portal's production image: Django under gunicorn, for Cloud Run
-# (README "Deploy to Cloud Run"). tests/test_production_smoke.py runs this file's
+# (docs/deploy.md). tests/deploy/test_production_smoke.py runs this file's
 # collectstatic step and CMD against the embedded database.
 
 # --- build: a virtualenv with the pinned runtime requirements, from wheels only ----------

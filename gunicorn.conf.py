@@ -34,7 +34,7 @@ bind = [f"0.0.0.0:{os.environ.get('PORT', '8080')}"]
 
 # One process per vCPU for CPU-bound work (templates, admin forms); threads inside each
 # for the time spent waiting on PostgreSQL. Cloud Run's --concurrency = workers x threads
-# (README: 2 vCPU -> 2 x 4 = 8), and the database sees at most that many connections
+# (docs/deploy.md: 2 vCPU -> 2 x 4 = 8), and the database sees at most that many connections
 # per instance.
 workers = available_cpus()
 worker_class = "gthread"

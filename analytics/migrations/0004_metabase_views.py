@@ -1,4 +1,4 @@
-"""Curated views for Metabase in the analytics schema (README: "Connect Metabase").
+"""Curated views for Metabase in the analytics schema (docs/metabase.md).
 
 Plain views, computed when queried, owned by the role that runs migrations: Metabase's
 role needs SELECT on a view only (a view reads its tables with its owner's privileges),

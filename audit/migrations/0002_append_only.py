@@ -4,7 +4,7 @@ Statement-level triggers, so even a statement that matches no row is refused, an
 ``ENABLE ALWAYS``, so a session in ``session_replication_role = replica`` (what
 restores and replication use to skip triggers) does not bypass them either. Only the
 table owner can disable them (``ALTER TABLE ... DISABLE TRIGGER``): in production the
-application role is not the owner and holds only INSERT and SELECT (README).
+application role is not the owner and holds only INSERT and SELECT (docs/audit-and-security.md).
 The SQL is fixed text (no values), so plain RunSQL strings are safe here.
 """
 

@@ -55,7 +55,7 @@ def formatted_sql(sql: str | None, *, limit: int = MAX_DISPLAY_CHARS) -> SafeStr
 def readable_text(text: str | None) -> SafeString:
     """A prompt or response: whitespace kept, fenced ``` code blocks set apart.
 
-    Shown whole (the issue asks for the full text); everything is escaped.
+    Shown whole (a reader needs the full text); everything is escaped.
     """
     if text is None:
         return format_html('<span class="portal-muted">{}</span>', "—")

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, URLPattern, URLResolver, reverse
+from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
 
 from portal.admin.display import compact, duration_ms, preview, status_badge
@@ -214,12 +214,8 @@ class PortalAdminSite(admin.AdminSite):
             }
         return context
 
-    def diagnostics_url(self) -> str | None:
-        # The diagnostics pages are another issue's; link them only when mounted.
-        try:
-            return reverse("admin:diagnostics", current_app=self.name)
-        except NoReverseMatch:
-            return None
+    def diagnostics_url(self) -> str:
+        return reverse("admin:diagnostics", current_app=self.name)
 
 
 def _minute(moment: datetime.datetime) -> str:

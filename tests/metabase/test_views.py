@@ -29,7 +29,7 @@ VIEWS = [
     "daily_tool_cache",
     "database_size_history",
 ]
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "metabase.md"
 UTC = dt.UTC
 
 

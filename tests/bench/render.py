@@ -1,0 +1,188 @@
+"""``make bench``: what the portal's two rendering tags save per page, each on its own.
+
+Run as ``python -m tests.bench.render``. On the admin bench's database (``portal_bench``,
+made by ``tests.bench.admin``; the same ``BENCH_DB`` and ``--scale`` rules), every page is
+requested in alternating rounds in three ways:
+
+- **portal**: as shipped;
+- **stock rows**: the changelist rendered by Django's own ``{% result_list %}`` instead
+  of ``{% portal_result_list %}`` (``portal/templatetags/portal_rows.py``);
+- **stock sidebar**: the sidebar's model list rendered by Django's own include of
+  ``admin/app_list.html`` instead of ``{% portal_app_list %}``
+  (``portal/templatetags/portal_nav.py``).
+
+The variants are template overrides placed before the apps' templates, so nothing else
+changes. The saving of a tag is the stock variant's median minus the portal's median,
+per page; it writes the table into docs/benchmarks.md between
+``<!-- bench:render:start -->`` and ``<!-- bench:render:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.bench import admin as admin_bench
+
+START, END = "<!-- bench:render:start -->", "<!-- bench:render:end -->"
+ROUNDS = int(os.environ.get("BENCH_RENDER_ROUNDS", 40))
+PORTAL_TEMPLATES = Path(__file__).resolve().parents[2] / "portal" / "templates" / "admin"
+VARIANTS = ("portal", "stock rows", "stock sidebar")
+
+
+@dataclass
+class Page:
+    name: str
+    url: str
+    ms: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+
+    def median(self, variant: str) -> float:
+        return statistics.median(self.ms[variant])
+
+
+def stock_templates(root: Path) -> dict[str, Path]:
+    """Template directories that put Django's own rendering back, one tag at a time."""
+    rows = root / "rows" / "admin" / "portal"
+    rows.mkdir(parents=True)
+    change_list = (PORTAL_TEMPLATES / "portal" / "change_list.html").read_text()
+    assert "{% portal_result_list cl %}" in change_list, "the changelist template changed"
+    (rows / "change_list.html").write_text(
+        change_list.replace("{% portal_result_list cl %}", "{% result_list cl %}")
+    )
+    nav = root / "nav" / "admin"
+    nav.mkdir(parents=True)
+    sidebar = (PORTAL_TEMPLATES / "nav_sidebar.html").read_text()
+    tag = "{% portal_app_list available_apps False %}"
+    assert tag in sidebar, "the sidebar template changed"
+    (nav / "nav_sidebar.html").write_text(
+        sidebar.replace(
+            tag,
+            "{% include 'admin/app_list.html' with app_list=available_apps "
+            "show_changelinks=False %}",
+        )
+    )
+    return {"stock rows": root / "rows", "stock sidebar": root / "nav"}
+
+
+def pages() -> list[Page]:
+    from core.models import ExecutionHistory
+
+    session_id = (
+        ExecutionHistory.objects.order_by("-created_at", "-id")
+        .values_list("session_id", flat=True)
+        .first()
+    )
+    return [
+        Page("Execution history, page 1", "/admin/core/executionhistory/"),
+        Page("Agent sessions, page 1", "/admin/core/codexsession/"),
+        Page("Sandbox runs, page 1", "/admin/core/sandboxexecution/"),
+        Page("Activity log, page 1", "/admin/audit/activitylog/"),
+        Page("Users, page 1", "/admin/accounts/user/"),
+        Page("Agent session, change page", f"/admin/core/codexsession/{session_id}/change/"),
+        Page("Dashboard (admin index)", "/admin/"),
+    ]
+
+
+def measure(client, found: list[Page], dirs: dict[str, Path]) -> None:
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    def templates_with(extra: Path | None) -> list[dict]:
+        engine = {**settings.TEMPLATES[0]}
+        if extra is not None:
+            engine["DIRS"] = [extra, *engine.get("DIRS", [])]
+        return [engine]
+
+    overrides = {"portal": None, **dirs}
+    for _ in range(ROUNDS):
+        for variant, extra in overrides.items():
+            # Changing TEMPLATES builds a new template engine: each variant's first
+            # request of a round compiles the templates again, so it is not counted.
+            with override_settings(TEMPLATES=templates_with(extra)):
+                for page in found:
+                    admin_bench._get(client, page.url)
+                for page in found:
+                    page.ms[variant].append(admin_bench._get(client, page.url))
+
+
+def table(found: list[Page], data: admin_bench.Data, machine: str) -> str:
+    lines = [
+        f"Medians of {ROUNDS} alternating rounds on {data.executions:,} executions and "
+        f"{data.sessions:,} sessions; {machine}. Saving = the stock variant's median minus "
+        "the portal's.",
+        "",
+        "| Page | Portal | Stock rows | Rows tag saves | Stock sidebar | Sidebar tag saves |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for page in found:
+        portal = page.median("portal")
+        rows = page.median("stock rows")
+        nav = page.median("stock sidebar")
+        lines.append(
+            f"| {page.name} | {portal:.1f} ms | {rows:.1f} ms | {rows - portal:+.1f} ms "
+            f"| {nav:.1f} ms | {nav - portal:+.1f} ms |"
+        )
+    lists = [p for p in found if "page 1" in p.name]
+    rows_saving = statistics.median(p.median("stock rows") - p.median("portal") for p in lists)
+    nav_saving = statistics.median(p.median("stock sidebar") - p.median("portal") for p in found)
+    lines += [
+        "",
+        f"Median saving per list page of the rows tag: **{rows_saving:.1f} ms**; "
+        f"of the sidebar tag, per page: **{nav_saving:.1f} ms**.",
+    ]
+    return "\n".join(lines)
+
+
+def write_doc(text: str) -> None:
+    doc = admin_bench.DOC.read_text()
+    block = f"{START}\n{text}\n{END}"
+    if START in doc and END in doc:
+        head, rest = doc.split(START, 1)
+        _, tail = rest.split(END, 1)
+        doc = f"{head}{block}{tail}"
+    else:
+        doc = doc.rstrip("\n") + f"\n\n### What the rendering tags save\n\n{block}\n"
+    admin_bench.DOC.write_text(doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scale", type=int, default=int(os.environ.get("BENCH_SCALE", admin_bench.DEFAULT_SCALE))
+    )
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args(argv)
+    if args.scale < 1000:
+        parser.error("--scale must be at least 1000")
+    admin_bench.configure()
+    from django.test import Client
+
+    from accounts.models import User
+
+    data = admin_bench.ensure_data(args.scale)
+    user, _ = User.objects.get_or_create(
+        email="bench@example.com", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+    found = pages()
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = stock_templates(Path(tmp))
+        admin_bench.log(f"== measuring {len(found)} pages x {len(VARIANTS)} variants")
+        measure(client, found, dirs)
+    text = table(found, data, admin_bench.machine())
+    print()
+    print(text)
+    if not args.no_write:
+        write_doc(text)
+        admin_bench.log(f"\n== written to {admin_bench.DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -92,6 +92,7 @@ test: lint typecheck check pytest pytest-pg15
 # into docs/benchmarks.md.
 bench: venv
 	$(PY) -m tests.bench.admin
+	$(PY) -m tests.bench.render
 	$(PY) -m tests.bench.diagnostics
 
 db-stop: venv

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "core",
     "analytics",
     "audit",
+    *([] if PRODUCTION else ["demo"]),
 ]
 
 MIDDLEWARE = [

@@ -6,10 +6,10 @@ import sys
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from demo.guard import refuse_in_production
 from demo.results import ProgressCallback, SeedError
 from demo.scale import DEFAULT_BATCH_SIZE, default_workers, scale_up
 from demo.seed import PASSWORD_ENV, seed_base
@@ -70,8 +70,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if settings.PRODUCTION:
-            raise CommandError("seed_demo refuses to run with DJANGO_ENV=production")
+        refuse_in_production("seed_demo")
         scale = options["scale"]
         scale = None if scale is None else parse_count("--scale", scale)
         sessions = options["sessions"]

@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "audit",
     "portal.diagnostics",
     "dbroles",
+    *([] if PRODUCTION else ["demo"]),
 ]
 
 MIDDLEWARE = [

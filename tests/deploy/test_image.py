@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import runpy
+import subprocess
+import sys
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -54,10 +56,41 @@ def _ignored(path: str) -> bool:
         "staticfiles/admin/css/base.css",
         ".git",
         "portal/__pycache__/settings.cpython-311.pyc",
+        "demo/management/commands/seed_demo.py",
+        "demo/corpus/exchanges.txt",
     ],
 )
 def test_local_state_secrets_and_tests_stay_out_of_the_image(path):
     assert _ignored(path)
+
+
+def test_production_runs_without_the_demo_app():
+    """The image leaves demo/ out, so production settings must neither install nor import it."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "LANG": "C.UTF-8",
+        **{k: v for k, v in dockerfile.image_env().items() if k != "PATH"},
+        "SECRET_KEY": "deploy-image-test-" + "x" * 40,
+        "ALLOWED_HOSTS": "localhost",
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/unused",  # never connected to
+    }
+    code = (
+        "import sys, django; django.setup(); import portal.urls, portal.wsgi; "
+        "from django.conf import settings; "
+        "print('demo' in settings.INSTALLED_APPS, "
+        "any(m.split('.')[0] == 'demo' for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from demo.guard import refuse_in_production
+
 
 class Command(BaseCommand):
     help = (
@@ -18,6 +20,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
+        refuse_in_production("ensure_demo_admin")
         email = os.environ.get("PORTAL_ADMIN_EMAIL", "admin@example.com").strip().lower()
         password = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
         User = get_user_model()

@@ -6,11 +6,13 @@ import sys
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from core import demo
+from demo.guard import refuse_in_production
+from demo.results import ProgressCallback, SeedError
+from demo.scale import DEFAULT_BATCH_SIZE, default_workers, scale_up
+from demo.seed import PASSWORD_ENV, seed_base
 
 # Far beyond any demo; series numbers (and the ids derived from them) stay small.
 MAX_SCALE = 1_000_000_000
@@ -56,20 +58,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             metavar="ROWS",
-            default=demo.DEFAULT_BATCH_SIZE,
-            help=f"Rows per INSERT in --scale mode (default {demo.DEFAULT_BATCH_SIZE:,}).",
+            default=DEFAULT_BATCH_SIZE,
+            help=f"Rows per INSERT in --scale mode (default {DEFAULT_BATCH_SIZE:,}).",
         )
         parser.add_argument(
             "--jobs",
             metavar="J",
-            default=demo.default_workers(),
+            default=default_workers(),
             help="Parallel insert streams for execution history in --scale mode "
-            f"(default {demo.default_workers()}: one per core, at most four).",
+            f"(default {default_workers()}: one per core, at most four).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if settings.PRODUCTION:
-            raise CommandError("seed_demo refuses to run with DJANGO_ENV=production")
+        refuse_in_production("seed_demo")
         scale = options["scale"]
         scale = None if scale is None else parse_count("--scale", scale)
         sessions = options["sessions"]
@@ -86,8 +87,8 @@ class Command(BaseCommand):
 
         started = time.perf_counter()
         try:
-            report = demo.seed_base()
-        except demo.SeedError as exc:
+            report = seed_base()
+        except SeedError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write("Base demo data:")
         for result in report.tables:
@@ -96,20 +97,20 @@ class Command(BaseCommand):
         if report.generated_password:
             self.stdout.write(
                 f"Staff demo users {', '.join(report.staff_emails)}: password (shown once) "
-                f"{report.generated_password}  (set {demo.PASSWORD_ENV} to choose it)"
+                f"{report.generated_password}  (set {PASSWORD_ENV} to choose it)"
             )
 
         if scale is not None:
             self.stdout.write(f"Scaling agent history to {scale:,} executions:")
             try:
-                results = demo.scale_up(
+                results = scale_up(
                     executions=scale,
                     sessions=sessions,
                     batch_size=batch_size,
                     progress=self._progress(),
                     workers=jobs,
                 )
-            except demo.SeedError as exc:
+            except SeedError as exc:
                 raise CommandError(str(exc)) from exc
             finally:
                 self._close_bars()
@@ -124,7 +125,7 @@ class Command(BaseCommand):
     def _line(self, table: str, text: str) -> None:
         self.stdout.write(f"  {table:<34} {text}")
 
-    def _progress(self) -> demo.ProgressCallback:
+    def _progress(self) -> ProgressCallback:
         """A tqdm bar per table on a terminal, else one line per batch."""
         interactive = sys.stderr.isatty()
         self._bars: dict[str, tqdm] = {}

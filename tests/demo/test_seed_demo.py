@@ -22,6 +22,7 @@ from core.models import (
     Project,
     SandboxExecution,
 )
+from demo.plan import build_plan
 
 APPS = ["accounts", "core", "analytics", "audit"]
 
@@ -207,12 +208,10 @@ def test_the_plan_does_not_depend_on_the_clock():
     """A later run must plan the same rows (same keys, same counts) or it would add more."""
     from datetime import timedelta
 
-    from core import demo
-
     morning = timezone.now().replace(hour=7, minute=5)
     later = morning + timedelta(days=3, hours=9, minutes=41)
 
-    first, second = demo.build_plan(morning), demo.build_plan(later)
+    first, second = build_plan(morning), build_plan(later)
 
     for name in ["companies", "users", "projects", "automations", "sessions"]:
         assert [o.pk for o in getattr(first, name)] == [o.pk for o in getattr(second, name)]
@@ -229,9 +228,7 @@ def test_the_plan_does_not_depend_on_the_clock():
 
 @pytest.mark.django_db
 def test_it_stops_when_a_demo_email_belongs_to_someone_else():
-    from core import demo
-
-    email = demo.build_plan().users[0].email
+    email = build_plan().users[0].email
     User.objects.create_user(email=email)
     before = _counts()
 

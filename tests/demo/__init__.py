@@ -1,0 +1,1 @@
+"""The development-only demo app: its data and its commands."""

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from psycopg import sql
 
-from portal.diagnostics.runner import Query, run
+from diagnostics.runner import Query, run
 from tests.diagnostics_support import NOBODY_ROLE, committed, connect, unique
 
 pytestmark = pytest.mark.django_db

@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
     from django.test import Client
 
-    from portal.diagnostics.pages import PAGES, page_url
+    from diagnostics.pages import PAGES, page_url
 
     call_command("migrate", verbosity=0)
     build_catalog()

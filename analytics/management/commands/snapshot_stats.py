@@ -10,7 +10,7 @@ import datetime as dt
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.diagnostics import snapshots, targets
+from diagnostics import snapshots, targets
 
 
 class Command(BaseCommand):

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from analytics.models import StatsSnapshot, TableSizeSnapshot
-from portal.diagnostics.charts import Series
+from diagnostics.charts import Series
 
 HISTORY_DAYS = 14
 MAX_SNAPSHOTS = 2000

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from portal.diagnostics.runner import MARKER, Query, Result, run
+from diagnostics.runner import MARKER, Query, Result, run
 
 # Containment, not prefix: the text pg_stat_statements keeps may start after a comment.
 MARKER_LIKE = "%" + MARKER.replace("%", r"\%").replace("_", r"\_") + "%"

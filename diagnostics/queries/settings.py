@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from portal.diagnostics.runner import Query, Result, run
+from diagnostics.runner import Query, Result, run
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from portal.diagnostics.formatting import bytes_label, ms_label
-from portal.diagnostics.queries.settings import Setting
+from diagnostics.formatting import bytes_label, ms_label
+from diagnostics.queries.settings import Setting
 
 
 def _number(setting: Setting) -> float | None:

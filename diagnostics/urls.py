@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib.admin import AdminSite
 from django.urls import URLPattern, path
 
-from portal.diagnostics import pages, views
+from diagnostics import pages, views
 
 
 def diagnostics_urls(site: AdminSite) -> list[URLPattern]:

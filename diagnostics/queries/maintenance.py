@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from portal.diagnostics.runner import Query, Result, run
+from diagnostics.runner import Query, Result, run
 
 XID_LIMIT = 2**31 - 1
 

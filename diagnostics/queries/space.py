@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from portal.diagnostics.runner import Query, Result, run
+from diagnostics.runner import Query, Result, run
 
 # The project's app schemas get a group each; everything else is "others".
 SCHEMA_GROUPS = ["auth", "core", "analytics", "audit"]

@@ -20,8 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
-from portal.diagnostics.formatting import mask_secrets
-from portal.diagnostics.queries import overview, server, space, statements
+from diagnostics.formatting import mask_secrets
+from diagnostics.queries import overview, server, space, statements
 
 # Two int4 keys for pg_try_advisory_xact_lock: a constant class and hashtext(alias/db).
 LOCK_CLASS = 0x5D1A6  # "snapshot_stats"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from portal.diagnostics.runner import Query, Result, run
+from diagnostics.runner import Query, Result, run
 
 # pg_relation_size and pg_get_indexdef lock the table: skip relations another session
 # holds (or awaits) in ACCESS EXCLUSIVE mode rather than wait behind its DDL.

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from audit.services import record_activity
-from portal.diagnostics.formatting import mask_secrets
-from portal.diagnostics.queries import activity, server, statements
+from diagnostics.formatting import mask_secrets
+from diagnostics.queries import activity, server, statements
 
 QUERY_CHARS_IN_AUDIT = 10_000
 

@@ -18,8 +18,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.diagnostics import actions, checks, pages, targets
-from portal.diagnostics.queries import activity
+from diagnostics import actions, checks, pages, targets
+from diagnostics.queries import activity
 
 VIEW = "analytics.view_diagnostics"
 SIGNAL = "analytics.signal_backend"

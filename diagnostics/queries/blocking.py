@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from portal.diagnostics.runner import Query, Result, run
+from diagnostics.runner import Query, Result, run
 
 
 @dataclass(frozen=True)

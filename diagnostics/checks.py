@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from portal.diagnostics.queries import statements
-from portal.diagnostics.queries.server import ServerInfo
-from portal.diagnostics.queries.settings import Privileges
+from diagnostics.queries import statements
+from diagnostics.queries.server import ServerInfo
+from diagnostics.queries.settings import Privileges
 
 CLOUD_SQL_FLAGS_NOTE = (
     "On Cloud SQL, --database-flags replaces every flag already set on the instance: "

@@ -2,7 +2,7 @@
 
 from django import template
 
-from portal.diagnostics import formatting
+from diagnostics import formatting
 
 register = template.Library()
 

@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from audit.models import ActivityLog
-from portal.diagnostics import charts, checks, formatting, history, recommendations, targets
-from portal.diagnostics.queries import (
+from diagnostics import charts, checks, formatting, history, recommendations, targets
+from diagnostics.queries import (
     activity,
     blocking,
     indexes,
@@ -30,8 +30,8 @@ from portal.diagnostics.queries import (
     space,
     statements,
 )
-from portal.diagnostics.queries import settings as settings_queries
-from portal.diagnostics.queries.server import ServerInfo
+from diagnostics.queries import settings as settings_queries
+from diagnostics.queries.server import ServerInfo
 
 # The page slugs are a URL contract: /admin/diagnostics/<slug>/.
 PAGES: tuple[tuple[str, str], ...] = (

@@ -49,13 +49,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import Company, OAuthAccount, SubscriptionPlan, User
-from analytics.models import (
-    QueryStatSnapshot,
-    StatsSnapshot,
-    SystemMetric,
-    TableSizeSnapshot,
-    UserSession,
-)
+from analytics.models import SystemMetric, UserSession
 from audit.models import ActivityLog, SecurityEvent
 from core.models import (
     Automation,
@@ -65,6 +59,7 @@ from core.models import (
     Project,
     SandboxExecution,
 )
+from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 
 # Fixed forever: changing it would make a second run insert a second copy.
 DEMO_NAMESPACE = uuid.UUID("6f0d3c52-2c1e-4f4b-9a57-0d1e5e3a9b21")

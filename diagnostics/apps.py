@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class DiagnosticsConfig(AppConfig):
-    """Installed for its template tags and static files; it has no models."""
+    """The diagnostics pages, their statistics history and their permissions."""
 
     name = "diagnostics"
     label = "diagnostics"

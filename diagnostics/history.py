@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.utils import timezone
 
-from analytics.models import StatsSnapshot, TableSizeSnapshot
 from diagnostics.charts import Series
+from diagnostics.models import StatsSnapshot, TableSizeSnapshot
 
 HISTORY_DAYS = 14
 MAX_SNAPSHOTS = 2000

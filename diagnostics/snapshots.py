@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from analytics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 from diagnostics.formatting import mask_secrets
+from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 from diagnostics.queries import overview, server, space, statements
 
 # Two int4 keys for pg_try_advisory_xact_lock: a constant class and hashtext(alias/db).

@@ -21,9 +21,9 @@ from django.views.decorators.http import require_GET, require_POST
 from diagnostics import actions, checks, pages, targets
 from diagnostics.queries import activity
 
-VIEW = "analytics.view_diagnostics"
-SIGNAL = "analytics.signal_backend"
-RESET = "analytics.reset_query_stats"
+VIEW = "diagnostics.view_diagnostics"
+SIGNAL = "diagnostics.signal_backend"
+RESET = "diagnostics.reset_query_stats"
 MAX_IDLE_MINUTES = 7 * 24 * 60
 
 

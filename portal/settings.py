@@ -358,7 +358,7 @@ READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=3.0)
 # DATABASE_URL_MONITOR for the same database through a role that holds only pg_monitor,
 # or DATABASE_URL_REPLICA for a read replica. DIAGNOSTICS_DATABASES (comma-separated
 # aliases) limits and orders the choice; by default every alias is offered.
-INSTALLED_APPS += ["diagnostics"]  # its template tags and static files
+INSTALLED_APPS += ["diagnostics"]  # pages, templates, statistics history, permissions
 
 for _key, _url in sorted(env.ENVIRON.items()):
     if _key.startswith("DATABASE_URL_") and _url and len(_key) > len("DATABASE_URL_"):

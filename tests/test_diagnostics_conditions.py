@@ -27,7 +27,7 @@ def diag_client(django_user_model):
     )
     user.user_permissions.set(
         Permission.objects.filter(
-            content_type__app_label="analytics",
+            content_type__app_label="diagnostics",
             codename__in=["view_diagnostics", "signal_backend", "reset_query_stats"],
         )
     )

@@ -10,8 +10,8 @@ from django.db import connections
 from django.urls import reverse
 from psycopg import sql
 
-from analytics.models import StatsSnapshot, TableSizeSnapshot
 from audit.models import ActivityLog
+from diagnostics.models import StatsSnapshot, TableSizeSnapshot
 from tests.diagnostics_support import NOBODY_ROLE, committed, connect, unique
 
 pytestmark = pytest.mark.django_db

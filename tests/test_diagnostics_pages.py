@@ -25,7 +25,7 @@ def make_staff(django_user_model, email: str, codenames: list[str]):
         email=email, password="not-used-here-123", is_staff=True
     )
     user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="analytics", codename__in=codenames)
+        Permission.objects.filter(content_type__app_label="diagnostics", codename__in=codenames)
     )
     return user
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from psycopg import sql
 
-from analytics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
+from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 from tests.diagnostics_support import committed, connect, unique
 
 pytestmark = pytest.mark.django_db

@@ -133,7 +133,7 @@ def make_history(database: str) -> None:
     """Two weeks of hourly snapshots, as snapshot_stats would have stored them."""
     from django.utils import timezone
 
-    from analytics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
+    from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 
     if StatsSnapshot.objects.filter(alias="default", database=database).count() >= 300:
         return

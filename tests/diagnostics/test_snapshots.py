@@ -10,7 +10,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
-from tests.diagnostics_support import committed, connect, unique
+from tests.diagnostics.support import committed, connect, unique
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from audit.models import ActivityLog
 from diagnostics.models import StatsSnapshot, TableSizeSnapshot
-from tests.diagnostics_support import NOBODY_ROLE, committed, connect, unique
+from tests.diagnostics.support import NOBODY_ROLE, committed, connect, unique
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import ActivityLog
-from tests.diagnostics_support import connect, wait_for
+from tests.diagnostics.support import connect, wait_for
 
 pytestmark = pytest.mark.django_db
 

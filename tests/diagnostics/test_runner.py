@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from diagnostics.runner import Query, run
-from tests.diagnostics_support import NOBODY_ROLE, committed, connect, unique
+from tests.diagnostics.support import NOBODY_ROLE, committed, connect, unique
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from psycopg import sql
 
 from audit.models import ActivityLog
-from tests.diagnostics_support import committed, connect, running, unique, wait_for
+from tests.diagnostics.support import committed, connect, running, unique, wait_for
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from tests.diagnostics_support import MONITOR_ROLE, NOBODY_ROLE, PAGE_SLUGS, connect, running
+from tests.diagnostics.support import MONITOR_ROLE, NOBODY_ROLE, PAGE_SLUGS, connect, running
 
 pytestmark = pytest.mark.django_db
 

@@ -23,7 +23,7 @@ from core.models import (
     SandboxExecution,
 )
 
-APPS = ["accounts", "core", "analytics", "audit"]
+APPS = ["accounts", "core", "analytics", "diagnostics", "audit"]
 
 
 def _tables() -> list:

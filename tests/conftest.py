@@ -2,7 +2,7 @@
 
 import pytest
 
-# --- Database diagnostics (issue 4): roles, second connections and extra aliases.
+# --- Database diagnostics: roles, second connections and extra aliases.
 pytest_plugins = ["tests.diagnostics.support"]
 
 

@@ -1,8 +1,8 @@
 """The portal's three roles, as Django groups whose permissions follow a rule.
 
 - Viewer: every ``view_*`` permission of the portal's apps (so every admin list and
-  detail page, the audit trail, and ``analytics.view_diagnostics``); nothing else.
-- Operator: Viewer + ``analytics.signal_backend`` (cancel / terminate database
+  detail page, the audit trail, and ``diagnostics.view_diagnostics``); nothing else.
+- Operator: Viewer + ``diagnostics.signal_backend`` (cancel / terminate database
   sessions) + ``core.delete_mcpcache`` (purging the tool cache deletes its entries:
   the purge-expired action and deleting selected entries both need it).
 - Administrator: every permission of the portal's apps — users, groups, permissions,
@@ -27,8 +27,8 @@ ROLES = (VIEWER, OPERATOR, ADMINISTRATOR)
 
 #: Apps whose permissions the roles are made of (Django's auth for groups, axes for
 #: locked-out logins).
-ROLE_APPS = ("accounts", "auth", "core", "analytics", "audit", "axes")
-OPERATOR_EXTRA = ("analytics.signal_backend", "core.delete_mcpcache")
+ROLE_APPS = ("accounts", "auth", "core", "analytics", "diagnostics", "audit", "axes")
+OPERATOR_EXTRA = ("diagnostics.signal_backend", "core.delete_mcpcache")
 #: Nobody writes to the audit trail through the admin.
 NEVER = ("audit.add_", "audit.change_", "audit.delete_")
 

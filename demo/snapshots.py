@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
-from analytics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 from demo.corpus import DEMO_STATEMENTS
 from demo.draws import SEED
 from demo.results import TableResult, table_label
+from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 
 CURRENT_SIZES_SQL = """
 SELECT n.nspname, c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid),

@@ -99,7 +99,7 @@ INSTALLED_APPS = [
     "core",
     "analytics",
     "audit",
-    "portal.diagnostics",
+    "diagnostics",
     "dbroles",
     *([] if PRODUCTION else ["demo"]),
 ]
@@ -131,7 +131,7 @@ WSGI_APPLICATION = "portal.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

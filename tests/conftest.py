@@ -3,7 +3,7 @@
 import pytest
 
 # Database diagnostics: roles, second connections and extra aliases.
-pytest_plugins = ["tests.diagnostics_support"]
+pytest_plugins = ["tests.diagnostics.support"]
 
 
 @pytest.fixture(autouse=True)

@@ -55,7 +55,7 @@ class PortalAdminSite(admin.AdminSite):
 
     def extra_urls(self) -> list[URLPattern | URLResolver]:
         """URLs of the portal's own admin pages, each wrapped in ``self.admin_view``."""
-        from portal.diagnostics.urls import diagnostics_urls
+        from diagnostics.urls import diagnostics_urls
 
         return diagnostics_urls(self)
 

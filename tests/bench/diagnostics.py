@@ -134,7 +134,7 @@ def make_history(database: str) -> None:
     """Two weeks of hourly snapshots, as snapshot_stats would have stored them."""
     from django.utils import timezone
 
-    from analytics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
+    from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 
     if StatsSnapshot.objects.filter(alias="default", database=database).count() >= 300:
         return
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
     from django.test import Client
 
-    from portal.diagnostics.pages import PAGES, page_url
+    from diagnostics.pages import PAGES, page_url
 
     call_command("migrate", verbosity=0)
     build_catalog()

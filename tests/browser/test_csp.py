@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from accounts.models import Company
 from audit.services import record_activity
-from tests.diagnostics_support import PAGE_SLUGS
+from tests.diagnostics.support import PAGE_SLUGS
 
 from .conftest import PASSWORD, log_in
 

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from psycopg import sql
 
-from analytics.models import StatsSnapshot, TableSizeSnapshot
-from tests.diagnostics_support import PAGE_SLUGS, committed, connect, running, unique, wait_for
+from diagnostics.models import StatsSnapshot, TableSizeSnapshot
+from tests.diagnostics.support import PAGE_SLUGS, committed, connect, running, unique, wait_for
 
 SLUGS = list(PAGE_SLUGS)
 

@@ -24,7 +24,7 @@ from core.models import (
 )
 from demo.plan import build_plan
 
-APPS = ["accounts", "core", "analytics", "audit"]
+APPS = ["accounts", "core", "analytics", "diagnostics", "audit"]
 
 
 def _tables() -> list:

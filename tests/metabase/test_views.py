@@ -48,8 +48,9 @@ def access(monkeypatch):
 def data():
     """Rows with known timestamps; returns what must not leak."""
     from accounts.models import User
-    from analytics.models import StatsSnapshot, UserSession
+    from analytics.models import UserSession
     from core.models import CodexSession, ExecutionHistory, McpCache, SandboxExecution
+    from diagnostics.models import StatsSnapshot
 
     alice = User.objects.create_user(email="alice@example.com", password="x" * 16)
     bob = User.objects.create_user(email="bob@example.com", password="x" * 16)

@@ -69,16 +69,16 @@ def test_the_three_groups_exist_with_the_documented_permissions():
     viewer, operator, administrator = perms(VIEWER), perms(OPERATOR), perms(ADMINISTRATOR)
     assert all(p.split(".")[1].startswith("view_") for p in viewer)
     assert {
-        "analytics.view_diagnostics",
+        "diagnostics.view_diagnostics",
         "core.view_mcpcache",
         "accounts.view_user",
         "audit.view_activitylog",
         "auth.view_group",
     } <= viewer
-    assert operator - viewer == {"analytics.signal_backend", "core.delete_mcpcache"}
+    assert operator - viewer == {"diagnostics.signal_backend", "core.delete_mcpcache"}
     assert {
-        "analytics.signal_backend",
-        "analytics.reset_query_stats",
+        "diagnostics.signal_backend",
+        "diagnostics.reset_query_stats",
         "accounts.add_user",
         "accounts.change_user",
         "auth.change_group",
@@ -93,9 +93,9 @@ def test_the_three_groups_exist_with_the_documented_permissions():
 def test_diagnostics_permissions_by_role(role):
     user = make_user(f"d-{role.lower()}@example.com", role=role)
     user = User.objects.get(pk=user.pk)  # fresh permission cache
-    assert user.has_perm("analytics.view_diagnostics")
-    assert user.has_perm("analytics.signal_backend") == (role in (OPERATOR, ADMINISTRATOR))
-    assert user.has_perm("analytics.reset_query_stats") == (role == ADMINISTRATOR)
+    assert user.has_perm("diagnostics.view_diagnostics")
+    assert user.has_perm("diagnostics.signal_backend") == (role in (OPERATOR, ADMINISTRATOR))
+    assert user.has_perm("diagnostics.reset_query_stats") == (role == ADMINISTRATOR)
     assert user.has_perm("core.delete_mcpcache") == (role in (OPERATOR, ADMINISTRATOR))
     assert user.has_perm("accounts.change_user") == (role == ADMINISTRATOR)
 

@@ -1,0 +1,189 @@
+"""Overview page: size, connections, throughput and the "needs attention" list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from diagnostics import charts, checks, formatting, history
+from diagnostics.pages.common import Page
+from diagnostics.queries import maintenance, overview
+
+LONG_QUERY_SECONDS = 60.0
+IDLE_IN_TRANSACTION_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the overview's "needs attention" list."""
+
+    level: str  # error, warning, ok, info
+    text: str
+    slug: str
+
+
+def _n(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
+def build(page: Page, params: Mapping[str, str]) -> None:
+    info = page.info
+    alias = page.alias
+    if info is None:
+        return
+    stats = overview.database_stats(alias)
+    size = overview.database_size(alias)
+    conns = overview.connections_by_state(alias)
+    attention = overview.attention(
+        alias, long_seconds=LONG_QUERY_SECONDS, idle_seconds=IDLE_IN_TRANSACTION_SECONDS
+    )
+    pgss = checks.statements_status(alias, info)
+
+    by_state: dict[str, int] = {}
+    other_databases: dict[str, int] = {}
+    server_total = 0
+    for row in conns:
+        server_total += row.count
+        if row.database == info.database:
+            key = row.state or "hidden (needs pg_read_all_stats)"
+            by_state[key] = by_state.get(key, 0) + row.count
+        else:
+            name = row.database or "(no database)"
+            other_databases[name] = other_databases.get(name, 0) + row.count
+
+    rate = None
+    stat = stats.first()
+    if stat is not None:
+        epoch = f"{info.started_at.isoformat()}/{stat.stats_reset}"
+        rate = history.transactions_per_second(
+            alias,
+            info.database,
+            transactions=stat.transactions,
+            sampled_at=stat.sampled_at,
+            epoch=epoch,
+            stats_reset=stat.stats_reset,
+        )
+
+    found: list[Check] = []
+    usage = server_total / info.max_connections if info.max_connections else 0
+    if conns.ok and usage >= 0.8:
+        found.append(
+            Check(
+                "error",
+                f"{server_total} of {info.max_connections} connections in use on this server.",
+                "activity",
+            )
+        )
+    a = attention.first()
+    if a is not None:
+        if a.long_running:
+            found.append(
+                Check(
+                    "warning",
+                    f"{_n(a.long_running, 'query', 'queries')} running longer than "
+                    f"{LONG_QUERY_SECONDS:.0f} s.",
+                    "activity",
+                )
+            )
+        if a.idle_in_transaction:
+            found.append(
+                Check(
+                    "warning",
+                    f"{_n(a.idle_in_transaction, 'session')} idle in "
+                    f"transaction for over {IDLE_IN_TRANSACTION_SECONDS / 60:.0f} "
+                    "min.",
+                    "activity",
+                )
+            )
+        if a.waiting_on_locks:
+            found.append(
+                Check(
+                    "error", f"{_n(a.waiting_on_locks, 'session')} waiting for a lock.", "blocking"
+                )
+            )
+        if a.invalid_indexes:
+            found.append(
+                Check(
+                    "warning",
+                    f"{_n(a.invalid_indexes, 'invalid index', 'invalid indexes')}.",
+                    "indexes",
+                )
+            )
+        if a.dead_tuple_tables:
+            found.append(
+                Check(
+                    "warning",
+                    f"{_n(a.dead_tuple_tables, 'table')} with more than 20 % dead rows.",
+                    "maintenance",
+                )
+            )
+        xid_ratio = max(a.oldest_xid_age, a.oldest_table_xid_age) / maintenance.XID_LIMIT
+        if xid_ratio >= 0.5 or a.oldest_xid_age > info.autovacuum_freeze_max_age * 1.5:
+            found.append(
+                Check(
+                    "error",
+                    "Transaction ID wraparound: the oldest unfrozen "
+                    f"transaction is {formatting.percent_label(xid_ratio)} of the "
+                    "way to the limit.",
+                    "maintenance",
+                )
+            )
+    elif attention.error:
+        found.append(Check("info", f"Some checks could not run: {attention.error}", "privileges"))
+    if stat is not None:
+        ratio = stat.cache_hit_ratio
+        if ratio is not None and stat.blks_hit + stat.blks_read > 10_000 and ratio < 0.99:
+            found.append(
+                Check(
+                    "warning",
+                    f"Cache hit ratio {formatting.percent_label(ratio)} (below 99 %).",
+                    "settings",
+                )
+            )
+        if stat.deadlocks:
+            found.append(
+                Check(
+                    "info",
+                    f"{_n(stat.deadlocks, 'deadlock')} since statistics were reset.",
+                    "blocking",
+                )
+            )
+    if not pgss.ok:
+        found.append(Check("warning", pgss.title, "queries"))
+    if not info.has_read_all_stats:
+        found.append(
+            Check(
+                "info",
+                f"Role {info.role} lacks pg_read_all_stats: other roles' queries are hidden.",
+                "privileges",
+            )
+        )
+    if info.track_io_timing != "on" or info.track_activity_query_size < 4096:
+        found.append(
+            Check("info", "Statistics settings are below the recommended values.", "privileges")
+        )
+    if not found:
+        found.append(Check("ok", "Nothing needs attention.", "overview"))
+
+    page.panels.update(
+        stats=stats,
+        stat=stat,
+        size=size,
+        connections=conns,
+        by_state=sorted(by_state.items()),
+        other_databases=sorted(other_databases.items()),
+        server_total=server_total,
+        connection_ratio=usage,
+        rate=rate,
+        checks=found,
+        connections_chart=charts.line_chart(
+            "Connections over time",
+            history.connection_series(alias, info.database),
+            formatting.count_label,
+        ),
+        size_chart=charts.line_chart(
+            "Database size over time",
+            history.size_series(alias, info.database),
+            formatting.bytes_label,
+        ),
+    )

@@ -1,0 +1,89 @@
+"""Queries page: the top statements of pg_stat_statements and since when they count."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from audit.models import ActivityLog
+from diagnostics import charts, checks, formatting
+from diagnostics.pages.common import Page
+from diagnostics.queries import statements
+
+
+def last_portal_reset(alias: str, database: str) -> dt.datetime | None:
+    entry = (
+        ActivityLog.objects.filter(
+            action="diagnostics.reset_query_stats",
+            resource_type="pg_stat_statements",
+            resource_id=database,
+            details__alias=alias,
+            details__result="reset",
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return entry
+
+
+def build(page: Page, params: Mapping[str, str]) -> None:
+    info = page.info
+    if info is None:
+        return
+    status = checks.statements_status(page.alias, info)
+    order = params.get("order") if params.get("order") in statements.ORDERS else "total"
+    include_portal = params.get("include_portal") in {"1", "on", "true"}
+    search = (params.get("q") or "").strip()[:200] or None
+    page.panels.update(
+        search=search or "",
+        status=status,
+        order=order,
+        include_portal=include_portal,
+        orders=[
+            ("total", "total time"),
+            ("mean", "mean time"),
+            ("calls", "calls"),
+            ("rows", "rows"),
+            ("io", "I/O"),
+        ],
+    )
+    if not status.ok or not info.pgss_schema:
+        return
+    top = statements.top_statements(
+        page.alias,
+        schema=info.pgss_schema,
+        version=info.pgss_version_tuple,
+        order=order,
+        include_portal=include_portal,
+        search=search,
+    )
+    since = None
+    dealloc = None
+    if info.pgss_version_tuple >= (1, 9):
+        stats_info = statements.statements_info(page.alias, schema=info.pgss_schema).first()
+        if stats_info is not None:
+            since = stats_info.stats_reset
+            dealloc = stats_info.dealloc
+    portal_reset = last_portal_reset(page.alias, info.database)
+    if portal_reset is not None and (since is None or portal_reset > since):
+        since = portal_reset
+    row_since = [r.stats_since for r in top if r.stats_since is not None]
+    first = top.first()
+    chart_items = [
+        (
+            formatting.mask_secrets(r.query) if not r.hidden else f"(hidden) queryid {r.queryid}",
+            r.total_ms,
+        )
+        for r in sorted(top.rows, key=lambda r: r.total_ms, reverse=True)[:10]
+    ]
+    page.panels.update(
+        top=top,
+        since=since,
+        oldest_row_since=min(row_since) if row_since else None,
+        dealloc=dealloc,
+        entries_total=first.entries_total if first else 0,
+        hidden_total=first.hidden_total if first else 0,
+        io_timing=info.track_io_timing == "on",
+        chart=charts.bar_chart("Top queries by total time", chart_items, formatting.ms_label),
+    )

@@ -1,0 +1,285 @@
+"""Index health: unused, duplicate, invalid, and a bloat estimate for B-trees.
+
+"Unused" counts scans since the statistics were last reset (``pg_stat_database.
+stats_reset``) on *this* server only: scans on read replicas are not counted here.
+Indexes that enforce something (primary key, unique, exclusion constraint) are
+never reported as unused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from diagnostics.runner import Query, Result, run
+
+# pg_relation_size and pg_get_indexdef lock the table: skip relations another session
+# holds (or awaits) in ACCESS EXCLUSIVE mode rather than wait behind its DDL.
+_LOCKED = """
+locked AS MATERIALIZED (
+  SELECT DISTINCT l.relation FROM pg_locks l
+  WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+    AND l.pid <> pg_backend_pid()
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)"""
+
+
+@dataclass(frozen=True)
+class UnusedIndex:
+    schema: str
+    name: str
+    table_name: str
+    idx_scan: int
+    last_idx_scan: dt.datetime | None
+    bytes: int | None
+    definition: str | None  # None while the table is locked (reading it would wait)
+    drop_statement: str
+    unused_total: int
+    unused_estimated_bytes: int
+
+
+_UNUSED = """
+WITH {locked},
+candidates AS MATERIALIZED (
+  SELECT s.indexrelid, s.relid, s.schemaname AS schema, s.indexrelname AS name,
+         s.relname AS table_name, s.idx_scan, {last_idx_scan} AS last_idx_scan, c.relpages
+  FROM pg_stat_user_indexes s
+  JOIN pg_index i ON i.indexrelid = s.indexrelid
+  JOIN pg_class c ON c.oid = s.indexrelid
+  WHERE s.idx_scan = 0 AND i.indisvalid AND NOT i.indisunique AND NOT i.indisprimary
+    AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = s.indexrelid)
+),
+top AS (
+  SELECT * FROM candidates ORDER BY relpages DESC, name LIMIT %(limit)s
+)
+SELECT schema, name, table_name, idx_scan, last_idx_scan,
+       CASE WHEN EXISTS (SELECT 1 FROM locked WHERE relation IN (indexrelid, relid))
+            THEN NULL ELSE pg_relation_size(indexrelid) END AS bytes,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM locked WHERE relation IN (indexrelid, relid))
+            THEN pg_get_indexdef(indexrelid) END AS definition,
+       'DROP INDEX CONCURRENTLY ' || quote_ident(schema) || '.' || quote_ident(name) || ';'
+           AS drop_statement,
+       (SELECT count(*) FROM candidates)::int AS unused_total,
+       (SELECT coalesce(sum(relpages), 0) FROM candidates)::bigint
+           * current_setting('block_size')::int AS unused_estimated_bytes
+FROM top
+ORDER BY bytes DESC NULLS LAST, name
+"""
+
+# pg_stat_user_indexes.last_idx_scan exists from PostgreSQL 16.
+UNUSED_V16 = Query(
+    "unused_indexes_v16",
+    sql.SQL(_UNUSED).format(locked=sql.SQL(_LOCKED), last_idx_scan=sql.SQL("s.last_idx_scan")),
+    UnusedIndex,
+)
+UNUSED_V13 = Query(
+    "unused_indexes_v13",
+    sql.SQL(_UNUSED).format(locked=sql.SQL(_LOCKED), last_idx_scan=sql.SQL("NULL::timestamptz")),
+    UnusedIndex,
+)
+
+
+def unused_indexes(alias: str, *, server_major: int, limit: int = 50) -> Result[UnusedIndex]:
+    query = UNUSED_V16 if server_major >= 16 else UNUSED_V13
+    return run(alias, query, {"limit": limit})
+
+
+@dataclass(frozen=True)
+class DuplicateIndex:
+    schema: str
+    table_name: str
+    name: str
+    covered_by: str
+    exact: bool
+    definition: str | None
+    covered_by_definition: str | None
+    constraint_name: str | None
+    bytes: int | None
+
+
+# Index a is redundant next to b on the same table when both have the same access
+# method, expressions and predicate, and either a and b have the same key columns
+# and operator classes (then the non-unique one, or the newer one, is reported), or
+# a is a non-unique B-tree without INCLUDE columns whose keys are a left prefix of b's.
+_DUPLICATES = """
+WITH {locked},
+idx AS MATERIALIZED (
+  SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, c.relam,
+         i.indnatts, i.indnkeyatts, n.nspname AS schema, c.relname AS name,
+         t.relname AS table_name,
+         i.indkey::text AS keys, i.indclass::text AS classes,
+         i.indcollation::text AS collations,
+         coalesce(pg_get_expr(i.indexprs, i.indrelid), '') AS exprs,
+         coalesce(pg_get_expr(i.indpred, i.indrelid), '') AS pred
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_class t ON t.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE i.indisvalid AND i.indisready
+    AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'
+)
+SELECT DISTINCT ON (a.indexrelid)
+       a.schema, a.table_name, a.name, b.name AS covered_by,
+       a.keys = b.keys AS exact,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM locked WHERE relation IN (a.indexrelid, a.indrelid))
+            THEN pg_get_indexdef(a.indexrelid) END AS definition,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM locked WHERE relation IN (b.indexrelid, b.indrelid))
+            THEN pg_get_indexdef(b.indexrelid) END AS covered_by_definition,
+       (SELECT k.conname FROM pg_constraint k WHERE k.conindid = a.indexrelid LIMIT 1)::text
+           AS constraint_name,
+       CASE WHEN EXISTS (SELECT 1 FROM locked WHERE relation IN (a.indexrelid, a.indrelid))
+            THEN NULL ELSE pg_relation_size(a.indexrelid) END AS bytes
+FROM idx a
+JOIN idx b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid AND b.relam = a.relam
+WHERE NOT a.indisprimary
+  AND a.exprs = b.exprs AND a.pred = b.pred
+  AND (
+    (a.keys = b.keys AND a.classes = b.classes AND a.collations = b.collations
+     AND (a.indisunique < b.indisunique
+          OR (a.indisunique = b.indisunique
+              AND (b.indisprimary OR a.indexrelid > b.indexrelid))))
+    OR
+    (a.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
+     AND NOT a.indisunique AND a.indnatts = a.indnkeyatts
+     AND b.keys LIKE a.keys || ' %%'
+     AND b.classes LIKE a.classes || ' %%'
+     AND b.collations LIKE a.collations || ' %%')
+  )
+ORDER BY a.indexrelid, b.indisunique DESC, b.indexrelid
+LIMIT %(limit)s
+"""
+
+DUPLICATES = Query(
+    "duplicate_indexes",
+    sql.SQL(_DUPLICATES).format(locked=sql.SQL(_LOCKED)),
+    DuplicateIndex,
+)
+
+
+def duplicate_indexes(alias: str, *, limit: int = 200) -> Result[DuplicateIndex]:
+    return run(alias, DUPLICATES, {"limit": limit})
+
+
+@dataclass(frozen=True)
+class InvalidIndex:
+    schema: str
+    name: str
+    table_name: str
+    definition: str | None
+    being_built: bool
+    drop_statement: str
+
+
+_INVALID = """
+WITH {locked}
+SELECT n.nspname AS schema, c.relname AS name, t.relname AS table_name,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM locked WHERE relation IN (i.indexrelid, i.indrelid))
+            THEN pg_get_indexdef(i.indexrelid) END AS definition,
+       EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
+               WHERE p.index_relid = i.indexrelid) AS being_built,
+       'DROP INDEX CONCURRENTLY ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+           || ';' AS drop_statement
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT i.indisvalid
+ORDER BY n.nspname, c.relname
+"""
+
+INVALID = Query("invalid_indexes", sql.SQL(_INVALID).format(locked=sql.SQL(_LOCKED)), InvalidIndex)
+
+
+def invalid_indexes(alias: str) -> Result[InvalidIndex]:
+    return run(alias, INVALID)
+
+
+@dataclass(frozen=True)
+class IndexBloat:
+    schema: str
+    name: str
+    table_name: str
+    bytes: int
+    expected_bytes: int | None
+    bloat_bytes: int | None
+    bloat_ratio: float | None
+    has_stats: bool
+
+
+# A B-tree leaf holds about (page - headers) * fillfactor / tuple bytes entries, where a
+# tuple is its 8-byte header (+ null bitmap) and the columns' average widths from
+# pg_stats, MAXALIGNed, plus a 4-byte line pointer. More pages than that need are
+# counted as bloat. pg_stats only shows columns the role may read: others get no
+# estimate (has_stats = false) rather than a wrong one. Deduplication (PostgreSQL 13+)
+# makes indexes on repetitive values smaller than this model, never larger.
+BLOAT = Query(
+    "index_bloat",
+    """
+WITH idx AS MATERIALIZED (
+  SELECT i.indexrelid, i.indrelid, n.nspname AS schema, c.relname AS name,
+         t.relname AS table_name, tn.nspname AS table_schema, c.relpages, c.reltuples,
+         i.indkey, i.indnatts,
+         coalesce((SELECT substring(o FROM 'fillfactor=(\\d+)')::int
+                   FROM unnest(c.reloptions) AS o WHERE o LIKE 'fillfactor=%%'), 90)
+             AS fillfactor
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_class t ON t.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_namespace tn ON tn.oid = t.relnamespace
+  WHERE c.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
+    AND c.relpages >= %(min_pages)s AND c.reltuples > 0
+    AND i.indexprs IS NULL AND i.indisvalid
+    AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'
+  ORDER BY c.relpages DESC
+  LIMIT %(candidates)s
+),
+cols AS (
+  SELECT idx.indexrelid, s.avg_width, s.null_frac
+  FROM idx
+  CROSS JOIN LATERAL unnest(idx.indkey::int2[]) AS k(attnum)
+  JOIN pg_attribute a ON a.attrelid = idx.indrelid AND a.attnum = k.attnum
+  LEFT JOIN pg_stats s ON s.schemaname = idx.table_schema AND s.tablename = idx.table_name
+                      AND s.attname = a.attname AND NOT s.inherited
+),
+est AS (
+  SELECT indexrelid, count(*) = count(avg_width) AS has_stats,
+         sum(avg_width * (1 - null_frac)) AS data_width, bool_or(null_frac > 0) AS has_nulls
+  FROM cols GROUP BY indexrelid
+),
+model AS (
+  SELECT idx.*, est.has_stats,
+         -- MAXALIGN(header + data) + line pointer
+         (ceil((8 + CASE WHEN est.has_nulls THEN 4 ELSE 0 END + est.data_width) / 8.0) * 8
+          + 4) AS tuple_bytes,
+         current_setting('block_size')::int AS bs
+  FROM idx JOIN est USING (indexrelid)
+),
+expected AS (
+  SELECT model.*,
+         CASE WHEN has_stats THEN
+           1 + ceil(reltuples / greatest(floor((bs - 24 - 16) * fillfactor / 100.0
+                                                / tuple_bytes), 1))
+         END AS expected_pages
+  FROM model
+)
+SELECT schema, name, table_name, relpages::bigint * bs AS bytes,
+       (expected_pages * bs)::bigint AS expected_bytes,
+       (greatest(relpages - expected_pages, 0) * bs)::bigint AS bloat_bytes,
+       (greatest(relpages - expected_pages, 0) / relpages)::float AS bloat_ratio,
+       has_stats
+FROM expected
+ORDER BY has_stats DESC, bloat_bytes DESC NULLS LAST, relpages DESC
+LIMIT %(limit)s
+""",
+    IndexBloat,
+)
+
+
+def index_bloat(
+    alias: str, *, min_pages: int = 128, candidates: int = 500, limit: int = 50
+) -> Result[IndexBloat]:
+    """Estimates for the largest B-tree indexes (at least ``min_pages`` pages)."""
+    return run(alias, BLOAT, {"min_pages": min_pages, "candidates": candidates, "limit": limit})

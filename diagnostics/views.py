@@ -1,0 +1,233 @@
+"""Views of the diagnostics pages and actions; each is wrapped in ``site.admin_view``.
+
+Thin by design: resolve the database alias (404 for an unknown one), check the
+permission, call :mod:`pages` or :mod:`actions`, render. Bad input becomes a message
+and a redirect, never an error page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from diagnostics import actions, checks, pages, targets
+from diagnostics.queries import activity
+
+VIEW = "diagnostics.view_diagnostics"
+SIGNAL = "diagnostics.signal_backend"
+RESET = "diagnostics.reset_query_stats"
+MAX_IDLE_MINUTES = 7 * 24 * 60
+
+
+def _require(request: HttpRequest, *perms: str) -> None:
+    if not request.user.has_perms(perms):
+        raise PermissionDenied
+
+
+def _context(site: AdminSite, request: HttpRequest, slug: str, alias: str, **extra) -> dict:
+    if "info" not in extra:
+        page = pages.base(alias)
+        extra.update(page=page, info=page.info)
+    return {
+        **site.each_context(request),
+        "title": f"Database diagnostics: {pages.TITLES[slug]}"
+        if slug != "overview"
+        else "Database diagnostics",
+        "slug": slug,
+        "alias": alias,
+        "tabs": [(s, label, pages.page_url(s, alias)) for s, label in pages.PAGES],
+        "databases": pages.selector(alias),
+        "can_signal": request.user.has_perm(SIGNAL),
+        "can_reset": request.user.has_perm(RESET),
+        **extra,
+    }
+
+
+def page_view(site: AdminSite, slug: str) -> Callable[[HttpRequest], HttpResponse]:
+    @require_GET
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW)
+        alias = targets.resolve(request)
+        page = pages.build(slug, alias, request.GET)
+        for error in getattr(page.panels.get("filters"), "errors", ()):
+            messages.warning(request, error)
+        return TemplateResponse(
+            request,
+            f"admin/diagnostics/{slug}.html",
+            _context(
+                site,
+                request,
+                slug,
+                alias,
+                page=page,
+                info=page.info,
+                p=page.panels,
+                role_ident=checks.ident(page.info.role) if page.info else "",
+            ),
+        )
+
+    view.__name__ = f"diagnostics_{slug}"
+    return view
+
+
+def _back(slug: str, alias: str) -> HttpResponseRedirect:
+    return HttpResponseRedirect(pages.page_url(slug, alias))
+
+
+def _parse_session(raw_pid: str | None, raw_start: str | None) -> tuple[int, dt.datetime] | None:
+    try:
+        pid = int(raw_pid or "")
+        backend_start = dt.datetime.fromisoformat(raw_start or "")
+    except ValueError:
+        return None
+    if pid <= 0 or pid > 2**31 - 1 or backend_start.tzinfo is None:
+        return None
+    return pid, backend_start
+
+
+def signal_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW, SIGNAL)
+        alias = targets.resolve(request)
+        back = request.POST.get("next") if request.POST.get("next") == "blocking" else "activity"
+        kind = request.POST.get("kind")
+        parsed = _parse_session(request.POST.get("pid"), request.POST.get("backend_start"))
+        if kind not in {"cancel", "terminate"} or parsed is None:
+            messages.error(request, "That request named no session: nothing was signalled.")
+            return _back(back, alias)
+        pid, backend_start = parsed
+        if request.POST.get("confirm") != "yes":
+            session = activity.session(
+                alias,
+                pid=pid,
+                backend_start=backend_start,
+                portal_app=settings.PORTAL_APPLICATION_NAME,
+            )
+            if session.ok and session.first() is None:
+                if activity.pid_hidden(alias, pid=pid):
+                    messages.error(
+                        request,
+                        f"Session {pid} is hidden from this database role (it lacks "
+                        "pg_read_all_stats), so it cannot be identified safely: nothing to do.",
+                    )
+                else:
+                    messages.warning(
+                        request, f"Session {pid} has ended (or its pid was reused): nothing to do."
+                    )
+                return _back(back, alias)
+            return TemplateResponse(
+                request,
+                "admin/diagnostics/confirm_signal.html",
+                _context(
+                    site,
+                    request,
+                    back,
+                    alias,
+                    title=f"{kind.capitalize()} session {pid}?",
+                    kind=kind,
+                    pid=pid,
+                    backend_start=backend_start,
+                    session=session,
+                    back=back,
+                ),
+            )
+        outcome = actions.signal_backend(
+            request=request, alias=alias, kind=kind, pid=pid, backend_start=backend_start
+        )
+        messages.add_message(request, getattr(messages, outcome.level.upper()), outcome.message)
+        return _back(back, alias)
+
+    return view
+
+
+def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW, SIGNAL)
+        alias = targets.resolve(request)
+        try:
+            minutes = int(request.POST.get("minutes", ""))
+            if not 0 <= minutes <= MAX_IDLE_MINUTES:
+                raise ValueError
+        except ValueError:
+            messages.error(request, f"Idle for: enter whole minutes from 0 to {MAX_IDLE_MINUTES}.")
+            return _back("activity", alias)
+        include_portal = request.POST.get("include_portal") in {"1", "on", "true"}
+        if request.POST.get("confirm") != "yes":
+            candidates = activity.idle_sessions(
+                alias,
+                minutes=minutes,
+                include_portal=include_portal,
+                portal_app=settings.PORTAL_APPLICATION_NAME,
+            )
+            if candidates.ok and not candidates.rows:
+                messages.info(request, f"No session has been idle for over {minutes} min.")
+                return _back("activity", alias)
+            return TemplateResponse(
+                request,
+                "admin/diagnostics/confirm_terminate_idle.html",
+                _context(
+                    site,
+                    request,
+                    "activity",
+                    alias,
+                    title=f"Terminate sessions idle for over {minutes} min?",
+                    minutes=minutes,
+                    include_portal=include_portal,
+                    candidates=candidates,
+                ),
+            )
+        chosen = []
+        for raw in request.POST.getlist("session"):
+            pid, _, start = raw.partition("|")
+            parsed = _parse_session(pid, start)
+            if parsed is not None:
+                chosen.append(parsed)
+        if not chosen:
+            messages.error(request, "No session was selected: nothing was terminated.")
+            return _back("activity", alias)
+        outcome = actions.terminate_idle(
+            request=request, alias=alias, minutes=minutes, sessions=chosen
+        )
+        summary = f"Terminated {outcome.terminated} idle sessions."
+        if outcome.gone:
+            summary += f" {outcome.gone} had already ended or become busy (left alone)."
+        messages.add_message(
+            request, messages.ERROR if outcome.refused else messages.SUCCESS, summary
+        )
+        for line in outcome.messages:
+            messages.error(request, line)
+        return _back("activity", alias)
+
+    return view
+
+
+def reset_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW, RESET)
+        alias = targets.resolve(request)
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/diagnostics/confirm_reset.html",
+                _context(site, request, "queries", alias, title="Reset query statistics?"),
+            )
+        outcome = actions.reset_query_stats(request=request, alias=alias)
+        messages.add_message(request, getattr(messages, outcome.level.upper()), outcome.message)
+        return _back("queries", alias)
+
+    return view

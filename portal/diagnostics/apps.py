@@ -1,9 +1,0 @@
-from django.apps import AppConfig
-
-
-class DiagnosticsConfig(AppConfig):
-    """Installed for its template tags and static files; it has no models."""
-
-    name = "portal.diagnostics"
-    label = "diagnostics"
-    verbose_name = "Database diagnostics"

@@ -2,7 +2,7 @@
 
 The agent tables (sessions, execution history, sandbox runs, tool cache) grow to tens
 of millions of rows: every list here orders and filters through an index, counts by
-estimate (see portal/estimates.py), and shows only columns that are cheap per page.
+estimate (see portal/admin/estimates.py), and shows only columns that are cheap per page.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Permissions are normally created after ``migrate`` (post_migrate), so this data
 migration creates them first for every app it can see, then applies the role rule of
-``audit/roles.py`` to them. It depends on the latest migration of each app whose
+``accounts/roles.py`` to them. It depends on the latest migration of each app whose
 permissions the roles use (analytics 0003 held the diagnostics permissions; diagnostics
 0001 later renames their content type to the diagnostics app, grants included).
 Permissions of models added by later migrations are given to the roles by the same

@@ -10,7 +10,7 @@ from django.db import models
 
 from core.models import Automation
 
-from .admin_support import admin_url, make_rows, model_id, registered_models
+from .support import admin_url, make_rows, model_id, registered_models
 
 pytestmark = pytest.mark.django_db
 

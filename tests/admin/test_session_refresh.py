@@ -1,4 +1,4 @@
-"""The idle timeout without a session write per request (portal/sessions.py).
+"""The idle timeout without a session write per request (portal/admin/sessions.py).
 
 A signed-in user's requests re-save the session row at most once per
 SESSION_REFRESH_SECONDS; a request after that interval pushes the expiry forward again.

@@ -1,4 +1,4 @@
-"""The sidebar's model list (portal/templatetags/portal_nav.py) is the markup Django's include gives.
+"""The sidebar's model list (portal/templatetags/portal_nav.py) is Django's include's markup.
 
 Each page's ``<nav id="nav-sidebar">`` is compared with Django's own nav_sidebar.html
 rendered from the same context: on every registered model's list and add/change pages
@@ -18,9 +18,9 @@ from django.template import RequestContext, engines
 from django.test import Client
 
 from portal.templatetags import portal_nav as admin_nav
+from tests.audit.support import make_user
 
 from .support import admin_url, make_rows, registered_models
-from tests.audit.support import make_user
 
 pytestmark = pytest.mark.django_db
 

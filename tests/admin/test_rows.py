@@ -1,4 +1,4 @@
-"""The portal's changelist rows (portal/templatetags/portal_rows.py) are Django's rows, byte for byte.
+"""The changelist rows (portal/templatetags/portal_rows.py) are Django's rows, byte for byte.
 
 Every registered model's list page, with the demo data, is rendered twice: with the
 portal's row renderer and with Django's own ``result_list``; the results table must be
@@ -25,11 +25,11 @@ from django.utils import timezone, translation
 from django.utils.html import format_html
 
 from accounts.models import Company
-from portal.templatetags import portal_rows as admin_rows
 from portal.admin.base import PortalModelAdmin
+from portal.templatetags import portal_rows as admin_rows
+from tests.audit.support import make_user
 
 from .support import admin_url, make_rows, model_id, registered_models
-from tests.audit.support import make_user
 
 pytestmark = pytest.mark.django_db
 

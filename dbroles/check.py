@@ -152,8 +152,8 @@ def run_checks(params: dict[str, str], config: AccessConfig, password: str) -> l
     """Log in as the login role with ``password`` and try everything; one Result per line."""
     try:
         conn = psycopg.connect(
-            # libpq parameters (all str) that never name connect()'s own keyword
-            # arguments (login_params drops those); mypy cannot know the keys.
+            # libpq parameters (all str): none can be one of connect()'s own keyword
+            # arguments (autocommit, row_factory, ...), which mypy cannot know.
             **params,  # type: ignore[arg-type]
             user=config.login_role,
             password=password,

@@ -928,8 +928,8 @@ def probe_password(params: dict[str, str], role: str, password: str) -> Password
     """Log in as ``role``: does the current password still work?"""
     try:
         with psycopg.connect(
-            # libpq parameters (all str) that never name connect()'s own keyword
-            # arguments (login_params drops those); mypy cannot know the keys.
+            # libpq parameters (all str): none can be one of connect()'s own keyword
+            # arguments (autocommit, row_factory, ...), which mypy cannot know.
             **params,  # type: ignore[arg-type]
             user=role,
             password=password,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
 from django.db import DatabaseError, connections, router, transaction
@@ -163,7 +165,8 @@ def _window_totals(since: datetime.datetime, until: datetime.datetime | None) ->
 def _compute_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, ExecutionWindow]:
     """Totals of the given whole hours, in one grouped index-only scan."""
     computed = {hour: ExecutionWindow(0, 0, 0) for hour in hours}
-    rows = (
+    # The sums are annotated from a dict, so django-stubs would know only the "hour" key.
+    rows: QuerySet[ExecutionHistory, Mapping[str, Any]] = (
         ExecutionHistory.objects.filter(created_at__gte=hours[0], created_at__lt=hours[-1] + HOUR)
         .annotate(hour=TruncHour("created_at", tzinfo=datetime.UTC))
         .order_by()

@@ -10,7 +10,7 @@ import datetime
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.core.cache import cache
 from django.db import DatabaseError, connections, router, transaction
@@ -22,6 +22,9 @@ from portal.admin.estimates import RowCount, count_rows
 
 from .models import CodexSession, ExecutionHistory, ExecutionHour, McpCache, SandboxExecution
 from .search import TIME_BUCKETS, time_bucket
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 def session_usage_annotations() -> dict[str, Subquery]:
@@ -242,7 +245,13 @@ def execution_window(window: Window) -> ExecutionWindow:
     )
 
 
-def slowest_executions(window: Window, *, limit: int = 8) -> list[ExecutionHistory]:
+class _PromptHead(TypedDict):
+    prompt_head: str
+
+
+def slowest_executions(
+    window: Window, *, limit: int = 8
+) -> list[WithAnnotations[ExecutionHistory, _PromptHead]]:
     """The slowest executions of the last 24 hours.
 
     Sorting a whole day of executions by time would read every one of them. The time

@@ -1,4 +1,5 @@
-"""The sidebar's model list (portal/admin_nav.py) is the markup Django's include gives.
+"""The sidebar's model list (portal/templatetags/portal_nav.py) is the markup Django's
+include gives.
 
 Each page's ``<nav id="nav-sidebar">`` is compared with Django's own nav_sidebar.html
 rendered from the same context: on every registered model's list and add/change pages
@@ -17,7 +18,7 @@ from django.contrib.auth.models import Permission
 from django.template import RequestContext, engines
 from django.test import Client
 
-from portal import admin_nav
+from portal.templatetags import portal_nav
 
 from .admin_support import admin_url, make_rows, registered_models
 from .audit_support import make_user
@@ -50,7 +51,7 @@ def _pages() -> list[str]:
 
 
 def _assert_same_sidebars(client: Client) -> None:
-    admin_nav._rendered.clear()
+    portal_nav._rendered.clear()
     for url in _pages():
         for _ in range(2):  # rendered, then reused
             ours, django_nav = _nav(client, url)
@@ -61,7 +62,7 @@ def _assert_same_sidebars(client: Client) -> None:
 
 def test_the_sidebar_is_djangos_for_a_superuser(admin_client):
     _assert_same_sidebars(admin_client)
-    assert admin_nav._rendered, "the sidebar was never reused"
+    assert portal_nav._rendered, "the sidebar was never reused"
 
 
 def test_the_sidebar_is_djangos_for_a_view_only_user():
@@ -82,7 +83,7 @@ def test_users_with_other_permissions_get_their_own_sidebar(admin_client):
     viewer.user_permissions.set(Permission.objects.filter(codename="view_company"))
     client = Client()
     client.force_login(viewer)
-    admin_nav._rendered.clear()
+    portal_nav._rendered.clear()
     full, _ = _nav(admin_client, admin_url(registered_models()[0], "changelist"))
     small, expected = _nav(client, "/admin/accounts/company/")
     assert small == expected and small != full

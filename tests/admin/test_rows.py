@@ -1,4 +1,5 @@
-"""The portal's changelist rows (portal/admin_rows.py) are Django's rows, byte for byte.
+"""The portal's changelist rows (portal/templatetags/portal_rows.py) are Django's rows,
+byte for byte.
 
 Every registered model's list page, with the demo data, is rendered twice: with the
 portal's row renderer and with Django's own ``result_list``; the results table must be
@@ -25,8 +26,8 @@ from django.utils import timezone, translation
 from django.utils.html import format_html
 
 from accounts.models import Company
-from portal import admin_rows
 from portal.admin.base import PortalModelAdmin
+from portal.templatetags import portal_rows
 
 from .admin_support import admin_url, make_rows, model_id, registered_models
 from .audit_support import make_user
@@ -57,7 +58,7 @@ def _both(client: Client, url: str, monkeypatch) -> tuple[str, str]:
     """(portal rows, Django's rows) of one list page."""
     portal = _results(client, url)
     with monkeypatch.context() as patch:
-        patch.setattr(admin_rows, "supports", lambda cl: False)
+        patch.setattr(portal_rows, "supports", lambda cl: False)
         django = _results(client, url)
     return portal, django
 
@@ -193,7 +194,7 @@ def test_odd_columns_render_the_same_as_django(admin_user, query, locale):
     request.user = admin_user
     cl = model_admin.get_changelist_instance(request)
     cl.formset = None  # set by changelist_view: not an editable list
-    ours, django = admin_rows.portal_result_list(cl), result_list(cl)
+    ours, django = portal_rows.portal_result_list(cl), result_list(cl)
     assert len(ours["results"]) == cl.result_count > 0
     assert f">{locale}<" in str(ours["results"][0][0])
     assert [list(r) for r in ours["results"]] == [["".join(r)] for r in django["results"]]
@@ -205,7 +206,7 @@ def test_odd_primary_keys_are_quoted_in_links_as_django_quotes_them(admin_user):
     request = RequestFactory().get("/admin/accounts/company/?name__exact=a%26b&o=-2")
     request.user = admin_user
     cl = admin.site._registry[Company].get_changelist_instance(request)
-    urls = admin_rows._ObjectURL(cl)
+    urls = portal_rows._ObjectURL(cl)
     context = {"preserved_filters": cl.preserved_filters, "opts": cl.opts}
     for key in ["a b/c_d", "50%", "x&y'z\"<>", "é漢字", "a:b;c@d", "?#", "\\", "1\n2"]:
         obj = Company(name="n")
@@ -222,6 +223,6 @@ def test_an_object_without_a_change_url_is_shown_without_a_link(admin_user):
     obj = Company(name="n", created_at=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC))
     obj.id = ""
     cl.result_list, cl.formset = [obj], None
-    ours, django = admin_rows.portal_result_list(cl), result_list(cl)
+    ours, django = portal_rows.portal_result_list(cl), result_list(cl)
     assert [list(r) for r in ours["results"]] == [["".join(r)] for r in django["results"]]
     assert "<a href" not in str(ours["results"][0][0])

@@ -74,8 +74,11 @@ def _filter_queries(model) -> list[str]:
             params.update({item, f"{item}__exact"})
         elif isinstance(item, tuple | list):
             name = item[0]
+            assert isinstance(name, str)
             params.update({name, f"{name}__gte", f"{name}__lt"})
         else:
+            assert isinstance(item, type) and issubclass(item, admin.SimpleListFilter)
+            assert item.parameter_name is not None
             params.add(item.parameter_name)
     return [f"{p}={v}" for p in sorted(params) for v in HOSTILE_VALUES]
 

@@ -16,6 +16,7 @@ import django
 import pytest
 from django.contrib.auth.models import Permission
 from django.template import RequestContext, engines
+from django.template.backends.django import DjangoTemplates
 from django.test import Client
 
 from portal.templatetags import portal_nav
@@ -37,9 +38,13 @@ def _nav(client: Client, url: str) -> tuple[str, str]:
     assert response.status_code == 200, url
     ours = NAV.search(response.content.decode())
     assert ours, url
-    template = engines["django"].engine.from_string(DJANGO_NAV_SIDEBAR)
+    backend = engines["django"]
+    assert isinstance(backend, DjangoTemplates)
+    template = backend.engine.from_string(DJANGO_NAV_SIDEBAR)
     django_nav = template.render(RequestContext(response.wsgi_request, response.context_data))
-    return ours.group(0), NAV.search(django_nav).group(0)
+    theirs = NAV.search(django_nav)
+    assert theirs, url
+    return ours.group(0), theirs.group(0)
 
 
 def _pages() -> list[str]:

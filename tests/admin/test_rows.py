@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime
 import re
 from io import StringIO
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from django.contrib import admin
-from django.contrib.admin.templatetags.admin_list import result_list
+from django.contrib.admin.templatetags.admin_list import ResultList, result_list
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
@@ -181,13 +182,18 @@ def locale(request):
         yield "12.345"
 
 
+def _rows(context: dict[str, Any]) -> list[ResultList]:
+    """The rows of Django's result_list context (a dict of many kinds of values)."""
+    return context["results"]
+
+
 @pytest.mark.parametrize("query", ["", "is_active__exact=1&o=1", "_popup=1&_to_field=id"])
 def test_odd_columns_render_the_same_as_django(admin_user, query, locale):
     make_rows(Company, 5)
     Company.objects.update(max_users=12345)
-    Company.objects.filter(pk=Company.objects.first().pk).update(
-        name=" <Odd & \"quoted\" 'name'> ", domain=""
-    )
+    first = Company.objects.first()
+    assert first is not None
+    Company.objects.filter(pk=first.pk).update(name=" <Odd & \"quoted\" 'name'> ", domain="")
     site = admin.AdminSite(name="odd")
     model_admin = OddColumnsAdmin(Company, site)
     request = RequestFactory().get("/admin/accounts/company/" + (f"?{query}" if query else ""))
@@ -197,7 +203,7 @@ def test_odd_columns_render_the_same_as_django(admin_user, query, locale):
     ours, django = portal_rows.portal_result_list(cl), result_list(cl)
     assert len(ours["results"]) == cl.result_count > 0
     assert f">{locale}<" in str(ours["results"][0][0])
-    assert [list(r) for r in ours["results"]] == [["".join(r)] for r in django["results"]]
+    assert [list(r) for r in ours["results"]] == [["".join(r)] for r in _rows(django)]
     assert ours["result_headers"] == django["result_headers"]
 
 
@@ -207,7 +213,7 @@ def test_odd_primary_keys_are_quoted_in_links_as_django_quotes_them(admin_user):
     request.user = admin_user
     cl = admin.site._registry[Company].get_changelist_instance(request)
     urls = portal_rows._ObjectURL(cl)
-    context = {"preserved_filters": cl.preserved_filters, "opts": cl.opts}
+    context: dict[str, Any] = {"preserved_filters": cl.preserved_filters, "opts": cl.opts}
     for key in ["a b/c_d", "50%", "x&y'z\"<>", "é漢字", "a:b;c@d", "?#", "\\", "1\n2"]:
         obj = Company(name="n")
         obj.id = key  # an in-memory object: no database value could be this odd
@@ -224,5 +230,5 @@ def test_an_object_without_a_change_url_is_shown_without_a_link(admin_user):
     obj.id = ""
     cl.result_list, cl.formset = [obj], None
     ours, django = portal_rows.portal_result_list(cl), result_list(cl)
-    assert [list(r) for r in ours["results"]] == [["".join(r)] for r in django["results"]]
+    assert [list(r) for r in ours["results"]] == [["".join(r)] for r in _rows(django)]
     assert "<a href" not in str(ours["results"][0][0])

@@ -7,7 +7,6 @@ admin's own URLs, which end with a catch-all.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -57,7 +56,7 @@ class PortalAdminSite(admin.AdminSite):
     index_title = "Dashboard"
     index_template = "admin/portal/dashboard.html"
 
-    def extra_urls(self) -> Sequence[URLPattern | URLResolver]:
+    def extra_urls(self) -> list[URLPattern]:
         """URLs of the portal's own admin pages, each wrapped in ``self.admin_view``."""
         from portal.diagnostics.urls import diagnostics_urls
 

@@ -20,9 +20,9 @@ from django.template.backends.django import DjangoTemplates
 from django.test import Client
 
 from portal.templatetags import portal_nav
+from tests.audit.support import make_user
 
-from .admin_support import admin_url, make_rows, registered_models
-from .audit_support import make_user
+from .support import admin_url, make_rows, registered_models
 
 pytestmark = pytest.mark.django_db
 

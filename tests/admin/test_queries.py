@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from core.models import CodexSession, ExecutionHistory
 
-from .admin_support import admin_url, make_rows, model_id, registered_models
+from .support import admin_url, make_rows, model_id, registered_models
 
 pytestmark = pytest.mark.django_db
 

@@ -29,9 +29,9 @@ from django.utils.html import format_html
 from accounts.models import Company
 from portal.admin.base import PortalModelAdmin
 from portal.templatetags import portal_rows
+from tests.audit.support import make_user
 
-from .admin_support import admin_url, make_rows, model_id, registered_models
-from .audit_support import make_user
+from .support import admin_url, make_rows, model_id, registered_models
 
 pytestmark = pytest.mark.django_db
 

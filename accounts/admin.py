@@ -6,6 +6,8 @@ change-password form) adapted to the email login; the password hash is never sho
 
 from __future__ import annotations
 
+from typing import cast
+
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin
@@ -149,8 +151,10 @@ if admin.site.is_registered(Group):
     admin.site.unregister(Group)
 
 
+# Django's GroupAdmin.formfield_for_manytomany takes request=None; the portal's mixin
+# takes the request Django's admin always passes.
 @admin.register(Group)
-class GroupAdmin(PortalModelAdmin, DjangoGroupAdmin):
+class GroupAdmin(PortalModelAdmin, DjangoGroupAdmin):  # type: ignore[misc]
     pass
 
 
@@ -161,7 +165,8 @@ class AccessAttemptAdmin(PortalModelAdmin):
     list_display = ["attempt_time", "username", "ip_address", "failures_since_start"]
     search_fields = ["username", "=ip_address"]
     fields = ["attempt_time", "username", "ip_address", "user_agent", "failures_since_start"]
-    readonly_fields = fields
+    # The same list; mypy types ``fields`` as the stubs' field groups (lists of names).
+    readonly_fields = cast(list[str], fields)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

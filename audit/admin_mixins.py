@@ -19,9 +19,10 @@ i.e. before the form's values reach the database.
 """
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from django.contrib.admin import ModelAdmin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
@@ -38,9 +39,11 @@ def _key(obj) -> tuple[str, str]:
 
 
 def _before(request: HttpRequest) -> dict[tuple[str, str], dict]:
+    # Per-request state kept on the request object (HttpRequest declares no such field).
     if not hasattr(request, "_audit_before"):
-        request._audit_before = {}
-    return request._audit_before
+        setattr(request, "_audit_before", {})  # noqa: B010
+    before: dict[tuple[str, str], dict] = getattr(request, "_audit_before")  # noqa: B009
+    return before
 
 
 def being_saved_by_admin(request: HttpRequest | None, obj) -> bool:
@@ -56,8 +59,9 @@ def being_saved_by_admin(request: HttpRequest | None, obj) -> bool:
 
 def _mark_saving(request: HttpRequest, obj) -> None:
     if not hasattr(request, "_audit_saving"):
-        request._audit_saving = set()
-    request._audit_saving.add(_key(obj))
+        setattr(request, "_audit_saving", set())  # noqa: B010
+    saving: set[tuple[str, str]] = getattr(request, "_audit_saving")  # noqa: B009
+    saving.add(_key(obj))
 
 
 def _atomic_on_post(view, model):
@@ -71,7 +75,15 @@ def _atomic_on_post(view, model):
     return wrapper
 
 
-class AuditedAdminMixin:
+if TYPE_CHECKING:
+    # The mixins are only ever combined with ModelAdmin (portal.admin.base); for the
+    # type checker they are ModelAdmins, so super() and self.opts etc. resolve.
+    _ModelAdminBase = ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
+
+
+class AuditedAdminMixin(_ModelAdminBase):
     """Writes an audit entry for each create, change and delete made in this admin."""
 
     # --- every POST in one transaction ------------------------------------------
@@ -230,7 +242,9 @@ class AuditedAdminMixin:
             return super().history_view(request, object_id, extra_context)
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # A private ModelAdmin method (overridden in LargeTableAdminMixin) that
+            # django-stubs does not declare.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         if not self.has_view_or_change_permission(request, obj):
             raise PermissionDenied
         url = reverse(f"{self.admin_site.name}:audit_activitylog_changelist")

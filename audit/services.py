@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import models
 from django.http import HttpRequest
@@ -24,6 +24,9 @@ from django.http import HttpRequest
 from portal.request_context import client_ip, current_request, request_id, user_agent
 
 from .models import ActivityLog, SecurityEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import Permission
 
 MASK = "********"
 #: Words that make a key name a secret ("db_password", "apiKey", "client_secret"); a
@@ -112,7 +115,8 @@ def resource_type(model: type[models.Model] | models.Model) -> str:
 
 def _related_label(obj: models.Model) -> str:
     if obj._meta.label_lower == "auth.permission":
-        return f"{obj.content_type.app_label}.{obj.codename}"
+        perm = cast("Permission", obj)
+        return f"{perm.content_type.app_label}.{perm.codename}"
     return str(obj)
 
 
@@ -324,10 +328,9 @@ def record_security_event(
         if actor is not None and (user is None or actor.pk != user.pk):
             data.setdefault("actor_id", str(actor.pk))
             data.setdefault("actor_email", actor.email)
-    is_user = user is not None and getattr(user, "pk", None) is not None
     return SecurityEvent.objects.create(
         event_type=event_type,
-        user_id=user.pk if is_user else None,
+        user_id=getattr(user, "pk", None),  # None for no user and for an unsaved one
         email_attempted=(email_attempted or "")[:254],
         ip_address=ip_address or client_ip(request),
         user_agent=user_agent(request),

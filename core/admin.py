@@ -8,6 +8,7 @@ estimate (see portal/admin/estimates.py), and shows only columns that are cheap 
 from __future__ import annotations
 
 import functools
+from typing import cast
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -275,9 +276,10 @@ class SessionFilter(admin.SimpleListFilter):
         return [(str(uuid), f"{str(uuid)[:8]}…")] if uuid else []
 
     def queryset(self, request, queryset):
-        if self.value() is None:
+        value = self.value()
+        if value is None:
             return queryset
-        uuid = parse_uuid(self.value())
+        uuid = parse_uuid(value)
         if uuid is None:
             from django.contrib.admin.options import IncorrectLookupParameters
 
@@ -546,7 +548,8 @@ class McpCacheAdmin(PortalModelAdmin):
         "arguments_pretty",
         "result_pretty",
     ]
-    readonly_fields = fields
+    # The same list; mypy types ``fields`` as the stubs' field groups (lists of names).
+    readonly_fields = cast(list[str], fields)
     # Bulk removal is the purge (one DELETE); "delete selected" would load the rows.
     actions = None
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.core.cache import cache
 from django.db import DatabaseError, connections, router, transaction
@@ -20,6 +22,9 @@ from portal.admin.estimates import RowCount, count_rows
 
 from .models import CodexSession, ExecutionHistory, ExecutionHour, McpCache, SandboxExecution
 from .search import TIME_BUCKETS, time_bucket
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 def session_usage_annotations() -> dict[str, Subquery]:
@@ -163,7 +168,8 @@ def _window_totals(since: datetime.datetime, until: datetime.datetime | None) ->
 def _compute_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, ExecutionWindow]:
     """Totals of the given whole hours, in one grouped index-only scan."""
     computed = {hour: ExecutionWindow(0, 0, 0) for hour in hours}
-    rows = (
+    # The sums are annotated from a dict, so django-stubs would know only the "hour" key.
+    rows: QuerySet[ExecutionHistory, Mapping[str, Any]] = (
         ExecutionHistory.objects.filter(created_at__gte=hours[0], created_at__lt=hours[-1] + HOUR)
         .annotate(hour=TruncHour("created_at", tzinfo=datetime.UTC))
         .order_by()
@@ -239,7 +245,13 @@ def execution_window(window: Window) -> ExecutionWindow:
     )
 
 
-def slowest_executions(window: Window, *, limit: int = 8) -> list[ExecutionHistory]:
+class _PromptHead(TypedDict):
+    prompt_head: str
+
+
+def slowest_executions(
+    window: Window, *, limit: int = 8
+) -> list[WithAnnotations[ExecutionHistory, _PromptHead]]:
     """The slowest executions of the last 24 hours.
 
     Sorting a whole day of executions by time would read every one of them. The time

@@ -152,7 +152,9 @@ def run_checks(params: dict[str, str], config: AccessConfig, password: str) -> l
     """Log in as the login role with ``password`` and try everything; one Result per line."""
     try:
         conn = psycopg.connect(
-            **params,
+            # libpq parameters (all str): none can be one of connect()'s own keyword
+            # arguments (autocommit, row_factory, ...), which mypy cannot know.
+            **params,  # type: ignore[arg-type]
             user=config.login_role,
             password=password,
             autocommit=True,
@@ -189,7 +191,9 @@ def _auth(conn: psycopg.Connection) -> str:
     return f"{auth}, TLS {'on' if conn.pgconn.ssl_in_use else 'off'}"
 
 
-def _rows(conn: psycopg.Connection, query: sql.Composable | str, params=None) -> list[tuple]:
+def _rows(
+    conn: psycopg.Connection, query: sql.SQL | sql.Composed | str, params=None
+) -> list[tuple]:
     with conn.cursor() as cur:
         cur.execute(query, params or {})
         return cur.fetchall()
@@ -201,7 +205,7 @@ def _rolled_back(conn: psycopg.Connection) -> Iterator[None]:
         yield
 
 
-def _attempt(conn: psycopg.Connection, statement: sql.Composable) -> Exception | None:
+def _attempt(conn: psycopg.Connection, statement: sql.Composed) -> Exception | None:
     """Run one statement in a transaction that is always rolled back; the error, if any."""
     try:
         with _rolled_back(conn):
@@ -311,7 +315,7 @@ def _read_only_by_default(conn: psycopg.Connection, config: AccessConfig) -> lis
     return [Result(FAIL, f"a write is not refused as read-only by default ({detail})")]
 
 
-def _write_statements(rel: Relation) -> list[tuple[str, sql.Composable]]:
+def _write_statements(rel: Relation) -> list[tuple[str, sql.Composed]]:
     statements = [("INSERT", sql.SQL("INSERT INTO {} DEFAULT VALUES").format(rel.ident))]
     if rel.column:
         statements.append(
@@ -329,7 +333,7 @@ def _write_statements(rel: Relation) -> list[tuple[str, sql.Composable]]:
 
 
 def _expect_denied(
-    conn: psycopg.Connection, attempts: list[tuple[str, sql.Composable]], results: list[Result]
+    conn: psycopg.Connection, attempts: list[tuple[str, sql.Composed]], results: list[Result]
 ) -> int:
     """Run each attempt; a FAIL for any that is not refused for lack of privilege."""
     for label, statement in attempts:

@@ -165,7 +165,8 @@ class Change:
     """One statement of a plan and the line that says what it changes."""
 
     summary: str
-    statement: sql.Composable
+    # Not any Composable: what psycopg's execute() is typed to take.
+    statement: sql.SQL | sql.Composed
     # What --dry-run prints when it differs from the statement (the password).
     shown: sql.Composable | None = None
 
@@ -177,7 +178,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def add(
-        self, summary: str, statement: sql.Composable, shown: sql.Composable | None = None
+        self, summary: str, statement: sql.SQL | sql.Composed, shown: sql.Composable | None = None
     ) -> None:
         self.changes.append(Change(summary, statement, shown))
 
@@ -453,6 +454,12 @@ def _id(*names: str) -> sql.Identifier:
     return sql.Identifier(*names)
 
 
+def _part(value: str | None) -> str:
+    """A name that the catalog query returns for this kind of privilege (never NULL)."""
+    assert value is not None, "catalog row without a name for its kind of privilege"
+    return value
+
+
 def _keyword(word: str) -> sql.SQL:
     if word not in _PRIVILEGES:
         raise AccessError(f"unexpected privilege {word!r} in the catalog")
@@ -462,11 +469,14 @@ def _keyword(word: str) -> sql.SQL:
 def _object_ref(p: Privilege) -> tuple[sql.Composable, str]:
     """(SQL naming the object of a privilege, its name for people)."""
     if p.kind == "database":
-        return sql.SQL("DATABASE {}").format(_id(p.name)), f"database {p.name}"
+        return sql.SQL("DATABASE {}").format(_id(_part(p.name))), f"database {p.name}"
     if p.kind == "schema":
-        return sql.SQL("SCHEMA {}").format(_id(p.name)), f"schema {p.name}"
+        return sql.SQL("SCHEMA {}").format(_id(_part(p.name))), f"schema {p.name}"
     kind = "SEQUENCE" if p.objtype == "S" else "TABLE"
-    return sql.SQL(kind + " {}").format(_id(p.schema, p.name)), f"{p.schema}.{p.name}"
+    return (
+        sql.SQL(kind + " {}").format(_id(_part(p.schema), _part(p.name))),
+        f"{p.schema}.{p.name}",
+    )
 
 
 def _revoke(p: Privilege, *, only_grant_option: bool = False) -> Change:
@@ -480,7 +490,7 @@ def _revoke(p: Privilege, *, only_grant_option: bool = False) -> Change:
             raise AccessError(f"unexpected default-privilege object type {p.objtype!r}")
         scope = sql.SQL(" IN SCHEMA {}").format(_id(p.schema)) if p.schema else sql.SQL("")
         statement = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {owner}{scope} ").format(
-            owner=_id(p.for_role), scope=scope
+            owner=_id(_part(p.for_role)), scope=scope
         ) + sql.SQL("{prefix}{what} ON {objects} FROM {grantee}").format(
             prefix=prefix, what=what, objects=sql.SQL(objects), grantee=_id(p.grantee)
         )
@@ -491,9 +501,13 @@ def _revoke(p: Privilege, *, only_grant_option: bool = False) -> Change:
         )
         return Change(summary, statement)
     if p.kind == "column":
-        target = sql.SQL("TABLE {}").format(_id(p.schema, p.name))
+        target: sql.Composable = sql.SQL("TABLE {}").format(_id(_part(p.schema), _part(p.name)))
         statement = sql.SQL("{prefix}{what} ({column}) ON {target} FROM {grantee}").format(
-            prefix=prefix, what=what, column=_id(p.column), target=target, grantee=_id(p.grantee)
+            prefix=prefix,
+            what=what,
+            column=_id(_part(p.column)),
+            target=target,
+            grantee=_id(p.grantee),
         )
         summary = f"revoke {label} on column {p.schema}.{p.name}.{p.column} from {p.grantee}"
         return Change(summary, statement)
@@ -514,7 +528,8 @@ def password_verifier(conn: psycopg.Connection, role: str, password: str) -> sql
     return sql.Literal(verifier.decode())
 
 
-def _set_setting(role: str, key: str, value: str) -> sql.Composable:
+def _set_setting(role: str, key: str, value: str) -> sql.Composed:
+    rendered: sql.Composable
     if key == "search_path":
         rendered = sql.SQL(", ").join(_id(s) for s in value.split(", "))
     elif key == "default_transaction_read_only":
@@ -610,7 +625,7 @@ def _plan_roles(
     else:
         _plan_attributes(plan, roles[group], {"rolcanlogin": False})
 
-    def with_password(template: str) -> tuple[sql.Composable, sql.Composable]:
+    def with_password(template: str) -> tuple[sql.Composed, sql.Composable]:
         """(statement to run, statement to show) with the verifier or the placeholder."""
         args = {"role": _id(login), "limit": sql.Literal(config.connection_limit)}
         shown = sql.SQL(template).format(**args, password=PASSWORD_PLACEHOLDER)
@@ -913,7 +928,9 @@ def probe_password(params: dict[str, str], role: str, password: str) -> Password
     """Log in as ``role``: does the current password still work?"""
     try:
         with psycopg.connect(
-            **params,
+            # libpq parameters (all str): none can be one of connect()'s own keyword
+            # arguments (autocommit, row_factory, ...), which mypy cannot know.
+            **params,  # type: ignore[arg-type]
             user=role,
             password=password,
             connect_timeout=10,

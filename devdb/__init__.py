@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import quote
 
 import psycopg
@@ -129,6 +130,14 @@ class _Paths:
         return Path(f"/tmp/portalpg-{digest}")  # noqa: S108
 
 
+class _UserKwargs(TypedDict, total=False):
+    """The subprocess.run() arguments that switch the child's user."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
 @dataclass(frozen=True)
 class _RunAs:
     uid: int
@@ -139,7 +148,7 @@ class _RunAs:
     def is_self(self) -> bool:
         return self.uid == os.geteuid()
 
-    def subprocess_kwargs(self) -> dict[str, object]:
+    def subprocess_kwargs(self) -> _UserKwargs:
         if self.is_self:
             return {}
         # extra_groups=[] drops root's supplementary groups in the child.
@@ -265,7 +274,14 @@ def _log_tail(paths: _Paths, lines: int = 20) -> str:
     return "\n".join(tail) if tail else "(server log is empty)"
 
 
-def _run(cmd: list[str], run_as: _RunAs, what: str, **kwargs: object) -> str:
+def _run(
+    cmd: list[str],
+    run_as: _RunAs,
+    what: str,
+    *,
+    timeout: float | None = None,
+    start_new_session: bool = False,
+) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     # Files instead of pipes: a daemon that inherited a pipe would keep us waiting for EOF.
     with tempfile.TemporaryFile("w+") as out:
@@ -278,8 +294,9 @@ def _run(cmd: list[str], run_as: _RunAs, what: str, **kwargs: object) -> str:
                 text=True,
                 env=env,
                 cwd="/",
+                timeout=timeout,
+                start_new_session=start_new_session,
                 **run_as.subprocess_kwargs(),
-                **kwargs,  # type: ignore[arg-type]
             )
         except (OSError, subprocess.SubprocessError) as exc:
             raise DevDBError(f"{what} failed: {exc}") from exc
@@ -379,9 +396,9 @@ def _run_as(paths: _Paths) -> _RunAs:
                 "PORTAL_PGDATA to another directory"
             )
         return _RunAs(euid, os.getegid(), _user_name(euid))
-    if owner not in (None, 0):
+    if owner is not None and owner != 0:
         # A cluster made earlier by a normal user keeps being run as that user.
-        pw = pwd.getpwuid(owner)  # type: ignore[arg-type]
+        pw = pwd.getpwuid(owner)
         return _RunAs(pw.pw_uid, pw.pw_gid, pw.pw_name)
     return _ensure_system_user()
 

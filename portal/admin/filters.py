@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -46,8 +46,9 @@ class DateRangeFilter(admin.FieldListFilter):
         super().__init__(field, request, params, model, model_admin, field_path)
         self.since = self._moment(self.lookup_since, end=False)
         self.until = self._moment(self.lookup_until, end=True)
+        # Django 5 keeps each parameter's values as a list (typed object in the stubs).
         self.raw = {
-            p: (self.used_parameters[p][-1] if p in self.used_parameters else "")
+            p: (cast(list[str], self.used_parameters[p])[-1] if p in self.used_parameters else "")
             for p in self.expected_parameters()
         }
 
@@ -58,7 +59,7 @@ class DateRangeFilter(admin.FieldListFilter):
         value = values[-1] if isinstance(values, list) else values
         return _parse_moment(str(value), end=end)
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return [self.lookup_since, self.lookup_until]
 
     def queryset(self, request, queryset):
@@ -133,7 +134,8 @@ class IndexedValuesFilter(admin.AllValuesFieldListFilter):
         self.lookup_val = params.get(self.lookup_kwarg)
         self.lookup_val_isnull = get_last_value_from_parameters(params, self.lookup_kwarg_isnull)
         self.empty_value_display = model_admin.get_empty_value_display()
-        self.lookup_choices = distinct_values(model, field, limit=self.max_values)
+        # A list where Django builds a values_list() queryset: the filter only iterates it.
+        self.lookup_choices = distinct_values(model, field, limit=self.max_values)  # type: ignore[assignment]
         admin.FieldListFilter.__init__(self, field, request, params, model, model_admin, field_path)
 
 
@@ -155,6 +157,8 @@ SELECT value FROM walk WHERE value IS NOT NULL
 
 def distinct_values(model: type[models.Model], field: models.Field, *, limit: int) -> list[Any]:
     """Up to ``limit`` distinct values of ``field``, one index probe each."""
+    # Only for concrete fields (leading a B-tree index), which have a column.
+    assert field.column is not None
     connection = connections[router.db_for_read(model)]
     query = DISTINCT_VALUES_SKIP_SCAN.format(
         table=connection.ops.quote_name(model._meta.db_table),

@@ -9,14 +9,27 @@ Each is a 500 in Django 5.2's admin on input a browser never sends but anyone ca
   (``_selected_action=`` for an integer key) filters with it and raises ValueError.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import messages
-from django.contrib.admin import helpers
-from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
+from django.contrib.admin import ModelAdmin, helpers
+from django.contrib.admin.widgets import (
+    AutocompleteMixin,
+    AutocompleteSelect,
+    AutocompleteSelectMultiple,
+)
 from django.core.exceptions import ValidationError
+from django.forms import Widget
 from django.http import HttpResponseRedirect
 
+if TYPE_CHECKING:
+    # Only ever mixed into the autocomplete widgets (below).
+    _AutocompleteBase = AutocompleteMixin
+else:
+    _AutocompleteBase = object
 
-class _ValidKeysOnly:
+
+class _ValidKeysOnly(_AutocompleteBase):
     """Render only the submitted values that can be keys of the related model."""
 
     def optgroups(self, name, value, attr=None):
@@ -42,18 +55,26 @@ class TolerantAutocompleteSelectMultiple(_ValidKeysOnly, AutocompleteSelectMulti
     pass
 
 
-_TOLERANT = {
+_TOLERANT: dict[type, type[Widget]] = {
     AutocompleteSelect: TolerantAutocompleteSelect,
     AutocompleteSelectMultiple: TolerantAutocompleteSelectMultiple,
 }
 
+if TYPE_CHECKING:
+    # The mixins are only ever combined with ModelAdmin (portal.admin.base); for the
+    # type checker they are ModelAdmins, so super() and self.opts etc. resolve.
+    _ModelAdminBase = ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
 
-class HardenedAdminMixin:
+
+class HardenedAdminMixin(_ModelAdminBase):
     def get_object(self, request, object_id, from_field=None):
         # Empty means "the primary key", as for a missing _to_field.
         return super().get_object(request, object_id, from_field or None)
 
-    def response_action(self, request, queryset):
+    # django-stubs 6 adds Django 6.0's action_location parameter; Django 5.2 has none.
+    def response_action(self, request, queryset):  # type: ignore[override]
         pk = self.model._meta.pk
         try:
             for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):

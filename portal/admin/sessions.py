@@ -29,13 +29,15 @@ class SessionStore(db.SessionStore):
     #: When the stored row expires; None until a stored session has been loaded.
     stored_expiry: datetime.datetime | None = None
 
+    # _get_session_from_db and _aget_session_from_db are private Django methods that
+    # django-stubs does not declare.
     def _get_session_from_db(self):
-        row = super()._get_session_from_db()
+        row = super()._get_session_from_db()  # type: ignore[misc]
         self.stored_expiry = row.expire_date if row is not None else None
         return row
 
     async def _aget_session_from_db(self):
-        row = await super()._aget_session_from_db()
+        row = await super()._aget_session_from_db()  # type: ignore[misc]
         self.stored_expiry = row.expire_date if row is not None else None
         return row
 

@@ -7,7 +7,7 @@ admin's own URLs, which end with a catch-all.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -15,6 +15,9 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 from portal.admin.display import compact, duration_ms, preview, status_badge
 
@@ -53,7 +56,7 @@ class PortalAdminSite(admin.AdminSite):
     index_title = "Dashboard"
     index_template = "admin/portal/dashboard.html"
 
-    def extra_urls(self) -> list[URLPattern | URLResolver]:
+    def extra_urls(self) -> list[URLPattern]:
         """URLs of the portal's own admin pages, each wrapped in ``self.admin_view``."""
         from diagnostics.urls import diagnostics_urls
 
@@ -64,7 +67,7 @@ class PortalAdminSite(admin.AdminSite):
 
     # --- The app list is built once per request ----------------------------------------
 
-    def _build_app_dict(self, request: HttpRequest, label: str | None = None) -> dict:
+    def _build_app_dict(self, request: HttpRequest, label: str | _StrPromise | None = None) -> dict:
         # The sidebar (each_context) and the dashboard both ask for it; each build
         # checks every model's permissions and reverses two URLs per model.
         built = request.__dict__.setdefault("_portal_app_dicts", {})

@@ -28,18 +28,20 @@ class DatabaseSchemaEditor(pg.DatabaseSchemaEditor):
         schema, _ = split_table(model._meta.db_table)
         return self.quote_name(join_table(schema, name))
 
+    # The three _*_sql methods below are private Django methods that django-stubs does
+    # not declare.
     def _delete_index_sql(self, model, name, sql=None, concurrently=False):
-        statement = super()._delete_index_sql(model, name, sql, concurrently=concurrently)
+        statement = super()._delete_index_sql(model, name, sql, concurrently=concurrently)  # type: ignore[misc]
         statement.parts["qualified_name"] = self._qualified(model, name)
         return statement
 
     def _delete_constraint_sql(self, template, model, name):
-        statement = super()._delete_constraint_sql(template, model, name)
+        statement = super()._delete_constraint_sql(template, model, name)  # type: ignore[misc]
         statement.parts["qualified_name"] = self._qualified(model, name)
         return statement
 
     def _rename_index_sql(self, model, old_name, new_name):
-        statement = super()._rename_index_sql(model, old_name, new_name)
+        statement = super()._rename_index_sql(model, old_name, new_name)  # type: ignore[misc]
         statement.parts["qualified_old_name"] = self._qualified(model, old_name)
         return statement
 

@@ -68,6 +68,8 @@ def content_key(app_list: list[dict], path: str, show_changelinks: bool) -> tupl
 @register.simple_tag(takes_context=True)
 def portal_app_list(context: Context, app_list: list[dict], show_changelinks: bool) -> str:
     """``{% include "admin/app_list.html" with app_list=... show_changelinks=... %}``."""
+    # A tag renders inside a template's render(), which binds it to the context.
+    assert context.template is not None
     template = context.template.engine.get_template("admin/app_list.html")
     request = context.get("request")
     if request is None or settings.DEBUG:

@@ -26,7 +26,8 @@ from urllib.parse import quote as url_quote
 
 from django.conf import settings
 from django.contrib.admin import ModelAdmin
-from django.contrib.admin.templatetags.admin_list import (
+from django.contrib.admin.templatetags.admin_list import (  # type: ignore[attr-defined]
+    # _boolean_icon and _coerce_field_name are private: django-stubs does not declare them.
     ResultList,
     _boolean_icon,
     _coerce_field_name,
@@ -36,7 +37,8 @@ from django.contrib.admin.templatetags.admin_list import (
 )
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.templatetags.base import InclusionAdminNode
-from django.contrib.admin.utils import (
+from django.contrib.admin.utils import (  # type: ignore[attr-defined]
+    # _get_non_gfk_field is private: django-stubs does not declare it.
     FieldIsAForeignKeyColumnName,
     _get_non_gfk_field,
     display_for_field,
@@ -163,7 +165,7 @@ class _ObjectURL:
 
     def html(self, obj: models.Model) -> str | None:
         """The escaped URL for an ``href``, or None when the object has no change URL."""
-        if self.prefix is not None:
+        if self.prefix is not None and self.suffix is not None:  # both set, or neither
             key = str(quote(getattr(obj, self.cl.pk_attname)))
             if key:
                 return self.prefix + html.escape(url_quote(key, safe=_PATH_SAFE)) + self.suffix
@@ -171,7 +173,10 @@ class _ObjectURL:
             url = self.cl.url_for_result(obj)
         except NoReverseMatch:
             return None
-        context = {"preserved_filters": self.cl.preserved_filters, "opts": self.cl.opts}
+        context: dict[str, Any] = {
+            "preserved_filters": self.cl.preserved_filters,
+            "opts": self.cl.opts,
+        }
         return html.escape(add_preserved_filters(context, url))
 
 
@@ -239,6 +244,7 @@ class _Column:
                 if name == "action_checkbox":
                     self.classes = ["action-checkbox"]
         else:
+            assert field is not None  # by_value covers a missing field
             if isinstance(field, (models.DateField, models.TimeField, models.ForeignKey)):
                 self.classes.append("nowrap")
             self.related = isinstance(field.remote_field, models.ManyToOneRel)
@@ -306,6 +312,7 @@ class _Column:
 
     def cell(self, obj: models.Model) -> str:
         class_attr = self.class_attr
+        content: str
         try:
             if self.getter is None:
                 return self._cell_by_lookup(obj)
@@ -414,7 +421,8 @@ def portal_result_list(cl: ChangeList) -> dict[str, Any]:
 
 @register.tag(name="portal_result_list")
 def portal_result_list_tag(parser, token):
-    return InclusionAdminNode(
+    # django-stubs 6 adds Django 6.0's leading "name" argument; Django 5.2 has none.
+    return InclusionAdminNode(  # type: ignore[call-arg]
         parser,
         token,
         func=portal_result_list,

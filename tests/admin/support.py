@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.contrib import admin
 from django.db import models
 from django.urls import reverse
 from model_bakery import baker
+
+_M = TypeVar("_M", bound=models.Model)
 
 
 def registered_models() -> list[type[models.Model]]:
@@ -22,7 +26,7 @@ def admin_url(model: type[models.Model], view: str, *args) -> str:
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
 
 
-def make_rows(model: type[models.Model], quantity: int) -> list[models.Model]:
+def make_rows(model: type[_M], quantity: int) -> list[_M]:
     """``quantity`` rows with every required field filled and each foreign key set to
     its own new row (so a list that forgets ``select_related`` shows up as N+1)."""
     fill = [

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from accounts.roles import ROLES
 from audit.models import ActivityLog
+from portal.admin.site import PortalAdminSite
 from tests.audit.support import admin_url, form_data, login, make_user, sample_objects
 
 pytestmark = pytest.mark.django_db
@@ -244,6 +245,7 @@ def extra_pages() -> list[str]:
     ]
     for app_label in {m._meta.app_label for m in MODELS}:
         urls.append(reverse("admin:app_list", args=[app_label]))
+    assert isinstance(admin.site, PortalAdminSite)
     for pattern in admin.site.extra_urls():
         try:
             urls.append(reverse(f"admin:{pattern.name}"))

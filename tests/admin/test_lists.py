@@ -6,6 +6,7 @@ import json
 import re
 import tracemalloc
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from django.db import connection, transaction
@@ -262,7 +263,9 @@ def test_csv_export_streams_the_current_filtered_list(admin_client, session):
     response = admin_client.get(f"{EXECUTIONS}export.csv?tokens=1")
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    content = response.streaming_content
+    assert isinstance(content, Iterator)
+    rows = list(csv.reader(io.StringIO(b"".join(content).decode())))
     assert rows[0][:3] == ["id", "session_id", "prompt"]
     assert [r[2] for r in rows[1:]] == ['\'=HYPERLINK("x")']
     # The stored search document is PostgreSQL's, not data anyone exports.

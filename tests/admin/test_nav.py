@@ -1,4 +1,5 @@
-"""The sidebar's model list (portal/templatetags/portal_nav.py) is Django's include's markup.
+"""The sidebar's model list (portal/templatetags/portal_nav.py) is the markup Django's
+include gives.
 
 Each page's ``<nav id="nav-sidebar">`` is compared with Django's own nav_sidebar.html
 rendered from the same context: on every registered model's list and add/change pages
@@ -15,9 +16,10 @@ import django
 import pytest
 from django.contrib.auth.models import Permission
 from django.template import RequestContext, engines
+from django.template.backends.django import DjangoTemplates
 from django.test import Client
 
-from portal.templatetags import portal_nav as admin_nav
+from portal.templatetags import portal_nav
 from tests.audit.support import make_user
 
 from .support import admin_url, make_rows, registered_models
@@ -36,9 +38,13 @@ def _nav(client: Client, url: str) -> tuple[str, str]:
     assert response.status_code == 200, url
     ours = NAV.search(response.content.decode())
     assert ours, url
-    template = engines["django"].engine.from_string(DJANGO_NAV_SIDEBAR)
+    backend = engines["django"]
+    assert isinstance(backend, DjangoTemplates)
+    template = backend.engine.from_string(DJANGO_NAV_SIDEBAR)
     django_nav = template.render(RequestContext(response.wsgi_request, response.context_data))
-    return ours.group(0), NAV.search(django_nav).group(0)
+    theirs = NAV.search(django_nav)
+    assert theirs, url
+    return ours.group(0), theirs.group(0)
 
 
 def _pages() -> list[str]:
@@ -50,7 +56,7 @@ def _pages() -> list[str]:
 
 
 def _assert_same_sidebars(client: Client) -> None:
-    admin_nav._rendered.clear()
+    portal_nav._rendered.clear()
     for url in _pages():
         for _ in range(2):  # rendered, then reused
             ours, django_nav = _nav(client, url)
@@ -61,7 +67,7 @@ def _assert_same_sidebars(client: Client) -> None:
 
 def test_the_sidebar_is_djangos_for_a_superuser(admin_client):
     _assert_same_sidebars(admin_client)
-    assert admin_nav._rendered, "the sidebar was never reused"
+    assert portal_nav._rendered, "the sidebar was never reused"
 
 
 def test_the_sidebar_is_djangos_for_a_view_only_user():
@@ -82,7 +88,7 @@ def test_users_with_other_permissions_get_their_own_sidebar(admin_client):
     viewer.user_permissions.set(Permission.objects.filter(codename="view_company"))
     client = Client()
     client.force_login(viewer)
-    admin_nav._rendered.clear()
+    portal_nav._rendered.clear()
     full, _ = _nav(admin_client, admin_url(registered_models()[0], "changelist"))
     small, expected = _nav(client, "/admin/accounts/company/")
     assert small == expected and small != full

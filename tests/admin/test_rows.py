@@ -1,4 +1,5 @@
-"""The changelist rows (portal/templatetags/portal_rows.py) are Django's rows, byte for byte.
+"""The portal's changelist rows (portal/templatetags/portal_rows.py) are Django's rows,
+byte for byte.
 
 Every registered model's list page, with the demo data, is rendered twice: with the
 portal's row renderer and with Django's own ``result_list``; the results table must be
@@ -12,11 +13,12 @@ from __future__ import annotations
 import datetime
 import re
 from io import StringIO
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from django.contrib import admin
-from django.contrib.admin.templatetags.admin_list import result_list
+from django.contrib.admin.templatetags.admin_list import ResultList, result_list
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
@@ -26,7 +28,7 @@ from django.utils.html import format_html
 
 from accounts.models import Company
 from portal.admin.base import PortalModelAdmin
-from portal.templatetags import portal_rows as admin_rows
+from portal.templatetags import portal_rows
 from tests.audit.support import make_user
 
 from .support import admin_url, make_rows, model_id, registered_models
@@ -57,7 +59,7 @@ def _both(client: Client, url: str, monkeypatch) -> tuple[str, str]:
     """(portal rows, Django's rows) of one list page."""
     portal = _results(client, url)
     with monkeypatch.context() as patch:
-        patch.setattr(admin_rows, "supports", lambda cl: False)
+        patch.setattr(portal_rows, "supports", lambda cl: False)
         django = _results(client, url)
     return portal, django
 
@@ -180,23 +182,28 @@ def locale(request):
         yield "12.345"
 
 
+def _rows(context: dict[str, Any]) -> list[ResultList]:
+    """The rows of Django's result_list context (a dict of many kinds of values)."""
+    return context["results"]
+
+
 @pytest.mark.parametrize("query", ["", "is_active__exact=1&o=1", "_popup=1&_to_field=id"])
 def test_odd_columns_render_the_same_as_django(admin_user, query, locale):
     make_rows(Company, 5)
     Company.objects.update(max_users=12345)
-    Company.objects.filter(pk=Company.objects.first().pk).update(
-        name=" <Odd & \"quoted\" 'name'> ", domain=""
-    )
+    first = Company.objects.first()
+    assert first is not None
+    Company.objects.filter(pk=first.pk).update(name=" <Odd & \"quoted\" 'name'> ", domain="")
     site = admin.AdminSite(name="odd")
     model_admin = OddColumnsAdmin(Company, site)
     request = RequestFactory().get("/admin/accounts/company/" + (f"?{query}" if query else ""))
     request.user = admin_user
     cl = model_admin.get_changelist_instance(request)
     cl.formset = None  # set by changelist_view: not an editable list
-    ours, django = admin_rows.portal_result_list(cl), result_list(cl)
+    ours, django = portal_rows.portal_result_list(cl), result_list(cl)
     assert len(ours["results"]) == cl.result_count > 0
     assert f">{locale}<" in str(ours["results"][0][0])
-    assert [list(r) for r in ours["results"]] == [["".join(r)] for r in django["results"]]
+    assert [list(r) for r in ours["results"]] == [["".join(r)] for r in _rows(django)]
     assert ours["result_headers"] == django["result_headers"]
 
 
@@ -205,8 +212,8 @@ def test_odd_primary_keys_are_quoted_in_links_as_django_quotes_them(admin_user):
     request = RequestFactory().get("/admin/accounts/company/?name__exact=a%26b&o=-2")
     request.user = admin_user
     cl = admin.site._registry[Company].get_changelist_instance(request)
-    urls = admin_rows._ObjectURL(cl)
-    context = {"preserved_filters": cl.preserved_filters, "opts": cl.opts}
+    urls = portal_rows._ObjectURL(cl)
+    context: dict[str, Any] = {"preserved_filters": cl.preserved_filters, "opts": cl.opts}
     for key in ["a b/c_d", "50%", "x&y'z\"<>", "é漢字", "a:b;c@d", "?#", "\\", "1\n2"]:
         obj = Company(name="n")
         obj.id = key  # an in-memory object: no database value could be this odd
@@ -222,6 +229,6 @@ def test_an_object_without_a_change_url_is_shown_without_a_link(admin_user):
     obj = Company(name="n", created_at=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC))
     obj.id = ""
     cl.result_list, cl.formset = [obj], None
-    ours, django = admin_rows.portal_result_list(cl), result_list(cl)
-    assert [list(r) for r in ours["results"]] == [["".join(r)] for r in django["results"]]
+    ours, django = portal_rows.portal_result_list(cl), result_list(cl)
+    assert [list(r) for r in ours["results"]] == [["".join(r)] for r in _rows(django)]
     assert "<a href" not in str(ours["results"][0][0])

@@ -58,6 +58,7 @@ def form_data(response) -> dict:
             widget = getattr(field.widget, "widget", field.widget)  # related-field wrapper
             if isinstance(widget, MultiWidget):
                 parts = value if isinstance(value, list) else widget.decompress(value)
+                assert parts is not None  # a MultiWidget decompresses into a list
                 for i, part in enumerate(parts):
                     data[f"{key}_{i}"] = "" if part is None else str(part)
             elif isinstance(value, bool) or getattr(widget, "input_type", None) == "checkbox":

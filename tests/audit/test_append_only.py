@@ -25,6 +25,7 @@ def refused(fn) -> str:
 
 def execute(statement: str | sql.Composable, **identifiers: sql.Identifier) -> None:
     if identifiers:
+        assert isinstance(statement, str)  # a template to format
         statement = sql.SQL(statement).format(**identifiers)
     with connection.cursor() as cursor:
         cursor.execute(statement)

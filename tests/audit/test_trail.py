@@ -214,6 +214,7 @@ def test_the_history_button_opens_the_objects_audit_entries(admin_client):
 
 def test_audit_pages_are_read_only_even_for_a_superuser(admin_client):
     entry = record_activity(action="x")
+    assert entry is not None
     assert admin_client.get(admin_url(ActivityLog, "add")).status_code == 403
     assert admin_client.post(admin_url(ActivityLog, "change", entry.pk), {}).status_code == 403
     response = admin_client.post(admin_url(ActivityLog, "delete", entry.pk), {"post": "yes"})
@@ -232,6 +233,7 @@ def test_the_cache_purge_and_diagnostics_style_calls_fill_in_the_request(admin_u
     )
     request.user = admin_user
     entry = record_cache_purge(deleted=42, request=request)
+    assert entry is not None
     assert (entry.action, entry.resource_type, entry.details["deleted"]) == (
         "purge",
         "core.mcpcache",
@@ -247,6 +249,7 @@ def test_the_cache_purge_and_diagnostics_style_calls_fill_in_the_request(admin_u
         details={"query": "select 1", "conninfo": {"password": "pw"}},
         request=request,
     )
+    assert entry is not None
     assert entry.resource_id == "4242" and entry.request_id
     assert entry.details["conninfo"] == {"password": MASK}
 

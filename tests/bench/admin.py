@@ -148,7 +148,7 @@ def pick_search_word(target: float = 0.01) -> str:
     with connection.cursor() as cursor:
         cursor.execute(SAMPLE_PROMPTS, {"percent": percent})
         prompts = [r[0] for r in cursor.fetchall()]
-    documents = Counter()
+    documents: Counter[str] = Counter()
     for prompt in prompts:
         documents.update(set(re.findall(r"\b[a-z]{6,}\b", prompt.lower())))
     if not documents:

@@ -171,6 +171,7 @@ def test_create_and_edit_a_user(admin_page, live_server, agent_data, screenshot)
     page.wait_for_url("**/accounts/user/")
     assert "was changed successfully" in page.locator(".messagelist").inner_text()
     user.refresh_from_db()
+    assert user.company is not None
     assert (user.first_name, user.company.name) == ("Margaret", "Acme Robotics")
     screenshot("users")
 

@@ -144,12 +144,14 @@ def test_every_step_of_the_chain_matches_its_models_and_zero_leaves_nothing():
             migrate(name)
             for model in state_models(name):
                 schema, table = split_table(model._meta.db_table)
+                assert schema is not None, table  # the chain's tables are schema-qualified
                 assert catalog(schema, table) == expected(model), f"after {name}: {table}"
         # And backwards, one step at a time: each reverse must also match.
         for name in reversed(names[:-1]):
             migrate(name)
             for model in state_models(name):
                 schema, table = split_table(model._meta.db_table)
+                assert schema is not None, table
                 assert catalog(schema, table) == expected(model), f"back to {name}: {table}"
         migrate("zero")
         assert relations_in_chain_schemas() == []

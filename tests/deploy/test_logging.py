@@ -17,6 +17,7 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from django.http.response import HttpResponseBase
 from gunicorn.config import Config
 from gunicorn.glogging import Logger, SafeAtoms
 
@@ -113,7 +114,12 @@ def test_without_a_project_the_bare_trace_id_is_logged():
         lambda environ, sr: [CloudLoggingFormatter(project="").format(_record()).encode()]
     )
     entry = json.loads(
-        b"".join(wrapped({"HTTP_TRACEPARENT": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}, None))
+        b"".join(
+            wrapped(
+                {"HTTP_TRACEPARENT": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+                lambda status, headers, *exc: None,  # never called: the app above ignores it
+            )
+        )
     )
 
     assert entry["trace"] == TRACE_ID
@@ -216,6 +222,7 @@ def test_djangos_own_warnings_for_a_request_carry_its_trace():
         setup_testing_defaults(environ)
         statuses: list[str] = []
         body = application(environ, lambda status, headers, *exc: statuses.append(status))
+        assert isinstance(body, HttpResponseBase)  # Django's response, as WSGI returns it
         b"".join(body)
         body.close()
     finally:

@@ -73,9 +73,15 @@ def _migrate(database_url: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _count(conn: psycopg.Connection, query: str) -> int:
+    row = conn.execute(query).fetchone()
+    assert row is not None  # a count(*) returns a row
+    return row[0]
+
+
 def _wait_for_waiters(conn: psycopg.Connection, count: int, procs: list) -> None:
     deadline = time.monotonic() + 120
-    while conn.execute(WAITING_FOR_LOCK).fetchone()[0] < count:
+    while _count(conn, WAITING_FOR_LOCK) < count:
         for proc in procs:
             if proc.poll() is not None:
                 pytest.fail(f"migrate exited before waiting for the lock:\n{proc.stdout.read()}")

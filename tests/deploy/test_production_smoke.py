@@ -292,7 +292,9 @@ def test_hsts_is_sent_on_requests_cloud_run_marks_https(server, static_root, smo
 
 def test_hashed_static_file_is_served_compressed_with_far_future_caching(server):
     page = get(server.port, "/admin/login/", HTTPS).body.decode()
-    path = re.search(r"/static/admin/css/base\.[0-9a-f]{12}\.css", page).group(0)
+    found = re.search(r"/static/admin/css/base\.[0-9a-f]{12}\.css", page)
+    assert found is not None
+    path = found.group(0)
 
     plain = get(server.port, path, {**HTTPS, "Accept-Encoding": "identity"})
     gzipped = get(server.port, path, {**HTTPS, "Accept-Encoding": "gzip"})
@@ -308,7 +310,9 @@ def test_hashed_static_file_is_served_compressed_with_far_future_caching(server)
     for response in (plain, gzipped, brotlied):
         cache_control = response.headers["Cache-Control"]
         assert "immutable" in cache_control
-        max_age = int(re.search(r"max-age=(\d+)", cache_control).group(1))
+        found = re.search(r"max-age=(\d+)", cache_control)
+        assert found is not None
+        max_age = int(found.group(1))
         assert max_age >= 365 * 24 * 3600
         assert "Accept-Encoding" in response.headers["Vary"]
 
@@ -341,6 +345,7 @@ def test_logs_are_json_lines_with_severity_and_the_request_trace(server):
 
 def test_sigterm_lets_a_slow_request_finish_then_stops(workdir, smoke_db, static_root, migrated):
     graceful_timeout = _gunicorn_setting("graceful_timeout")
+    assert isinstance(graceful_timeout, int)
     # A readiness timeout that outlasts the few steps below on a loaded machine; the
     # request still ends long before the grace period would.
     server = start_server(workdir, smoke_db, static_root, READYZ_TIMEOUT="6")
@@ -360,14 +365,17 @@ def test_sigterm_lets_a_slow_request_finish_then_stops(workdir, smoke_db, static
 
             thread = threading.Thread(target=slow_request)
             thread.start()
+
+            def readyz_lock_waiters() -> int:
+                row = observer.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = 'portal readyz' AND wait_event_type = 'Lock'"
+                ).fetchone()
+                assert row is not None  # count(*) returns a row
+                return row[0]
+
             _wait_until(
-                lambda: (
-                    observer.execute(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE application_name = 'portal readyz' AND wait_event_type = 'Lock'"
-                    ).fetchone()[0]
-                    == 1
-                ),
+                lambda: readyz_lock_waiters() == 1,
                 "the readiness check never waited for the lock",
             )
 

@@ -156,7 +156,7 @@ def test_the_metabase_role_logs_in_with_its_password_and_a_wrong_one_is_refused(
 
 def test_the_role_settings_hold_in_every_new_session(granted):
     with login(granted) as conn:
-        settings = dict(
+        settings: dict[str, str] = dict(
             conn.execute(
                 "SELECT name, setting FROM pg_settings WHERE name IN ("
                 "'default_transaction_read_only', 'statement_timeout', "
@@ -362,11 +362,13 @@ def test_it_sees_no_query_text_of_other_roles_in_pg_stat_statements(granted):
     ][0]
     assert mine >= 1  # the superuser itself reads the text
     with login(granted) as conn:
-        visible, total = conn.execute(
+        counts = conn.execute(
             "SELECT count(*) FILTER (WHERE query <> '<insufficient privilege>'), count(*) "
             "FROM public.pg_stat_statements WHERE userid <> "
             "(SELECT oid FROM pg_roles WHERE rolname = current_user)"
         ).fetchone()
+    assert counts is not None
+    visible, total = counts
     assert total >= mine
     assert visible == 0
 

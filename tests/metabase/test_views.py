@@ -75,8 +75,8 @@ def data():
         ExecutionHistory.objects.filter(pk=row.pk).update(created_at=at(when))
 
     for error in (None, "", "syntax error at or near"):
-        row = SandboxExecution.objects.create(session=s1, sql_query="SELECT 1", error=error)
-        SandboxExecution.objects.filter(pk=row.pk).update(
+        run = SandboxExecution.objects.create(session=s1, sql_query="SELECT 1", error=error)
+        SandboxExecution.objects.filter(pk=run.pk).update(
             executed_at=at("2025-01-03T08:00:00+00:00")
         )
 
@@ -88,8 +88,8 @@ def data():
         ("fetch", {"url": "a"}, cached + dt.timedelta(seconds=3600)),
         ("fetch", {"url": "b"}, cached + dt.timedelta(seconds=7200)),
     ):
-        row = McpCache.objects.create(tool_name=tool, arguments=arguments, expires_at=expires)
-        McpCache.objects.filter(pk=row.pk).update(cached_at=cached)
+        entry = McpCache.objects.create(tool_name=tool, arguments=arguments, expires_at=expires)
+        McpCache.objects.filter(pk=entry.pk).update(cached_at=cached)
 
     start = at("2025-01-05T09:00:00+00:00")
     for user, minutes, actions in ((alice, 30, 3), (alice, None, 2), (bob, 60, 0)):

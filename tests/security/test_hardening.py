@@ -195,7 +195,9 @@ def test_the_generated_demo_superuser_password_is_strong(monkeypatch, capsys):
     monkeypatch.delenv("PORTAL_ADMIN_PASSWORD", raising=False)
     monkeypatch.setenv("PORTAL_ADMIN_EMAIL", "demo@example.com")
     call_command("ensure_demo_admin")
-    password = re.search(r"password \(shown once\): (\S+)", capsys.readouterr().out).group(1)
+    found = re.search(r"password \(shown once\): (\S+)", capsys.readouterr().out)
+    assert found is not None
+    password = found.group(1)
     assert len(password) >= 24
     validate_password(password, make_user_stub())
     _, response = login("demo@example.com", password)

@@ -1,6 +1,7 @@
 """Client IP behind trusted proxies, and the request id, as the audit trail records them."""
 
 import re
+from typing import Any
 
 import pytest
 from django.test import RequestFactory, override_settings
@@ -13,7 +14,7 @@ rf = RequestFactory()
 
 
 def ip_of(xff: str | None, remote: str = "169.254.1.1", trusted: int = 1) -> str | None:
-    headers = {"REMOTE_ADDR": remote}
+    headers: dict[str, Any] = {"REMOTE_ADDR": remote}
     if xff is not None:
         headers["HTTP_X_FORWARDED_FOR"] = xff
     with override_settings(TRUSTED_PROXY_COUNT=trusted):

@@ -19,6 +19,7 @@ from accounts.models import User
 from accounts.roles import ADMINISTRATOR, OPERATOR, ROLES, VIEWER
 from audit.models import ActivityLog
 from core.models import McpCache
+from portal.admin.site import PortalAdminSite
 from tests.audit.support import PASSWORD, admin_url, form_data, login, make_user, sample_objects
 
 pytestmark = pytest.mark.django_db
@@ -207,6 +208,7 @@ def test_operator_deletes_cache_entries_but_nothing_else(clients, objects):
     ).exists()
 
 
+assert isinstance(admin.site, PortalAdminSite)
 EXTRA_URLS = [p for p in admin.site.extra_urls() if not p.pattern.converters]
 
 

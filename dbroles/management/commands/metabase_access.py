@@ -112,6 +112,8 @@ class Command(BaseCommand):
         conn: psycopg.Connection = django_conn.connection
         try:
             if options["check"]:
+                # --check excludes --dry-run and --revoke, so needs_password held above.
+                assert password is not None
                 self._check(conn, config, password)
             elif options["revoke"]:
                 revoke = lambda: metabase.plan_revoke(conn, config)  # noqa: E731

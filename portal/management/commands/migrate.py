@@ -88,7 +88,7 @@ class Command(migrate.Command):
         " run waits for the first, then applies whatever is still unapplied."
     )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def handle(self, *args: Any, **options: Any) -> str | None:
         connection = connections[options["database"]]
         read_only = options["plan"] or options["check_unapplied"]
         if connection.vendor != "postgresql" or read_only:

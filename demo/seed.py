@@ -69,14 +69,16 @@ def insert_rows(
 ) -> TableResult:
     if objs:
         with keep_given_timestamps(model):
-            model.objects.bulk_create(
+            model._default_manager.bulk_create(
                 objs, batch_size=batch_size, ignore_conflicts=ignore_conflicts
             )
     return TableResult(table_label(model), len(objs))
 
 
 def missing_by_pk(model: type[models.Model], objs: Sequence[models.Model]) -> list:
-    present = set(model.objects.filter(pk__in=[o.pk for o in objs]).values_list("pk", flat=True))
+    present = set(
+        model._default_manager.filter(pk__in=[o.pk for o in objs]).values_list("pk", flat=True)
+    )
     return [o for o in objs if o.pk not in present]
 
 

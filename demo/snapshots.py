@@ -54,7 +54,10 @@ def seed_snapshots(now: datetime) -> list[TableResult]:
     rng = random.Random(SEED + 1)  # noqa: S311 (demo data, reproducible on purpose)
     count = 14 * 4
     snapshots, sizes, queries = [], [], []
-    statements = [(_fake_queryid(q), q, *r) for q, *r in DEMO_STATEMENTS]
+    statements = [
+        (_fake_queryid(q), q, share, mean_ms, rows_per_call)
+        for q, share, mean_ms, rows_per_call in DEMO_STATEMENTS
+    ]
     cumulative = {queryid: (0, 0.0) for queryid, *_ in statements}
     commits = rng.randint(2_000_000, 5_000_000)
     hits, reads = commits * 40, commits // 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import overload
 
 
 def bytes_label(value: float | None) -> str:
@@ -68,6 +69,10 @@ _SECRETS = (
 )
 
 
+@overload
+def mask_secrets(text: str) -> str: ...
+@overload
+def mask_secrets(text: None) -> None: ...
 def mask_secrets(text: str | None) -> str | None:
     """The statement with password literals replaced by ``'***'``."""
     if not text:

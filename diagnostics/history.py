@@ -130,7 +130,9 @@ def transactions_per_second(
             .first()
         )
         if snap is not None:
-            previous = (snap[0], snap[1] + (snap[2] or 0))
+            captured_at, commits, rollbacks = snap
+            assert commits is not None  # filtered on xact_commit__isnull=False
+            previous = (captured_at, commits + (rollbacks or 0))
     rate = None
     if previous is not None and previous[0] < oldest:
         previous = None

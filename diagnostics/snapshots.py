@@ -60,7 +60,7 @@ def _deltas(
     for t in totals:
         key = (t.queryid, t.role or "")
         base = baseline.get(key)
-        if first:
+        if previous is None:
             # Nothing to subtract from: store the counters as the baseline, no delta.
             calls, exec_ms, n_rows, hit, read = 0, 0.0, 0, 0, 0
         elif base is None:

@@ -100,7 +100,7 @@ def signal_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         request.current_app = site.name
         _require(request, VIEW, SIGNAL)
         alias = targets.resolve(request)
-        back = request.POST.get("next") if request.POST.get("next") == "blocking" else "activity"
+        back = "blocking" if request.POST.get("next") == "blocking" else "activity"
         kind = request.POST.get("kind")
         parsed = _parse_session(request.POST.get("pid"), request.POST.get("backend_start"))
         if kind not in {"cancel", "terminate"} or parsed is None:

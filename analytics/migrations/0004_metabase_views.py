@@ -15,7 +15,7 @@ later migration that alters a column a view reads must drop and re-create the vi
 
 from django.db import migrations
 
-CREATE = [
+CREATE = (
     # -- executions, tokens and time by model, per day
     """
     CREATE VIEW analytics.daily_model_usage AS
@@ -170,16 +170,16 @@ CREATE = [
     "'Connections to the server at capture time.'",
     "COMMENT ON COLUMN analytics.database_size_history.max_connections IS "
     "'The server''s max_connections setting.'",
-]
+)
 
-DROP = [
+DROP = (
     "DROP VIEW IF EXISTS analytics.database_size_history",
     "DROP VIEW IF EXISTS analytics.daily_active_users",
     "DROP VIEW IF EXISTS analytics.daily_tool_cache",
     "DROP VIEW IF EXISTS analytics.daily_sandbox_errors",
     "DROP VIEW IF EXISTS analytics.daily_sessions_by_status",
     "DROP VIEW IF EXISTS analytics.daily_model_usage",
-]
+)
 
 
 class Migration(migrations.Migration):

@@ -24,6 +24,13 @@ def caller_id(user: User) -> str:
     return f"usr_{user.pk.hex[:24]}"
 
 
+def company_of(user: User) -> Company:
+    """The user's company: the field is nullable, but every demo user is planned with one."""
+    company = user.company
+    assert company is not None  # plan_accounts creates every user with its company
+    return company
+
+
 def plan_accounts(plan: SeedPlan, rng: random.Random) -> None:
     now = plan.now
     used_emails: set[str] = set()

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from analytics.models import SystemMetric, UserSession
+from demo.builders.accounts import company_of
 from demo.corpus import METRICS, USER_AGENTS
 from demo.draws import demo_ip, demo_uuid, past_moment
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 def plan_analytics(plan: SeedPlan, rng: random.Random) -> None:
     now = plan.now
     for user in plan.users:
-        if not user.company.is_active:
+        if not company_of(user).is_active:
             continue
         home_ip, agent = demo_ip(rng), rng.choice(USER_AGENTS)
         count = rng.randint(8, 30) if user.is_active else rng.randint(1, 4)

@@ -12,6 +12,7 @@ from django.db import models
 
 from accounts.models import User
 from audit.models import ActivityLog, SecurityEvent
+from demo.builders.accounts import company_of
 from demo.corpus import USER_AGENTS
 from demo.draws import demo_ip, demo_uuid, past_moment, weighted
 from demo.groups import DEMO_GROUPS, DIRECT_GRANTEES, DIRECT_PERMISSION
@@ -123,7 +124,7 @@ def plan_audit(plan: SeedPlan, rng: random.Random) -> None:
         email = (
             target.email
             if k % 3 == 0
-            else rng.choice(["admin@", "root@", "it@"]) + (target.company.domain)
+            else rng.choice(["admin@", "root@", "it@"]) + (company_of(target).domain)
         )
         event(
             "login_failure",

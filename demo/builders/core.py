@@ -18,6 +18,7 @@ from core.models import (
     Project,
     SandboxExecution,
 )
+from demo.builders.accounts import company_of
 from demo.content import CACHE_TTLS, exchange, mcp_entry, sandbox_result
 from demo.corpus import (
     BRANCHES,
@@ -175,20 +176,22 @@ def _tokens(rng: random.Random) -> int:
 
 def plan_sessions(plan: SeedPlan, rng: random.Random) -> None:
     now = plan.now
-    active_users = [u for u in plan.users if u.is_active and u.company.is_active]
+    active_users = [u for u in plan.users if u.is_active and company_of(u).is_active]
     # Some people use the agent far more than others.
     weights = [rng.paretovariate(1.3) for _ in active_users]
     projects_by_company: dict[uuid.UUID, list[Project]] = {}
-    for project in plan.projects:
-        projects_by_company.setdefault(project.company.pk, []).append(project)
+    for owned in plan.projects:
+        projects_by_company.setdefault(owned.company.pk, []).append(owned)
 
+    project: Project | None
+    response: str | None
     for i in range(BASE_SESSIONS):
         if rng.random() < 0.04:
             user_id, project = rng.choice(SERVICE_CALLERS), None
         else:
             user = rng.choices(active_users, weights=weights)[0]
             user_id = plan.callers[user.pk]
-            project = rng.choice(projects_by_company.get(user.company.pk, [None]))
+            project = rng.choice(projects_by_company.get(company_of(user).pk, [None]))
         created = (
             now - timedelta(minutes=rng.randint(5, 600))
             if i < 15  # a few from today, so "today" views have something to show

@@ -32,7 +32,9 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     if info is None:
         return
     status = checks.statements_status(page.alias, info)
-    order = params.get("order") if params.get("order") in statements.ORDERS else "total"
+    order = params.get("order", "total")
+    if order not in statements.ORDERS:
+        order = "total"
     include_portal = params.get("include_portal") in {"1", "on", "true"}
     search = (params.get("q") or "").strip()[:200] or None
     page.panels.update(

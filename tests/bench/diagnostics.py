@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 BENCH_DB = "portal_bench_diag"
 SCHEMAS = ("bench_a", "bench_b", "bench_c", "bench_d")
@@ -47,6 +48,16 @@ NO_BASELINE = {
     "privileges": "a fixed list of checks",
     "replication": "one row per standby or slot",
 }
+
+
+class PageTiming(TypedDict):
+    """One page's timings in milliseconds, and its naive form's when it has one."""
+
+    page: str
+    median: float
+    p95: float
+    baseline: NotRequired[float]
+    baseline_label: NotRequired[str]
 
 
 def configure() -> None:
@@ -329,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     client = Client()
     client.force_login(user)
 
-    rows = []
+    rows: list[PageTiming] = []
     naive = baselines()
     for slug, _title in PAGES:
         url = page_url(slug, "default")
@@ -341,11 +352,11 @@ def main(argv: list[str] | None = None) -> int:
 
         samples = timed(get, args.runs)
         median = statistics.median(samples)
-        line = {"page": slug, "median": median, "p95": p95(samples)}
+        line: PageTiming = {"page": slug, "median": median, "p95": p95(samples)}
         if slug in naive:
             label, fn = naive[slug]
             base = timed(fn, max(3, args.runs // 5), warmup=1)
-            line.update(baseline=statistics.median(base), baseline_label=label)
+            line.update({"baseline": statistics.median(base), "baseline_label": label})
         rows.append(line)
         print(
             f"{slug:12} median {median:7.1f} ms  p95 {line['p95']:7.1f} ms"

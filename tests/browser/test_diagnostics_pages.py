@@ -8,7 +8,15 @@ from django.utils import timezone
 from psycopg import sql
 
 from diagnostics.models import StatsSnapshot, TableSizeSnapshot
-from tests.diagnostics.support import PAGE_SLUGS, committed, connect, running, unique, wait_for
+from tests.diagnostics.support import (
+    PAGE_SLUGS,
+    committed,
+    connect,
+    running,
+    scalar,
+    unique,
+    wait_for,
+)
 
 SLUGS = list(PAGE_SLUGS)
 
@@ -81,9 +89,9 @@ def conditions(transactional_db):
             with running(select, application_name="gateway") as waiter:
                 with connect() as watcher:
                     wait_for(
-                        lambda: watcher.execute(
-                            "SELECT cardinality(pg_blocking_pids(%s)) > 0", (waiter.pid,)
-                        ).fetchone()[0]
+                        lambda: scalar(
+                            watcher, "SELECT cardinality(pg_blocking_pids(%s)) > 0", (waiter.pid,)
+                        )
                     )
                 yield table
         finally:

@@ -14,7 +14,7 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 from psycopg import sql
+from psycopg.abc import Params, QueryNoTemplate
 
 # The URL contract of the diagnostics pages: /admin/diagnostics/ ("overview") and
 # /admin/diagnostics/<slug>/ for the others. Stated once for every test that walks them.
@@ -84,12 +85,21 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
         time.sleep(0.05)
 
 
+def scalar(conn: psycopg.Connection, query: QueryNoTemplate, params: Params | None = None) -> Any:
+    """The first column of the row ``query`` returns; a missing row fails the test."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row[0]
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 @contextlib.contextmanager
-def committed(statements: list[sql.Composable | str], cleanup: list[sql.Composable | str]):
+def committed(
+    statements: Sequence[QueryNoTemplate], cleanup: Sequence[QueryNoTemplate]
+) -> Iterator[None]:
     """Run DDL in its own committed transaction (visible to every connection), undo after."""
     with connect() as conn:
         for statement in statements:
@@ -115,9 +125,9 @@ class Background:
 
 @contextlib.contextmanager
 def running(
-    statement: str | sql.Composable,
+    statement: QueryNoTemplate,
     *,
-    setup: list[str | sql.Composable] = (),  # type: ignore[assignment]
+    setup: Sequence[QueryNoTemplate] = (),
     user: str | None = None,
     password: str | None = None,
     application_name: str = "diagnostics-test",
@@ -127,9 +137,11 @@ def running(
     conn = connect(user=user, password=password, application_name=application_name)
     for s in setup:
         conn.execute(s)
-    pid, backend_start = conn.execute(
+    row = conn.execute(
         "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
     ).fetchone()
+    assert row is not None  # pg_stat_activity always lists the session asking
+    pid, backend_start = row
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -169,12 +181,13 @@ def _extra_alias(alias: str, ensure_connection: Any, **overrides: Any) -> Iterat
     before = list(settings.DIAGNOSTICS_DATABASES)
     settings.DIAGNOSTICS_DATABASES = [*before, alias]
     wrapper = connections[alias]
-    wrapper.ensure_connection = types.MethodType(ensure_connection, wrapper)
+    # This wrapper alone gets the unblocked method back: a deliberate instance patch.
+    wrapper.ensure_connection = types.MethodType(ensure_connection, wrapper)  # type: ignore[method-assign]
     try:
         yield alias
     finally:
         settings.DIAGNOSTICS_DATABASES = before
-        if hasattr(connections._connections, alias):
+        if alias in {c.alias for c in connections.all(initialized_only=True)}:
             with contextlib.suppress(Exception):
                 connections[alias].close()
             del connections[alias]

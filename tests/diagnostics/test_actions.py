@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import ActivityLog
-from tests.diagnostics.support import connect, wait_for
+from tests.diagnostics.support import connect, scalar, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -48,10 +48,11 @@ def test_idle_connections_are_listed_then_terminated_after_confirmation(admin_cl
         busy.execute("SELECT 1")
         with connect() as watcher:
             wait_for(
-                lambda: watcher.execute(
+                lambda: scalar(
+                    watcher,
                     "SELECT state = 'idle in transaction' FROM pg_stat_activity WHERE pid = %s",
                     (busy_pid,),
-                ).fetchone()[0],
+                ),
                 what="the busy session's transaction",
             )
         done = admin_client.post(

@@ -14,7 +14,7 @@ from django.urls import reverse
 from psycopg import sql
 
 from audit.models import ActivityLog
-from tests.diagnostics.support import committed, connect, running, unique, wait_for
+from tests.diagnostics.support import committed, connect, running, scalar, unique, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -167,17 +167,19 @@ def test_a_lock_queue_shows_on_blocking_with_the_root_blocker_first(diag_client,
             with running(alter, application_name="diag-alter") as first:
                 with connect() as watcher:
                     wait_for(
-                        lambda: watcher.execute(
-                            "SELECT cardinality(pg_blocking_pids(%s)) > 0", (first.pid,)
-                        ).fetchone()[0],
+                        lambda: scalar(
+                            watcher, "SELECT cardinality(pg_blocking_pids(%s)) > 0", (first.pid,)
+                        ),
                         what="the ALTER to queue",
                     )
                 with running(select, application_name="diag-select") as second:
                     with connect() as watcher:
                         wait_for(
-                            lambda: watcher.execute(
-                                "SELECT cardinality(pg_blocking_pids(%s)) = 2", (second.pid,)
-                            ).fetchone()[0],
+                            lambda: scalar(
+                                watcher,
+                                "SELECT cardinality(pg_blocking_pids(%s)) = 2",
+                                (second.pid,),
+                            ),
                             what="the SELECT to queue behind both",
                         )
                     text = get_text(diag_client, "blocking", diag_target.alias)

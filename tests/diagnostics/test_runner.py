@@ -22,6 +22,7 @@ class One:
 def test_a_statement_over_its_time_limit_becomes_a_message():
     result = run("default", Query("slow", "SELECT 1 AS value FROM pg_sleep(2)", One, timeout_ms=50))
     assert not result.ok
+    assert result.error is not None
     assert result.error.startswith("Gave up after 50 ms (statement_timeout)")
     assert result.rows == ()
 
@@ -42,6 +43,7 @@ def test_a_statement_waiting_for_a_lock_gives_up_quickly(settings):
         finally:
             holder.rollback()
             holder.close()
+    assert result.error is not None
     assert result.error.startswith("Gave up after waiting 100 ms for a lock (lock_timeout)")
 
 
@@ -51,6 +53,7 @@ def test_a_refused_statement_says_so_and_the_transaction_goes_on(add_alias, diag
         refused = run(
             alias, Query("users", 'SELECT count(*)::int AS value FROM "auth"."users"', One)
         )
+        assert refused.error is not None
         assert refused.error.startswith("The database refused: permission denied for schema auth")
         assert refused.sqlstate == "42501"
         # The same transaction still works: the failure was confined to its savepoint.

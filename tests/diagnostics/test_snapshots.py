@@ -10,7 +10,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
-from tests.diagnostics.support import committed, connect, unique
+from tests.diagnostics.support import committed, connect, scalar, unique
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +23,14 @@ def snapshot(*args: str) -> str:
 
 def pgss_calls(table: str) -> int:
     with connect() as conn:
-        row = conn.execute(
+        calls = scalar(
+            conn,
             "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
             " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND query LIKE %s",
             (f"%{table}%",),
-        ).fetchone()
-    return int(row[0])
+        )
+    return int(calls)
 
 
 def test_snapshots_store_deltas_and_never_reset_pg_stat_statements():

@@ -26,6 +26,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.bench import admin as admin_bench
 
@@ -92,10 +93,10 @@ def measure(client, found: list[Page], dirs: dict[str, Path]) -> None:
     from django.conf import settings
     from django.test.utils import override_settings
 
-    def templates_with(extra: Path | None) -> list[dict]:
-        engine = {**settings.TEMPLATES[0]}
+    def templates_with(extra: Path | None) -> list[dict[str, Any]]:
+        engine: dict[str, Any] = {**settings.TEMPLATES[0]}
         if extra is not None:
-            engine["DIRS"] = [extra, *engine.get("DIRS", [])]
+            engine["DIRS"] = [extra, *list(engine.get("DIRS") or [])]
         return [engine]
 
     overrides = {"portal": None, **dirs}

@@ -60,6 +60,8 @@ def page_view(site: AdminSite, slug: str) -> Callable[[HttpRequest], HttpRespons
         page = pages.build(slug, alias, request.GET)
         for error in getattr(page.panels.get("filters"), "errors", ()):
             messages.warning(request, error)
+        for error in page.panels.get("errors", ()):
+            messages.warning(request, error)
         return TemplateResponse(
             request,
             f"admin/diagnostics/{slug}.html",

@@ -93,7 +93,7 @@ def percent_label(ratio: float | None, digits: int = 1) -> str:
     step = 10.0**-digits
     if 0 < ratio < 1 and float(text) >= 100:
         return f"> {100 - step:.{digits}f} %"
-    if 0 < ratio and float(text) == 0:
+    if ratio > 0 and float(text) == 0:
         return f"< {step:.{digits}f} %"
     return f"{text} %"
 

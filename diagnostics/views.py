@@ -25,6 +25,7 @@ VIEW = "diagnostics.view_diagnostics"
 SIGNAL = "diagnostics.signal_backend"
 RESET = "diagnostics.reset_query_stats"
 MAX_IDLE_MINUTES = 7 * 24 * 60
+MAX_RUNNING_SECONDS = 7 * 24 * 3600
 
 
 def _require(request: HttpRequest, *perms: str) -> None:
@@ -231,5 +232,81 @@ def reset_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         outcome = actions.reset_query_stats(request=request, alias=alias)
         messages.add_message(request, getattr(messages, outcome.level.upper()), outcome.message)
         return _back("queries", alias)
+
+    return view
+
+
+def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    """Cancel or terminate every session running a query longer than N seconds: a
+    confirmation page lists them (each can be unticked), then each is signalled only if
+    it is still the same session running a query that old."""
+
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW, SIGNAL)
+        alias = targets.resolve(request)
+        kind = request.POST.get("kind")
+        if kind not in {"cancel", "terminate"}:
+            messages.error(request, "Choose cancel or terminate: nothing was signalled.")
+            return _back("activity", alias)
+        try:
+            seconds = int(request.POST.get("seconds", ""))
+            if not 1 <= seconds <= MAX_RUNNING_SECONDS:
+                raise ValueError
+        except ValueError:
+            messages.error(
+                request,
+                f"Running longer than: enter whole seconds from 1 to {MAX_RUNNING_SECONDS}.",
+            )
+            return _back("activity", alias)
+        include_portal = request.POST.get("include_portal") in {"1", "on", "true"}
+        if request.POST.get("confirm") != "yes":
+            candidates = activity.long_sessions(
+                alias,
+                seconds=seconds,
+                include_portal=include_portal,
+                portal_app=settings.PORTAL_APPLICATION_NAME,
+            )
+            if candidates.ok and not candidates.rows:
+                messages.info(request, f"No query has been running for over {seconds} s.")
+                return _back("activity", alias)
+            return TemplateResponse(
+                request,
+                "admin/diagnostics/confirm_signal_long.html",
+                _context(
+                    site,
+                    request,
+                    "activity",
+                    alias,
+                    title=f"{kind.capitalize()} queries running longer than {seconds} s?",
+                    kind=kind,
+                    seconds=seconds,
+                    include_portal=include_portal,
+                    candidates=candidates,
+                ),
+            )
+        chosen = []
+        for raw in request.POST.getlist("session"):
+            pid, _, start = raw.partition("|")
+            parsed = _parse_session(pid, start)
+            if parsed is not None:
+                chosen.append(parsed)
+        if not chosen:
+            messages.error(request, "No session was selected: nothing was signalled.")
+            return _back("activity", alias)
+        outcome = actions.signal_long_running(
+            request=request, alias=alias, kind=kind, seconds=seconds, sessions=chosen
+        )
+        verb = "Cancelled the queries of" if kind == "cancel" else "Terminated"
+        summary = f"{verb} {outcome.signalled} sessions."
+        if outcome.gone:
+            summary += f" {outcome.gone} had already finished that query or ended (left alone)."
+        messages.add_message(
+            request, messages.ERROR if outcome.refused else messages.SUCCESS, summary
+        )
+        for line in outcome.messages:
+            messages.error(request, line)
+        return _back("activity", alias)
 
     return view

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from diagnostics import checks
 from diagnostics.pages.common import Page
 from diagnostics.queries import maintenance
+from diagnostics.runner import Result
 
 PER_PAGE = 25
 MAX_PAGE = 10_000
@@ -36,11 +37,30 @@ def page_number(raw: str | None) -> tuple[int, str | None]:
     return number, None
 
 
+def sequence_rows(
+    seqs: Result[maintenance.SequenceUsage],
+) -> list[tuple[maintenance.SequenceUsage, str]]:
+    """Readable sequences with a row anchor: ``seq-<schema>-<name>`` on the sequence's
+    first (most used) row, the column appended on the rows of its other columns."""
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for s in seqs:
+        if not s.readable:
+            continue
+        anchor = f"seq-{s.schema}-{s.name}"
+        if (s.schema, s.name) in seen:
+            anchor += f"-{s.column}"
+        seen.add((s.schema, s.name))
+        rows.append((s, anchor))
+    return rows
+
+
 def build(page: Page, params: Mapping[str, str]) -> None:
     info = page.info
     if info is None:
         return
-    order = params.get("order") if params.get("order") in maintenance.TABLE_ORDERS else "dead"
+    asked = params.get("order") or ""
+    order = asked if asked in maintenance.TABLE_ORDERS else "dead"
     number, error = page_number(params.get("page"))
     search = (params.get("q") or "").strip()[:200] or None
     listed = maintenance.tables(
@@ -70,7 +90,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         freeze_max_age=info.autovacuum_freeze_max_age,
         xid_limit=maintenance.XID_LIMIT,
         sequences=seqs,
-        readable_sequences=[s for s in seqs if s.readable],
+        readable_sequences=sequence_rows(seqs),
         unreadable_sequences=[s for s in seqs if not s.readable],
         unreadable_total=first.unreadable_total if first else 0,
         grant_all_sequences=sorted({s.schema for s in seqs if not s.readable}),

@@ -361,3 +361,38 @@ def index_bloat(
 ) -> Result[IndexBloat]:
     """Estimates for the largest B-tree indexes (at least ``min_pages`` pages)."""
     return run(alias, BLOAT, {"min_pages": min_pages, "candidates": candidates, "limit": limit})
+
+
+@dataclass(frozen=True)
+class UnvalidatedConstraint:
+    schema: str
+    name: str
+    table_name: str
+    kind: str
+    definition: str
+    validate_statement: str
+
+
+# Constraints added NOT VALID (foreign keys and CHECKs) and never validated: new rows are
+# checked, existing ones may break them, and the planner cannot rely on them.
+UNVALIDATED = Query(
+    "unvalidated_constraints",
+    """
+SELECT n.nspname AS schema, k.conname AS name, t.relname AS table_name,
+       CASE k.contype WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check'
+                      WHEN 'n' THEN 'not null' ELSE k.contype::text END AS kind,
+       pg_get_constraintdef(k.oid) AS definition,
+       'ALTER TABLE ' || t.oid::regclass::text || ' VALIDATE CONSTRAINT '
+           || quote_ident(k.conname) || ';' AS validate_statement
+FROM pg_constraint k
+JOIN pg_class t ON t.oid = k.conrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE NOT k.convalidated
+ORDER BY n.nspname, t.relname, k.conname
+""",
+    UnvalidatedConstraint,
+)
+
+
+def unvalidated_constraints(alias: str) -> Result[UnvalidatedConstraint]:
+    return run(alias, UNVALIDATED)

@@ -34,6 +34,7 @@ def test_any_integer_reads_back_within_half_a_percent(n):
     else:
         assert abs(back - n) <= 0.005 * abs(n), (n, label)
         match = LABEL.match(label)
+        assert match is not None
         mantissa = float(match.group(1).replace(",", ""))
         assert abs(mantissa) >= 1, (n, label)
         assert abs(mantissa) < 1000 or match.group(2) == "T", (n, label)

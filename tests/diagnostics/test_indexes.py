@@ -158,3 +158,56 @@ def test_an_index_being_built_concurrently_is_not_invalid_but_a_failed_unique_bu
         finally:
             writer.rollback()
             writer.close()
+
+
+def test_the_projects_own_indexes_are_never_offered_for_a_hand_drop(client, django_user_model):
+    """core.exec_history_document_idx (full-text search runs on it) is unused on a fresh
+    database: the page says a migration declares it and gives the migration to write,
+    while an index made by hand next to it gets its DROP statement."""
+    import html
+
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from diagnostics import ownership
+
+    execute("CREATE INDEX hand_made_unused_idx ON core.execution_history (created_at, id)")
+    user = django_user_model.objects.create_user(
+        email="dba@example.com", password="not-used-here-123", is_staff=True
+    )
+    user.user_permissions.set(Permission.objects.filter(codename="view_diagnostics"))
+    client.force_login(user)
+    response = client.get(reverse("admin:diagnostics_indexes"), {"db": "default"})
+    text = html.unescape(response.content.decode())
+    declared = ownership.declared_index("default", "core", "exec_history_document_idx")
+    assert declared is not None and declared.migration.startswith("0004")
+
+    def row(anchor: str) -> str:
+        at = text.index(anchor)
+        return text[text.rindex("<tr", 0, at) : text.index("</tr>", at)]
+
+    ours = row('id="unused-core-exec_history_document_idx"')
+    assert f"declared by migration core.{declared.migration}" in ours
+    assert "DROP INDEX" not in ours
+    assert "RemoveIndexConcurrently(model_name='executionhistory'" in ours
+    hand = row('id="unused-core-hand_made_unused_idx"')
+    assert "made by hand" in hand
+    assert "DROP INDEX CONCURRENTLY core.hand_made_unused_idx;" in hand
+
+
+def test_every_declared_index_of_the_app_schemas_exists_with_that_name():
+    """The declared names are PostgreSQL's: each one is in pg_indexes of the migrated
+    test database, and every index of the app schemas is either declared or listed as
+    hand-made (none here)."""
+    from diagnostics import ownership
+
+    declared = {(o.schema, o.name) for o in ownership.declared_objects() if o.kind == "index"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT schemaname, indexname FROM pg_indexes"
+            " WHERE schemaname IN ('core', 'auth', 'analytics', 'audit')"
+        )
+        live = set(cursor.fetchall())
+    app_declared = {d for d in declared if d[0] in {"core", "auth", "analytics", "audit"}}
+    assert app_declared - live == set()
+    assert live - app_declared == set()

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def execute(*statements: str) -> list:
-    rows = []
+    rows: list = []
     with connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)

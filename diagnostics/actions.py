@@ -307,3 +307,27 @@ def signal_long_running(
                 },
             )
     return LongOutcome(signalled, gone, refused, tuple(messages))
+
+
+def explain_analyze(
+    *, request: HttpRequest, alias: str, database: str, queryid: int, text: str, run
+) -> Any:
+    """Run ``run(alias, text)`` (EXPLAIN ANALYZE, rolled back) and audit it, refused or not."""
+    with transaction.atomic():
+        plan = run(alias, text)
+        _audit(
+            request=request,
+            action="diagnostics.explain_analyze",
+            resource_type="pg_stat_statements",
+            resource_id=str(queryid),
+            object_repr=f"EXPLAIN ANALYZE of statement {queryid} on {database}",
+            details={
+                "alias": alias,
+                "database": database,
+                "queryid": queryid,
+                "query": (mask_secrets(text) or "")[:QUERY_CHARS_IN_AUDIT],
+                "result": "ran" if plan.ok else "refused",
+                "message": plan.error,
+            },
+        )
+    return plan

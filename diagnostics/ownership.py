@@ -211,6 +211,17 @@ def _declare() -> dict[tuple[str, str, str], Declared]:
 
 
 @functools.cache
+def _leaves() -> dict[str, str]:
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    return dict(loader.graph.leaf_nodes())
+
+
+def latest_migration(app_label: str) -> str:
+    """The app's last migration: what a new migration of that app depends on."""
+    return _leaves().get(app_label, "")
+
+
+@functools.cache
 def _declared() -> dict[tuple[str, str, str], Declared]:
     return _declare()
 

@@ -18,12 +18,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from diagnostics import actions, checks, pages, targets
+from diagnostics import actions, checks, explain, pages, targets
+from diagnostics.pages import statement
 from diagnostics.queries import activity
 
 VIEW = "diagnostics.view_diagnostics"
 SIGNAL = "diagnostics.signal_backend"
 RESET = "diagnostics.reset_query_stats"
+EXPLAIN_ANALYZE = "diagnostics.explain_analyze"
 MAX_IDLE_MINUTES = 7 * 24 * 60
 MAX_RUNNING_SECONDS = 7 * 24 * 3600
 
@@ -48,6 +50,7 @@ def _context(site: AdminSite, request: HttpRequest, slug: str, alias: str, **ext
         "databases": pages.selector(alias),
         "can_signal": request.user.has_perm(SIGNAL),
         "can_reset": request.user.has_perm(RESET),
+        "can_explain_analyze": request.user.has_perm(EXPLAIN_ANALYZE),
         **extra,
     }
 
@@ -308,5 +311,71 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         for line in outcome.messages:
             messages.error(request, line)
         return _back("activity", alias)
+
+    return view
+
+
+def _statement_response(
+    site: AdminSite, request: HttpRequest, alias: str, params, analyzed=None
+) -> TemplateResponse:
+    page = pages.base(alias)
+    statement.build(page, params)
+    for error in page.panels.get("errors", ()):
+        messages.warning(request, error)
+    queryid = page.panels.get("queryid")
+    return TemplateResponse(
+        request,
+        "admin/diagnostics/statement.html",
+        _context(
+            site,
+            request,
+            "queries",
+            alias,
+            page=page,
+            info=page.info,
+            p=page.panels,
+            analyzed=analyzed,
+            title=f"Database diagnostics: statement {queryid}",
+            role_ident=checks.ident(page.info.role) if page.info else "",
+        ),
+    )
+
+
+def statement_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    """One statement of pg_stat_statements: figures, history, generic plan, index hints."""
+
+    @require_GET
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW)
+        return _statement_response(site, request, targets.resolve(request), request.GET)
+
+    return view
+
+
+def explain_analyze_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    """EXPLAIN ANALYZE of a read-only recorded statement: its own permission, POST with
+    CSRF, rolled back, under the statement timeout, and audited whatever the outcome."""
+
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW, EXPLAIN_ANALYZE)
+        alias = targets.resolve(request)
+        page = pages.base(alias)
+        statement.build(page, request.POST)
+        text = page.panels.get("text")
+        if page.info is None or text is None:
+            messages.error(request, "That statement is not readable here: nothing was run.")
+            return HttpResponseRedirect(pages.page_url("queries", alias))
+        plan = actions.explain_analyze(
+            request=request,
+            alias=alias,
+            database=page.info.database,
+            queryid=page.panels["queryid"],
+            text=text,
+            run=explain.analyze,
+        )
+        return _statement_response(site, request, alias, request.POST, analyzed=plan)
 
     return view

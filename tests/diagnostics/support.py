@@ -29,6 +29,7 @@ from psycopg import sql
 PAGE_SLUGS = (
     "overview",
     "activity",
+    "connections",
     "blocking",
     "queries",
     "space",

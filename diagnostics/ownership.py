@@ -198,10 +198,11 @@ def _declare() -> dict[tuple[str, str, str], Declared]:
             explicit = origin is not None
             if origin is None:
                 fields = [by_column[c] for c in columns if c in by_column]
+                model_name = meta.model_name or ""
                 migrations = [
-                    touched[(meta.app_label, meta.model_name, f)]
+                    touched[(meta.app_label, model_name, f)]
                     for f in fields
-                    if (meta.app_label, meta.model_name, f) in touched
+                    if (meta.app_label, model_name, f) in touched
                 ]
                 origin = (meta.app_label, max(migrations) if migrations else "")
             found[(kind, schema_name, name)] = Declared(

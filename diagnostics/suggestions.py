@@ -76,15 +76,17 @@ def _column(node: Any) -> tuple[str | None, str] | None:
     if isinstance(node, ast.TypeCast):
         return _column(node.arg)
     if isinstance(node, ast.ColumnRef):
-        names = [f.sval for f in node.fields if isinstance(f, ast.String)]
-        if len(names) == len(node.fields) and 1 <= len(names) <= 3:
+        fields: Any = node.fields or ()
+        names: list[str] = [f.sval for f in fields if isinstance(f, ast.String) and f.sval]
+        if len(names) == len(fields) and 1 <= len(names) <= 3:
             return (names[-2] if len(names) > 1 else None), names[-1]
     return None
 
 
 def _conjuncts(node: Any) -> Iterator[Any]:
     if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.AND_EXPR:
-        for arg in node.args:
+        args: Any = node.args or ()
+        for arg in args:
             yield from _conjuncts(arg)
     elif node is not None:
         yield node
@@ -119,8 +121,9 @@ def _predicates(node: Any) -> Iterator[tuple[tuple[str | None, str], str]]:
 
 def _relations(node: Any, out: dict[str, tuple[str | None, str]]) -> None:
     if isinstance(node, ast.RangeVar):
-        key = node.alias.aliasname if node.alias else node.relname
-        out[key] = (node.schemaname, node.relname)
+        rangevar: Any = node
+        key = rangevar.alias.aliasname if rangevar.alias else rangevar.relname
+        out[key] = (rangevar.schemaname, rangevar.relname)
     elif isinstance(node, ast.JoinExpr):
         _relations(node.larg, out)
         _relations(node.rarg, out)

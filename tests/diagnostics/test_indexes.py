@@ -139,7 +139,7 @@ def test_an_index_being_built_concurrently_is_not_invalid_but_a_failed_unique_bu
                     groups = conn.execute(failed.duplicates_query).fetchall()
                 assert sorted(g[0] for g in groups) == [0, 1, 2]
                 with connect() as conn:  # the catalog's answer, read as the superuser
-                    failed_total, building_total = conn.execute(
+                    failed_total, building_total = conn.execute(  # type: ignore[misc]
                         "SELECT count(*) FILTER (WHERE p.pid IS NULL),"
                         " count(*) FILTER (WHERE p.pid IS NOT NULL)"
                         " FROM pg_index i LEFT JOIN pg_stat_progress_create_index p"

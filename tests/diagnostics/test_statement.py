@@ -110,8 +110,8 @@ def test_the_statement_page_shows_history_plan_and_an_index_suggestion(
     )
     assert "Traceback" not in text
     # The history chart's table holds the snapshots' own deltas.
-    for calls in ("10", "40", "25"):
-        assert re.search(rf"<td[^>]*>{calls}</td>", text), calls
+    for shown in ("10", "40", "25"):
+        assert re.search(rf"<td[^>]*>{shown}</td>", text), shown
     if diag_target.kind == "nothing":
         # Another role's statement: its text (and so its plan) is hidden, with the grant.
         assert "GRANT pg_read_all_stats TO" in text
@@ -135,16 +135,18 @@ def test_explain_analyze_needs_its_permission_runs_rolled_back_and_is_audited(
     queryid = queryid_of(f'SELECT max(id) FROM "{probe_table}"')  # noqa: S608 - a text to find
     url = reverse("admin:diagnostics_explain_analyze")
     viewer = staff(django_user_model, ["view_diagnostics"], email="viewer@example.com")
-    viewer.get(reverse("admin:diagnostics_statement"), {"db": "default", "queryid": queryid})
+    viewer.get(reverse("admin:diagnostics_statement"), {"db": "default", "queryid": str(queryid)})
     token = viewer.cookies["csrftoken"].value
     refused = viewer.post(url, {"db": "default", "queryid": queryid, "csrfmiddlewaretoken": token})
     assert refused.status_code == 403
     analyst = staff(django_user_model, ["view_diagnostics", "explain_analyze"])
     page = text_of(
-        analyst.get(reverse("admin:diagnostics_statement"), {"db": "default", "queryid": queryid})
+        analyst.get(
+            reverse("admin:diagnostics_statement"), {"db": "default", "queryid": str(queryid)}
+        )
     )
     assert "Run EXPLAIN ANALYZE" in page
-    no_csrf = analyst.post(url, {"db": "default", "queryid": queryid})
+    no_csrf = analyst.post(url, {"db": "default", "queryid": str(queryid)})
     assert no_csrf.status_code == 403
     token = analyst.cookies["csrftoken"].value
     text = text_of(
@@ -275,17 +277,19 @@ def test_connections_breakdown_adds_up_to_pg_stat_activity(django_user_model, di
             client.get(reverse("admin:diagnostics_connections"), {"db": diag_target.alias})
         )
         with connect() as conn:
-            (total,) = conn.execute(
+            (total,) = conn.execute(  # type: ignore[misc]
                 "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
             ).fetchone()
-            by_db = dict(
+            by_db: dict[str, int] = dict(
                 conn.execute(
                     "SELECT coalesce(datname, '(no database)'), count(*) FROM pg_stat_activity"
                     " WHERE backend_type = 'client backend' GROUP BY 1"
                 ).fetchall()
             )
         # The page's own connection is one of them: the numbers match within that one.
-        shown = int(re.search(r'<p class="diag-big">([\d,]+) /', text).group(1).replace(",", ""))
+        big = re.search(r'<p class="diag-big">([\d,]+) /', text)
+        assert big is not None
+        shown = int(big.group(1).replace(",", ""))
         assert abs(shown - total) <= 1
         section = text[text.index('id="by-database"') : text.index('id="by-role"')]
         for database, n in by_db.items():

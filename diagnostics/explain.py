@@ -33,6 +33,7 @@ class Plan:
     lines: tuple[str, ...] = ()
     error: str | None = None
     analyzed: bool = False
+    refused: bool = False  # not attempted: the statement or the server does not allow it
 
     @property
     def ok(self) -> bool:
@@ -115,25 +116,33 @@ def _run(alias: str, statement: str, *, analyzed: bool) -> Plan:
             transaction.set_rollback(True, using=alias)
     except Error as exc:
         failure = explain_error(exc, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
-        return Plan(error=failure.message, analyzed=analyzed)
+        message = failure.message
+        if failure.sqlstate == "42501":  # insufficient_privilege
+            message += (
+                " Planning a statement needs SELECT on its tables: GRANT SELECT on them to "
+                f"{connection.settings_dict.get('USER') or 'this role'}, or GRANT "
+                "pg_read_all_data (PostgreSQL 14+) for read access to every table."
+            )
+        return Plan(error=message, analyzed=analyzed)
     return Plan(lines=lines, analyzed=analyzed)
 
 
 def generic_plan(alias: str, text: str, *, server_major: int) -> Plan:
     if server_major < GENERIC_PLAN_FROM:
         return Plan(
+            refused=True,
             error=f"EXPLAIN (GENERIC_PLAN) needs PostgreSQL {GENERIC_PLAN_FROM} or later (this "
             f"server is {server_major}): a statement with $1-style parameters cannot be "
-            "planned without values here. Copy it into psql with real values and run EXPLAIN."
+            "planned without values here. Copy it into psql with real values and run EXPLAIN.",
         )
     problem = explainable(text)
     if problem:
-        return Plan(error=problem)
+        return Plan(error=problem, refused=True)
     return _run(alias, f"EXPLAIN {MARKER} (GENERIC_PLAN, VERBOSE) {text}", analyzed=False)
 
 
 def analyze(alias: str, text: str) -> Plan:
     problem = read_only(text)
     if problem:
-        return Plan(error=problem, analyzed=True)
+        return Plan(error=problem, analyzed=True, refused=True)
     return _run(alias, f"EXPLAIN {MARKER} (ANALYZE, BUFFERS, VERBOSE) {text}", analyzed=True)

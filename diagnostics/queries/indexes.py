@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db import connections
 from psycopg import sql
 
 from diagnostics.runner import Query, Result, run
@@ -112,7 +113,7 @@ _DUPLICATES = """
 WITH {locked},
 idx AS MATERIALIZED (
   SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, c.relam,
-         coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false) AS nulls_not_distinct,
+         {nulls_not_distinct} AS nulls_not_distinct,
          n.nspname AS schema, c.relname AS name, t.relname AS table_name,
          (string_to_array(i.indkey::text, ' ')::int[])[1:i.indnkeyatts] AS keys,
          coalesce((string_to_array(i.indkey::text, ' ')::int[])[i.indnkeyatts + 1:i.indnatts],
@@ -172,15 +173,24 @@ ORDER BY p.indexrelid, p.b_unique DESC, p.b_oid
 LIMIT %(limit)s
 """
 
-DUPLICATES = Query(
-    "duplicate_indexes",
-    sql.SQL(_DUPLICATES).format(locked=sql.SQL(_LOCKED)),
+# pg_index.indnullsnotdistinct exists from PostgreSQL 15 (before, NULLs were distinct).
+DUPLICATES_V15 = Query(
+    "duplicate_indexes_v15",
+    sql.SQL(_DUPLICATES).format(
+        locked=sql.SQL(_LOCKED), nulls_not_distinct=sql.SQL("i.indnullsnotdistinct")
+    ),
+    DuplicateIndex,
+)
+DUPLICATES_V13 = Query(
+    "duplicate_indexes_v13",
+    sql.SQL(_DUPLICATES).format(locked=sql.SQL(_LOCKED), nulls_not_distinct=sql.SQL("false")),
     DuplicateIndex,
 )
 
 
 def duplicate_indexes(alias: str, *, limit: int = 200) -> Result[DuplicateIndex]:
-    return run(alias, DUPLICATES, {"limit": limit})
+    query = DUPLICATES_V15 if connections[alias].pg_version >= 150000 else DUPLICATES_V13
+    return run(alias, query, {"limit": limit})
 
 
 @dataclass(frozen=True)

@@ -118,16 +118,21 @@ final AS (
            CASE WHEN c.cap_value >= 0 THEN least(c.uncapped, c.cap_value) ELSE c.uncapped END
          END AS autovacuum_threshold
   FROM computed c
+),
+page AS (
+  SELECT f.*, (count(*) OVER ())::int AS total
+  FROM final f
+  ORDER BY {order}, f.schema, f.table_name
+  LIMIT %(limit)s OFFSET %(offset)s
 )
+-- Block counters only for the rows shown: pg_statio_user_tables adds up every index.
 SELECT f.schema, f.table_name, f.n_live_tup, f.n_dead_tup, f.n_mod_since_analyze,
        f.last_vacuum, f.last_autovacuum, f.last_analyze, f.last_autoanalyze, f.vacuum_count,
        f.autovacuum_count, f.autovacuum_threshold, f.autovacuum_off, f.table_settings,
-       io.heap_blks_hit, io.heap_blks_read, io.idx_blks_hit, io.idx_blks_read,
-       (count(*) OVER ())::int AS total
-FROM final f
-LEFT JOIN pg_statio_user_tables io ON io.relid = f.relid
+       io.heap_blks_hit, io.heap_blks_read, io.idx_blks_hit, io.idx_blks_read, f.total
+FROM page f
+LEFT JOIN LATERAL (SELECT * FROM pg_statio_user_tables s WHERE s.relid = f.relid) io ON true
 ORDER BY {order}, f.schema, f.table_name
-LIMIT %(limit)s OFFSET %(offset)s
 """
 
 # Sort keys of the tables list; anything else falls back to dead rows.

@@ -75,3 +75,15 @@ def test_a_row_lock_wait_names_the_table_and_the_blocker(diag_client, diag_targe
         finally:
             holder.rollback()
             holder.close()
+
+
+def test_activity_auto_refresh_is_a_meta_refresh_and_rejects_other_intervals(diag_client):
+    url = reverse("admin:diagnostics_activity")
+    text = diag_client.get(url, {"refresh": "10"}).content.decode()
+    assert '<meta http-equiv="refresh" content="10">' in text
+    assert "<script>" not in text  # the content security policy forbids inline scripts
+    odd = diag_client.get(url, {"refresh": "1"})
+    assert odd.status_code == 200
+    body = html.unescape(odd.content.decode())
+    assert 'http-equiv="refresh"' not in body
+    assert "Refresh: choose one of the offered intervals" in body

@@ -234,3 +234,100 @@ def reset_query_stats(*, request: HttpRequest, alias: str) -> Outcome:
             },
         )
     return outcome
+
+
+@dataclass(frozen=True)
+class LongOutcome:
+    signalled: int
+    gone: int
+    refused: int
+    messages: tuple[str, ...]
+
+
+def signal_long_running(
+    *,
+    request: HttpRequest,
+    alias: str,
+    kind: str,
+    seconds: int,
+    sessions: list[tuple[int, dt.datetime]],
+) -> LongOutcome:
+    """Cancel or terminate the listed sessions still running a query for over ``seconds``.
+
+    One audit entry per session, all in one transaction with the signals.
+    """
+    if kind not in {"cancel", "terminate"}:
+        raise ValueError(f"unknown signal {kind!r}")
+    info = server.server_info(alias).first()
+    database = info.database if info else None
+    listed = {
+        (s.pid, s.backend_start): s
+        for s in activity.long_sessions(
+            alias,
+            seconds=seconds,
+            include_portal=True,
+            portal_app=settings.PORTAL_APPLICATION_NAME,
+        )
+    }
+    signalled = gone = refused = 0
+    messages: list[str] = []
+    with transaction.atomic():
+        for pid, backend_start in sessions:
+            result = activity.signal_if_long(
+                alias, kind=kind, pid=pid, backend_start=backend_start, seconds=seconds
+            )
+            row = result.first()
+            if not result.ok:
+                refused += 1
+                status = "refused"
+                messages.append(f"Session {pid}: PostgreSQL refused: {result.error}")
+            elif row is None or not row.found:
+                gone += 1
+                status = "not_found"
+            elif row.signalled:
+                signalled += 1
+                status = "signalled"
+            else:
+                refused += 1
+                status = "no_effect"
+            _audit(
+                request=request,
+                action=f"diagnostics.{kind}_backend",
+                resource_type="pg_backend",
+                resource_id=str(pid),
+                object_repr=f"{kind} long-running pid {pid} on {database or alias}",
+                details={
+                    "alias": alias,
+                    "database": database,
+                    "pid": pid,
+                    "backend_start": backend_start.isoformat(),
+                    "running_longer_than_seconds": seconds,
+                    **_session_details(listed.get((pid, backend_start))),
+                    "result": status,
+                },
+            )
+    return LongOutcome(signalled, gone, refused, tuple(messages))
+
+
+def explain_analyze(
+    *, request: HttpRequest, alias: str, database: str, queryid: int, text: str, run
+) -> Any:
+    """Run ``run(alias, text)`` (EXPLAIN ANALYZE, rolled back) and audit it, refused or not."""
+    with transaction.atomic():
+        plan = run(alias, text)
+        _audit(
+            request=request,
+            action="diagnostics.explain_analyze",
+            resource_type="pg_stat_statements",
+            resource_id=str(queryid),
+            object_repr=f"EXPLAIN ANALYZE of statement {queryid} on {database}",
+            details={
+                "alias": alias,
+                "database": database,
+                "queryid": queryid,
+                "query": (mask_secrets(text) or "")[:QUERY_CHARS_IN_AUDIT],
+                "result": "ran" if plan.ok else "refused",
+                "message": plan.error,
+            },
+        )
+    return plan

@@ -45,20 +45,67 @@ def ms_label(value: float | None) -> str:
     return duration_label(value / 1000)
 
 
+# Labels keep three significant digits above 10,000 ("420 k", "1.25 M", "42.5 k"), so
+# a label read back is within 0.5 % of the number; below that the number is exact.
+_SCALES = ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k"))
+EXACT_BELOW = 10_000
+
+
+def _three_digits(scaled: float) -> str:
+    size = abs(scaled)
+    text = f"{scaled:.2f}" if size < 10 else f"{scaled:.1f}" if size < 100 else f"{scaled:.0f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
 def count_label(value: float | None) -> str:
+    """A count for people: exact below 10,000, else three significant digits and a unit."""
     if value is None:
         return "—"
     value = float(value)
-    for limit, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e4, " k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}".replace(".0" + suffix, suffix)
-    return f"{value:,.0f}"
+    if abs(value) < EXACT_BELOW:
+        return f"{value:,.0f}"
+    # Pick the largest unit that keeps the rounded mantissa at or above 1; a mantissa
+    # that rounds up to 1000 ("1000 k") moves to the next unit ("1 M").
+    for index, (limit, suffix) in enumerate(_SCALES):
+        if abs(value) >= limit or index == len(_SCALES) - 1:
+            text = _three_digits(value / limit)
+            if abs(float(text)) >= 1000 and index > 0:
+                bigger, bigger_suffix = _SCALES[index - 1]
+                return _three_digits(value / bigger) + bigger_suffix
+            return text + suffix
+    raise AssertionError("unreachable")  # pragma: no cover - the last unit always returns
+
+
+def number_label(value: float | None) -> str:
+    """An exact integer with thousands separators (sequence positions and limits)."""
+    if value is None:
+        return "—"
+    return f"{int(value):,}"
 
 
 def percent_label(ratio: float | None, digits: int = 1) -> str:
+    """A ratio as a percentage that never rounds a part up to the whole: 0.99997 is
+    "> 99.9 %", not "100.0 %", and a tiny positive share is "< 0.1 %", not "0.0 %"."""
     if ratio is None:
         return "—"
-    return f"{ratio * 100:.{digits}f} %"
+    text = f"{ratio * 100:.{digits}f}"
+    step = 10.0**-digits
+    if 0 < ratio < 1 and float(text) >= 100:
+        return f"> {100 - step:.{digits}f} %"
+    if ratio > 0 and float(text) == 0:
+        return f"< {step:.{digits}f} %"
+    return f"{text} %"
+
+
+def values_left_label(left: int | None) -> str:
+    """How many more values a sequence can hand out."""
+    if left is None:
+        return "—"
+    if left <= 0:
+        return "none left"
+    return f"{count_label(left)} left" if left != 1 else "1 left"
 
 
 # Statement texts can carry credentials (ALTER ROLE ... PASSWORD '...', a dblink or

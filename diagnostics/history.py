@@ -144,3 +144,47 @@ def transactions_per_second(
     if previous is None or (sampled_at - previous[0]).total_seconds() >= 1:
         cache.set(key, (sampled_at, transactions), timeout=3600)
     return rate
+
+
+def statement_series(
+    alias: str, database: str, queryid: int, days: int = HISTORY_DAYS
+) -> dict[str, list[Series]]:
+    """Per snapshot, the statement's calls, rows, total and mean execution time (the
+    deltas snapshot_stats stored, all roles of that queryid added together)."""
+    from django.db.models import Sum
+
+    from diagnostics.models import QueryStatSnapshot
+
+    since = timezone.now() - dt.timedelta(days=days)
+    rows = list(
+        QueryStatSnapshot.objects.filter(
+            snapshot__alias=alias,
+            snapshot__database=database,
+            snapshot__captured_at__gte=since,
+            queryid=queryid,
+        )
+        .values("snapshot__captured_at")
+        .annotate(calls=Sum("calls"), total=Sum("total_exec_time_ms"), rows=Sum("rows"))
+        .order_by("-snapshot__captured_at")[:MAX_SNAPSHOTS]
+    )
+    rows.reverse()
+    at = [r["snapshot__captured_at"] for r in rows]
+    return {
+        "counts": [
+            Series("calls", tuple((t, float(r["calls"])) for t, r in zip(at, rows, strict=True))),
+            Series("rows", tuple((t, float(r["rows"])) for t, r in zip(at, rows, strict=True))),
+        ],
+        "total": [
+            Series("total time", tuple((t, r["total"]) for t, r in zip(at, rows, strict=True)))
+        ],
+        "mean": [
+            Series(
+                "mean time",
+                tuple(
+                    (t, r["total"] / r["calls"])
+                    for t, r in zip(at, rows, strict=True)
+                    if r["calls"]
+                ),
+            )
+        ],
+    }

@@ -99,8 +99,8 @@ class QueryStatSnapshot(models.Model):
 class Diagnostics(models.Model):
     """Holds the diagnostics pages' permissions; no table (managed = False).
 
-    Three separate permissions: viewing, signalling backends (cancel/terminate), and
-    resetting pg_stat_statements.
+    Four separate permissions: viewing, signalling backends (cancel/terminate),
+    resetting pg_stat_statements, and running EXPLAIN ANALYZE (it executes a statement).
     """
 
     class Meta:
@@ -110,6 +110,7 @@ class Diagnostics(models.Model):
             ("view_diagnostics", "Can view database diagnostics"),
             ("signal_backend", "Can cancel or terminate database sessions"),
             ("reset_query_stats", "Can reset query statistics"),
+            ("explain_analyze", "Can run EXPLAIN ANALYZE of a recorded statement"),
         ]
 
     def __str__(self) -> str:

@@ -31,6 +31,21 @@ def diagnostics_urls(site: AdminSite) -> list[URLPattern]:
             name="diagnostics_terminate_idle",
         ),
         path(
+            "diagnostics/activity/signal-long/",
+            site.admin_view(views.signal_long_view(site)),
+            name="diagnostics_signal_long",
+        ),
+        path(
+            "diagnostics/queries/statement/",
+            site.admin_view(views.statement_view(site)),
+            name="diagnostics_statement",
+        ),
+        path(
+            "diagnostics/queries/statement/analyze/",
+            site.admin_view(views.explain_analyze_view(site)),
+            name="diagnostics_explain_analyze",
+        ),
+        path(
             "diagnostics/queries/reset/",
             site.admin_view(views.reset_view(site)),
             name="diagnostics_reset_queries",

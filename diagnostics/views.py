@@ -18,13 +18,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from diagnostics import actions, checks, pages, targets
+from diagnostics import actions, checks, explain, pages, targets
+from diagnostics.pages import statement
 from diagnostics.queries import activity
 
 VIEW = "diagnostics.view_diagnostics"
 SIGNAL = "diagnostics.signal_backend"
 RESET = "diagnostics.reset_query_stats"
+EXPLAIN_ANALYZE = "diagnostics.explain_analyze"
 MAX_IDLE_MINUTES = 7 * 24 * 60
+MAX_RUNNING_SECONDS = 7 * 24 * 3600
 
 
 def _require(request: HttpRequest, *perms: str) -> None:
@@ -47,6 +50,7 @@ def _context(site: AdminSite, request: HttpRequest, slug: str, alias: str, **ext
         "databases": pages.selector(alias),
         "can_signal": request.user.has_perm(SIGNAL),
         "can_reset": request.user.has_perm(RESET),
+        "can_explain_analyze": request.user.has_perm(EXPLAIN_ANALYZE),
         **extra,
     }
 
@@ -59,6 +63,8 @@ def page_view(site: AdminSite, slug: str) -> Callable[[HttpRequest], HttpRespons
         alias = targets.resolve(request)
         page = pages.build(slug, alias, request.GET)
         for error in getattr(page.panels.get("filters"), "errors", ()):
+            messages.warning(request, error)
+        for error in page.panels.get("errors", ()):
             messages.warning(request, error)
         return TemplateResponse(
             request,
@@ -229,5 +235,147 @@ def reset_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         outcome = actions.reset_query_stats(request=request, alias=alias)
         messages.add_message(request, getattr(messages, outcome.level.upper()), outcome.message)
         return _back("queries", alias)
+
+    return view
+
+
+def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    """Cancel or terminate every session running a query longer than N seconds: a
+    confirmation page lists them (each can be unticked), then each is signalled only if
+    it is still the same session running a query that old."""
+
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW, SIGNAL)
+        alias = targets.resolve(request)
+        kind = request.POST.get("kind")
+        if kind not in {"cancel", "terminate"}:
+            messages.error(request, "Choose cancel or terminate: nothing was signalled.")
+            return _back("activity", alias)
+        try:
+            seconds = int(request.POST.get("seconds", ""))
+            if not 1 <= seconds <= MAX_RUNNING_SECONDS:
+                raise ValueError
+        except ValueError:
+            messages.error(
+                request,
+                f"Running longer than: enter whole seconds from 1 to {MAX_RUNNING_SECONDS}.",
+            )
+            return _back("activity", alias)
+        include_portal = request.POST.get("include_portal") in {"1", "on", "true"}
+        if request.POST.get("confirm") != "yes":
+            candidates = activity.long_sessions(
+                alias,
+                seconds=seconds,
+                include_portal=include_portal,
+                portal_app=settings.PORTAL_APPLICATION_NAME,
+            )
+            if candidates.ok and not candidates.rows:
+                messages.info(request, f"No query has been running for over {seconds} s.")
+                return _back("activity", alias)
+            return TemplateResponse(
+                request,
+                "admin/diagnostics/confirm_signal_long.html",
+                _context(
+                    site,
+                    request,
+                    "activity",
+                    alias,
+                    title=f"{kind.capitalize()} queries running longer than {seconds} s?",
+                    kind=kind,
+                    seconds=seconds,
+                    include_portal=include_portal,
+                    candidates=candidates,
+                ),
+            )
+        chosen = []
+        for raw in request.POST.getlist("session"):
+            pid, _, start = raw.partition("|")
+            parsed = _parse_session(pid, start)
+            if parsed is not None:
+                chosen.append(parsed)
+        if not chosen:
+            messages.error(request, "No session was selected: nothing was signalled.")
+            return _back("activity", alias)
+        outcome = actions.signal_long_running(
+            request=request, alias=alias, kind=kind, seconds=seconds, sessions=chosen
+        )
+        verb = "Cancelled the queries of" if kind == "cancel" else "Terminated"
+        summary = f"{verb} {outcome.signalled} sessions."
+        if outcome.gone:
+            summary += f" {outcome.gone} had already finished that query or ended (left alone)."
+        messages.add_message(
+            request, messages.ERROR if outcome.refused else messages.SUCCESS, summary
+        )
+        for line in outcome.messages:
+            messages.error(request, line)
+        return _back("activity", alias)
+
+    return view
+
+
+def _statement_response(
+    site: AdminSite, request: HttpRequest, alias: str, params, analyzed=None
+) -> TemplateResponse:
+    page = pages.base(alias)
+    statement.build(page, params)
+    for error in page.panels.get("errors", ()):
+        messages.warning(request, error)
+    queryid = page.panels.get("queryid")
+    return TemplateResponse(
+        request,
+        "admin/diagnostics/statement.html",
+        _context(
+            site,
+            request,
+            "queries",
+            alias,
+            page=page,
+            info=page.info,
+            p=page.panels,
+            analyzed=analyzed,
+            title=f"Database diagnostics: statement {queryid}",
+            role_ident=checks.ident(page.info.role) if page.info else "",
+        ),
+    )
+
+
+def statement_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    """One statement of pg_stat_statements: figures, history, generic plan, index hints."""
+
+    @require_GET
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW)
+        return _statement_response(site, request, targets.resolve(request), request.GET)
+
+    return view
+
+
+def explain_analyze_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
+    """EXPLAIN ANALYZE of a read-only recorded statement: its own permission, POST with
+    CSRF, rolled back, under the statement timeout, and audited whatever the outcome."""
+
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        request.current_app = site.name
+        _require(request, VIEW, EXPLAIN_ANALYZE)
+        alias = targets.resolve(request)
+        page = pages.base(alias)
+        statement.build(page, request.POST)
+        text = page.panels.get("text")
+        if page.info is None or text is None:
+            messages.error(request, "That statement is not readable here: nothing was run.")
+            return HttpResponseRedirect(pages.page_url("queries", alias))
+        plan = actions.explain_analyze(
+            request=request,
+            alias=alias,
+            database=page.info.database,
+            queryid=page.panels["queryid"],
+            text=text,
+            run=explain.analyze,
+        )
+        return _statement_response(site, request, alias, request.POST, analyzed=plan)
 
     return view

@@ -18,6 +18,7 @@ from diagnostics import targets
 from diagnostics.pages import (
     activity,
     blocking,
+    connections,
     indexes,
     maintenance,
     overview,
@@ -37,6 +38,7 @@ Builder = Callable[[Page, Mapping[str, str]], None]
 REGISTRY: tuple[tuple[str, str, Builder], ...] = (
     ("overview", "Overview", overview.build),
     ("activity", "Activity", activity.build),
+    ("connections", "Connections", connections.build),
     ("blocking", "Blocking", blocking.build),
     ("queries", "Queries", queries.build),
     ("space", "Space", space.build),

@@ -20,12 +20,16 @@ STATES = (
 )
 
 
+REFRESH_CHOICES = (0, 5, 10, 30, 60)
+
+
 @dataclass(frozen=True)
 class ActivityFilters:
     state: str | None
     min_seconds: float | None
     idle_in_transaction: bool
     errors: tuple[str, ...]
+    refresh: int = 0  # seconds between automatic reloads; 0: off
 
     @property
     def active(self) -> bool:
@@ -49,7 +53,14 @@ def activity_filters(params: Mapping[str, str]) -> ActivityFilters:
             errors.append("Running longer than: enter a number of seconds; filter ignored.")
             min_seconds = None
     idle_in_tx = params.get("idle_in_transaction") in {"1", "on", "true"}
-    return ActivityFilters(state, min_seconds, idle_in_tx, tuple(errors))
+    refresh = 0
+    raw_refresh = (params.get("refresh") or "").strip()
+    if raw_refresh:
+        if raw_refresh.isdigit() and int(raw_refresh) in REFRESH_CHOICES:
+            refresh = int(raw_refresh)
+        else:
+            errors.append("Refresh: choose one of the offered intervals; auto-refresh is off.")
+    return ActivityFilters(state, min_seconds, idle_in_tx, tuple(errors), refresh)
 
 
 def build(page: Page, params: Mapping[str, str]) -> None:
@@ -65,6 +76,8 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     page.panels.update(
         filters=filters,
         states=STATES,
+        refresh_choices=REFRESH_CHOICES[1:],
+        refresh=filters.refresh,
         sessions=rows,
         hidden=hidden,
         truncated_at=page.info.track_activity_query_size if page.info else None,

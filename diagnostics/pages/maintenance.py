@@ -1,4 +1,5 @@
-"""Maintenance page: dead rows, vacuum progress, transaction ID ages and sequences."""
+"""Maintenance page: every table's vacuum state (paginated, sortable), vacuum progress,
+transaction ID ages and sequences."""
 
 from __future__ import annotations
 
@@ -7,23 +8,89 @@ from collections.abc import Mapping
 from diagnostics import checks
 from diagnostics.pages.common import Page
 from diagnostics.queries import maintenance
+from diagnostics.runner import Result
+
+PER_PAGE = 25
+MAX_PAGE = 10_000
+ORDER_LABELS = (
+    ("dead", "dead rows"),
+    ("dead_ratio", "dead share"),
+    ("due", "closest to autovacuum"),
+    ("live", "live rows"),
+    ("changed", "changed since analyze"),
+    ("vacuumed", "longest since vacuum"),
+    ("analyzed", "longest since analyze"),
+    ("name", "name"),
+)
+
+
+def page_number(raw: str | None) -> tuple[int, str | None]:
+    """The 1-based page asked for, and a message when the value was not one."""
+    if not raw:
+        return 1, None
+    try:
+        number = int(raw)
+        if not 1 <= number <= MAX_PAGE:
+            raise ValueError
+    except ValueError:
+        return 1, f"Page: enter a whole number from 1 to {MAX_PAGE}; showing page 1."
+    return number, None
+
+
+def sequence_rows(
+    seqs: Result[maintenance.SequenceUsage],
+) -> list[tuple[maintenance.SequenceUsage, str]]:
+    """Readable sequences with a row anchor: ``seq-<schema>-<name>`` on the sequence's
+    first (most used) row, the column appended on the rows of its other columns."""
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for s in seqs:
+        if not s.readable:
+            continue
+        anchor = f"seq-{s.schema}-{s.name}"
+        if (s.schema, s.name) in seen:
+            anchor += f"-{s.column}"
+        seen.add((s.schema, s.name))
+        rows.append((s, anchor))
+    return rows
 
 
 def build(page: Page, params: Mapping[str, str]) -> None:
     info = page.info
     if info is None:
         return
+    asked = params.get("order") or ""
+    order = asked if asked in maintenance.TABLE_ORDERS else "dead"
+    number, error = page_number(params.get("page"))
+    search = (params.get("q") or "").strip()[:200] or None
+    listed = maintenance.tables(
+        page.alias,
+        server_major=info.major,
+        order=order,
+        search=search,
+        offset=(number - 1) * PER_PAGE,
+        limit=PER_PAGE,
+    )
+    first_table = listed.first()
+    total = first_table.total if first_table else 0
     seqs = maintenance.sequences(page.alias)
     first = seqs.first()
     page.panels.update(
-        dead=maintenance.dead_tuples(page.alias),
+        dead=listed,
+        tables_total=total,
+        tables_page=number,
+        tables_pages=max(1, -(-total // PER_PAGE)),
+        tables_order=order,
+        tables_orders=ORDER_LABELS,
+        tables_search=search or "",
+        errors=(error,) if error else (),
         progress=maintenance.vacuum_progress(page.alias),
         database_ages=maintenance.database_ages(page.alias),
         table_ages=maintenance.table_ages(page.alias),
         freeze_max_age=info.autovacuum_freeze_max_age,
         xid_limit=maintenance.XID_LIMIT,
         sequences=seqs,
-        readable_sequences=[s for s in seqs if s.readable],
+        readable_sequences=sequence_rows(seqs),
         unreadable_sequences=[s for s in seqs if not s.readable],
         unreadable_total=first.unreadable_total if first else 0,
         grant_all_sequences=sorted({s.schema for s in seqs if not s.readable}),

@@ -20,6 +20,8 @@ class Check:
     level: str  # error, warning, ok, info
     text: str
     slug: str
+    meaning: str = ""  # what it means and how urgent it is
+    fix: str = ""  # what to do, exactly
 
 
 def _n(count: int, singular: str, plural: str | None = None) -> str:
@@ -72,6 +74,11 @@ def build(page: Page, params: Mapping[str, str]) -> None:
                 "error",
                 f"{server_total} of {info.max_connections} connections in use on this server.",
                 "activity",
+                "Urgent: when max_connections is reached, new connections (the portal, the "
+                'gateway, migrations) fail with "too many clients".',
+                "Look on Activity for idle sessions and pools that hold too many; terminate "
+                "long-idle ones there, and size the pools (instances x workers x pool size) "
+                "below max_connections.",
             )
         )
     a = attention.first()
@@ -83,6 +90,10 @@ def build(page: Page, params: Mapping[str, str]) -> None:
                     f"{_n(a.long_running, 'query', 'queries')} running longer than "
                     f"{LONG_QUERY_SECONDS:.0f} s.",
                     "activity",
+                    "A long query holds its locks and snapshot: it can block DDL and keep vacuum "
+                    "from cleaning up. Urgent if it also blocks others (see Blocking).",
+                    'Open Activity, filter by "Running longer than 60 s", and cancel the '
+                    "ones that should not run that long (Cancel…, or cancel all longer than N).",
                 )
             )
         if a.idle_in_transaction:
@@ -93,20 +104,36 @@ def build(page: Page, params: Mapping[str, str]) -> None:
                     f"transaction for over {IDLE_IN_TRANSACTION_SECONDS / 60:.0f} "
                     "min.",
                     "activity",
+                    "An open transaction nobody is using holds its locks and stops vacuum from "
+                    "removing dead rows in every table. Urgent if it blocks others.",
+                    'Terminate it from Activity (filter "idle in transaction only"), fix the '
+                    "code path that forgets to commit, and set "
+                    "idle_in_transaction_session_timeout (Settings).",
                 )
             )
         if a.waiting_on_locks:
             found.append(
                 Check(
-                    "error", f"{_n(a.waiting_on_locks, 'session')} waiting for a lock.", "blocking"
+                    "error",
+                    f"{_n(a.waiting_on_locks, 'session')} waiting for a lock.",
+                    "blocking",
+                    "Urgent: every query needing the same lock queues behind them, so one "
+                    "blocker can stall the application.",
+                    "Open Blocking: the session at the top of the tree holds the lock. Cancel "
+                    "(or terminate, if it is idle in transaction) that one, not the waiters.",
                 )
             )
         if a.invalid_indexes:
             found.append(
                 Check(
                     "warning",
-                    f"{_n(a.invalid_indexes, 'invalid index', 'invalid indexes')}.",
+                    f"{_n(a.invalid_indexes, 'invalid index', 'invalid indexes')} (failed builds).",
                     "indexes",
+                    "A failed CREATE INDEX CONCURRENTLY left an index that every write updates "
+                    "but no query uses; a failed UNIQUE index enforces nothing. Not urgent, "
+                    "unless uniqueness matters.",
+                    "Indexes lists each with its fix (for a UNIQUE one: the query finding the "
+                    "duplicates to remove first).",
                 )
             )
         if a.dead_tuple_tables:
@@ -115,6 +142,11 @@ def build(page: Page, params: Mapping[str, str]) -> None:
                     "warning",
                     f"{_n(a.dead_tuple_tables, 'table')} with more than 20 % dead rows.",
                     "maintenance",
+                    "Dead rows make scans read more pages and the table grow. Not urgent unless "
+                    "it keeps growing: autovacuum is behind, off for the table, or held back by "
+                    "an old transaction.",
+                    'Maintenance, sorted by dead share: check "Autovacuum at" and the '
+                    "table's settings; run VACUUM (VERBOSE) on it, and end old transactions.",
                 )
             )
         xid_ratio = max(a.oldest_xid_age, a.oldest_table_xid_age) / maintenance.XID_LIMIT
@@ -126,6 +158,24 @@ def build(page: Page, params: Mapping[str, str]) -> None:
                     f"transaction is {formatting.percent_label(xid_ratio)} of the "
                     "way to the limit.",
                     "maintenance",
+                    "Urgent: near the limit PostgreSQL refuses new transactions to protect the "
+                    "data until the oldest tables are frozen.",
+                    "Maintenance lists the oldest tables: run VACUUM (FREEZE, VERBOSE) on them "
+                    "and end old transactions and abandoned replication slots that hold the "
+                    "horizon back.",
+                )
+            )
+        if a.indexes_being_built or a.indexes_possibly_being_built:
+            building = a.indexes_being_built + a.indexes_possibly_being_built
+            unsure = "(or failed: the role cannot tell) " if a.indexes_possibly_being_built else ""
+            found.append(
+                Check(
+                    "info",
+                    f"{_n(building, 'index', 'indexes')} being built {unsure}right now.",
+                    "indexes",
+                    "A CREATE INDEX CONCURRENTLY in progress: the index is not valid until it "
+                    "ends. Nothing is wrong.",
+                    "Wait for it to finish (Activity shows the session).",
                 )
             )
     elif attention.error:
@@ -137,7 +187,12 @@ def build(page: Page, params: Mapping[str, str]) -> None:
                 Check(
                     "warning",
                     f"Cache hit ratio {formatting.percent_label(ratio)} (below 99 %).",
-                    "settings",
+                    "maintenance",
+                    "More reads come from disk than an OLTP workload should need: queries are "
+                    "slower. Not urgent on its own.",
+                    "Maintenance shows each table's cache hits: a big table read by sequential "
+                    "scans usually needs an index (Queries: index suggestions); otherwise give "
+                    "the server more memory (shared_buffers).",
                 )
             )
         if stat.deadlocks:
@@ -146,6 +201,10 @@ def build(page: Page, params: Mapping[str, str]) -> None:
                     "info",
                     f"{_n(stat.deadlocks, 'deadlock')} since statistics were reset.",
                     "blocking",
+                    "PostgreSQL aborted one transaction of each deadlock; the application saw "
+                    "an error. Worth fixing if the count grows.",
+                    "The server log (log_lock_waits = on) names the statements: make them take "
+                    "their locks (rows, tables) in the same order.",
                 )
             )
     if not pgss.ok:
@@ -156,11 +215,22 @@ def build(page: Page, params: Mapping[str, str]) -> None:
                 "info",
                 f"Role {info.role} lacks pg_read_all_stats: other roles' queries are hidden.",
                 "privileges",
+                "These pages cannot show what other roles' sessions run, nor their "
+                "statements' text. Not urgent; the pages say where a figure is hidden.",
+                f"GRANT pg_monitor TO {checks.ident(info.role)}; (Privileges lists every grant).",
             )
         )
     if info.track_io_timing != "on" or info.track_activity_query_size < 4096:
         found.append(
-            Check("info", "Statistics settings are below the recommended values.", "privileges")
+            Check(
+                "info",
+                "Statistics settings are below the recommended values.",
+                "privileges",
+                "Without track_io_timing the Queries page shows no I/O time; a small "
+                "track_activity_query_size cuts query texts on Activity. Not urgent.",
+                "Settings shows the recommended values and how to set them (ALTER SYSTEM or "
+                "the Cloud SQL flags).",
+            )
         )
     if not found:
         found.append(Check("ok", "Nothing needs attention.", "overview"))

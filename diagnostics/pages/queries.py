@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Mapping
 
 from audit.models import ActivityLog
-from diagnostics import charts, checks, formatting
+from diagnostics import charts, checks, formatting, suggestions
 from diagnostics.pages.common import Page
 from diagnostics.queries import statements
+
+SUGGEST_FOR = 20  # the top statements by total time that get index suggestions
 
 
 def last_portal_reset(alias: str, database: str) -> dt.datetime | None:
@@ -88,4 +90,12 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         hidden_total=first.hidden_total if first else 0,
         io_timing=info.track_io_timing == "on",
         chart=charts.bar_chart("Top queries by total time", chart_items, formatting.ms_label),
+        suggestions=suggestions.suggest(
+            page.alias,
+            [
+                (r.queryid, r.query)
+                for r in sorted(top.rows, key=lambda r: r.total_ms, reverse=True)[:SUGGEST_FOR]
+                if not r.hidden
+            ],
+        ),
     )

@@ -37,6 +37,7 @@ class Session:
     state_seconds: float | None
     is_self: bool
     is_portal: bool
+    blocked_by: list[int] | None  # the sessions it waits for, when waiting for a lock
 
     @property
     def hidden(self) -> bool:
@@ -57,7 +58,9 @@ _SESSION_COLUMNS = """
        extract(epoch FROM clock_timestamp() - a.xact_start)::float AS xact_seconds,
        extract(epoch FROM clock_timestamp() - a.state_change)::float AS state_seconds,
        a.pid = pg_backend_pid() AS is_self,
-       coalesce(a.application_name = %(portal_app)s, false) AS is_portal
+       coalesce(a.application_name = %(portal_app)s, false) AS is_portal,
+       CASE WHEN a.pid IN (SELECT w.pid FROM pg_locks w WHERE NOT w.granted)
+            THEN pg_blocking_pids(a.pid) END AS blocked_by
 """
 
 # Filters are parameters that may be NULL ("no filter"). "Long-running" means an
@@ -263,3 +266,68 @@ WHERE a.pid = %(pid)s AND a.datname = current_database()
 def pid_hidden(alias: str, *, pid: int) -> bool:
     row = run(alias, PID_HIDDEN, {"pid": pid}).first()
     return bool(row and row.hidden)
+
+
+# Sessions whose current query has run longer than N seconds (the bulk cancel/terminate).
+LONG_SESSIONS = Query(
+    "long_sessions",
+    "\nSELECT"
+    + _SESSION_COLUMNS
+    + """
+FROM pg_stat_activity a
+WHERE (a.backend_type = 'client backend' OR a.backend_type IS NULL)
+  AND a.datname = current_database()
+  AND a.state = 'active'
+  AND a.query_start < clock_timestamp() - make_interval(secs => %(seconds)s)
+  AND a.pid <> pg_backend_pid()
+  AND (%(include_portal)s OR a.application_name IS DISTINCT FROM %(portal_app)s)
+ORDER BY a.query_start
+""",
+    Session,
+)
+
+
+def long_sessions(
+    alias: str, *, seconds: int, include_portal: bool, portal_app: str
+) -> Result[Session]:
+    return run(
+        alias,
+        LONG_SESSIONS,
+        {
+            "seconds": seconds,
+            "include_portal": include_portal,
+            "portal_app": portal_app,
+            "query_chars": 2000,
+        },
+    )
+
+
+# The bulk action re-checks, in the same statement as the signal, that the session is
+# still the one listed (pid AND backend_start) and still running a query started over
+# N seconds ago: a session that has moved on to a new query is left alone.
+_SIGNAL_IF_LONG = """
+SELECT count(s.pid) > 0 AS found, coalesce(bool_or(s.signalled), false) AS signalled
+FROM (SELECT a.pid, {function}(a.pid) AS signalled
+      FROM pg_stat_activity a
+      WHERE a.pid = %(pid)s AND a.backend_start = %(backend_start)s
+        AND (a.backend_type = 'client backend' OR a.backend_type IS NULL)
+        AND a.datname = current_database()
+        AND a.pid <> pg_backend_pid()
+        AND a.state = 'active'
+        AND a.query_start < clock_timestamp() - make_interval(secs => %(seconds)s)) s
+"""
+CANCEL_IF_LONG = Query(
+    "cancel_if_long", _SIGNAL_IF_LONG.replace("{function}", "pg_cancel_backend"), SignalResult
+)
+TERMINATE_IF_LONG = Query(
+    "terminate_if_long",
+    _SIGNAL_IF_LONG.replace("{function}", "pg_terminate_backend"),
+    SignalResult,
+)
+
+
+def signal_if_long(
+    alias: str, *, kind: str, pid: int, backend_start: dt.datetime, seconds: int
+) -> Result[SignalResult]:
+    query = {"cancel": CANCEL_IF_LONG, "terminate": TERMINATE_IF_LONG}[kind]
+    return run(alias, query, {"pid": pid, "backend_start": backend_start, "seconds": seconds})

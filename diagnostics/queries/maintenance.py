@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from diagnostics.runner import Query, Result, run
 
 XID_LIMIT = 2**31 - 1
@@ -33,7 +35,14 @@ class TableVacuum:
     last_autoanalyze: dt.datetime | None
     vacuum_count: int
     autovacuum_count: int
-    autovacuum_threshold: float
+    autovacuum_threshold: float | None  # None: autovacuum will not vacuum it for dead rows
+    autovacuum_off: str | None  # why, when it is off: the table's or the server's setting
+    table_settings: str | None  # the table's own autovacuum_* reloptions, as set
+    heap_blks_hit: int | None
+    heap_blks_read: int | None
+    idx_blks_hit: int | None
+    idx_blks_read: int | None
+    total: int
 
     @property
     def dead_ratio(self) -> float | None:
@@ -50,27 +59,134 @@ class TableVacuum:
         stamps = [s for s in (self.last_analyze, self.last_autoanalyze) if s]
         return max(stamps) if stamps else None
 
+    @property
+    def heap_hit_ratio(self) -> float | None:
+        total = (self.heap_blks_hit or 0) + (self.heap_blks_read or 0)
+        return (self.heap_blks_hit or 0) / total if total else None
 
-DEAD_TUPLES = Query(
-    "dead_tuples",
-    """
-SELECT s.schemaname AS schema, s.relname AS table_name, s.n_live_tup, s.n_dead_tup,
-       s.n_mod_since_analyze, s.last_vacuum, s.last_autovacuum, s.last_analyze,
-       s.last_autoanalyze, s.vacuum_count, s.autovacuum_count,
-       current_setting('autovacuum_vacuum_threshold')::float8
-         + current_setting('autovacuum_vacuum_scale_factor')::float8
-           * greatest(c.reltuples, 0) AS autovacuum_threshold
-FROM pg_stat_user_tables s
-JOIN pg_class c ON c.oid = s.relid
-ORDER BY s.n_dead_tup DESC, s.n_mod_since_analyze DESC, s.relname
-LIMIT %(limit)s
-""",
-    TableVacuum,
+    @property
+    def index_hit_ratio(self) -> float | None:
+        total = (self.idx_blks_hit or 0) + (self.idx_blks_read or 0)
+        return (self.idx_blks_hit or 0) / total if total else None
+
+
+# "Autovacuum at" is the dead-row count at which autovacuum vacuums the table, computed
+# as autovacuum does (relation_needs_vacanalyze): the table's own reloptions override
+# the server's settings, reltuples < 0 (never vacuumed nor analyzed) counts as 0, and
+# from PostgreSQL 18 the result is capped by autovacuum_vacuum_max_threshold (-1: no
+# cap). autovacuum_enabled = off on the table (or autovacuum = off on the server) means
+# it is never vacuumed for dead rows, only to prevent wraparound.
+_TABLES = """
+WITH t AS (
+  SELECT s.relid, s.schemaname AS schema, s.relname AS table_name, s.n_live_tup, s.n_dead_tup,
+         s.n_mod_since_analyze, s.last_vacuum, s.last_autovacuum, s.last_analyze,
+         s.last_autoanalyze, s.vacuum_count, s.autovacuum_count,
+         c.reltuples, c.reloptions, o.enabled, o.base, o.scale, o.cap
+  FROM pg_stat_user_tables s
+  JOIN pg_class c ON c.oid = s.relid
+  LEFT JOIN LATERAL (
+    SELECT max(option_value) FILTER (WHERE option_name = 'autovacuum_enabled') AS enabled,
+           max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_threshold')
+               AS base,
+           max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_scale_factor')
+               AS scale,
+           max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_max_threshold')
+               AS cap
+    FROM pg_options_to_table(c.reloptions)
+  ) o ON true
+  WHERE (%(search)s::text IS NULL
+         OR s.schemaname || '.' || s.relname ILIKE %(search)s::text)
+),
+computed AS (
+  SELECT t.*,
+         CASE WHEN NOT coalesce(t.enabled::boolean, true)
+                THEN 'autovacuum_enabled = off on this table'
+              WHEN NOT current_setting('autovacuum')::boolean
+                THEN 'autovacuum = off on the server'
+         END AS autovacuum_off,
+         coalesce(t.base, current_setting('autovacuum_vacuum_threshold'))::float8
+           + coalesce(t.scale, current_setting('autovacuum_vacuum_scale_factor'))::float8
+             * greatest(t.reltuples, 0) AS uncapped,
+         {cap} AS cap_value,
+         (SELECT string_agg(o, ', ' ORDER BY o) FROM unnest(t.reloptions) AS o
+          WHERE o LIKE 'autovacuum%%') AS table_settings
+  FROM t
+),
+final AS (
+  SELECT c.*,
+         CASE WHEN c.autovacuum_off IS NULL THEN
+           CASE WHEN c.cap_value >= 0 THEN least(c.uncapped, c.cap_value) ELSE c.uncapped END
+         END AS autovacuum_threshold
+  FROM computed c
+),
+page AS (
+  SELECT f.*, (count(*) OVER ())::int AS total
+  FROM final f
+  ORDER BY {order}, f.schema, f.table_name
+  LIMIT %(limit)s OFFSET %(offset)s
 )
+-- Block counters only for the rows shown: pg_statio_user_tables adds up every index.
+SELECT f.schema, f.table_name, f.n_live_tup, f.n_dead_tup, f.n_mod_since_analyze,
+       f.last_vacuum, f.last_autovacuum, f.last_analyze, f.last_autoanalyze, f.vacuum_count,
+       f.autovacuum_count, f.autovacuum_threshold, f.autovacuum_off, f.table_settings,
+       io.heap_blks_hit, io.heap_blks_read, io.idx_blks_hit, io.idx_blks_read, f.total
+FROM page f
+LEFT JOIN LATERAL (SELECT * FROM pg_statio_user_tables s WHERE s.relid = f.relid) io ON true
+ORDER BY {order}, f.schema, f.table_name
+"""
+
+# Sort keys of the tables list; anything else falls back to dead rows.
+TABLE_ORDERS = {
+    "dead": "f.n_dead_tup DESC, f.n_mod_since_analyze DESC",
+    "dead_ratio": "f.n_dead_tup::float8 / greatest(f.n_live_tup + f.n_dead_tup, 1) DESC",
+    "live": "f.n_live_tup DESC",
+    "due": "f.n_dead_tup::float8 / nullif(f.autovacuum_threshold, 0) DESC NULLS LAST",
+    "changed": "f.n_mod_since_analyze DESC",
+    "vacuumed": "greatest(f.last_vacuum, f.last_autovacuum) ASC NULLS FIRST",
+    "analyzed": "greatest(f.last_analyze, f.last_autoanalyze) ASC NULLS FIRST",
+    "name": "f.schema, f.table_name",
+}
 
 
-def dead_tuples(alias: str, *, limit: int = 25) -> Result[TableVacuum]:
-    return run(alias, DEAD_TUPLES, {"limit": limit})
+def _tables_query(order: str, server_major: int) -> Query[TableVacuum]:
+    cap = (
+        "coalesce(t.cap, current_setting('autovacuum_vacuum_max_threshold'))::float8"
+        if server_major >= 18
+        else "-1::float8"
+    )
+    return Query(
+        f"tables_{order}_v{18 if server_major >= 18 else 13}",
+        sql.SQL(_TABLES).format(
+            cap=sql.SQL(cap), order=sql.SQL(TABLE_ORDERS.get(order, TABLE_ORDERS["dead"]))
+        ),
+        TableVacuum,
+    )
+
+
+def tables(
+    alias: str,
+    *,
+    server_major: int,
+    order: str = "dead",
+    search: str | None = None,
+    offset: int = 0,
+    limit: int = 25,
+) -> Result[TableVacuum]:
+    """One page of the tables of this database, with their vacuum state."""
+    pattern = None
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+    return run(
+        alias,
+        _tables_query(order, server_major),
+        {"search": pattern, "offset": offset, "limit": limit},
+    )
+
+
+def dead_tuples(alias: str, *, server_major: int, limit: int = 25) -> Result[TableVacuum]:
+    """The tables with the most dead rows."""
+    return tables(alias, server_major=server_major, order="dead", limit=limit)
 
 
 @dataclass(frozen=True)
@@ -185,6 +301,7 @@ class SequenceUsage:
     cycle: bool
     last_value: int | None
     limit_value: int
+    values_left: int | None
     readable: bool
     used_ratio: float | None
     readable_total: int
@@ -192,31 +309,47 @@ class SequenceUsage:
     grant_statement: str
 
 
+# One row per (sequence, column it feeds): the column that owns it (serial, identity:
+# pg_depend 'a'/'i') and every column whose DEFAULT calls nextval() on it (pg_attrdef
+# depends on the sequence, 'n'), each limited by its own type: a bigint sequence used by
+# an integer column's default runs out at 2^31 - 1 there. A sequence no column uses has
+# one row, limited by its own MAXVALUE/MINVALUE.
 SEQUENCES = Query(
     "sequences",
     """
 WITH seq AS MATERIALIZED (
   SELECT c.oid, n.nspname AS schema, c.relname AS name,
-         format_type(s.seqtypid, NULL) AS data_type, s.seqmin, s.seqmax,
+         format_type(s.seqtypid, NULL) AS data_type, s.seqmin, s.seqmax, s.seqstart,
          s.seqincrement, s.seqcycle,
-         has_sequence_privilege(c.oid, 'SELECT,USAGE') AS readable,
-         col.column_ref, col.column_type
+         has_sequence_privilege(c.oid, 'SELECT,USAGE') AS readable
   FROM pg_sequence s
   JOIN pg_class c ON c.oid = s.seqrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN LATERAL (
-    SELECT d.refobjid::regclass::text || '.' || quote_ident(a.attname) AS column_ref,
-           format_type(a.atttypid, NULL) AS column_type
-    FROM pg_depend d
-    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-    LIMIT 1
-  ) col ON true
   WHERE NOT pg_is_other_temp_schema(n.oid)
 ),
+feeds AS (
+  SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid AS attnum
+  FROM pg_depend d
+  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+    AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+    AND d.objid IN (SELECT oid FROM seq)
+  UNION
+  SELECT d.refobjid, ad.adrelid, ad.adnum
+  FROM pg_depend d
+  JOIN pg_attrdef ad ON ad.oid = d.objid
+  WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+    AND d.refobjid IN (SELECT oid FROM seq)
+),
+uses AS (
+  SELECT seq.*, f.rel::regclass::text || '.' || quote_ident(a.attname) AS column_ref,
+         format_type(a.atttypid, NULL) AS column_type
+  FROM seq
+  LEFT JOIN feeds f ON f.seq = seq.oid
+  LEFT JOIN pg_attribute a ON a.attrelid = f.rel AND a.attnum = f.attnum
+                          AND NOT a.attisdropped
+),
 measured AS (
-  SELECT seq.*,
+  SELECT uses.*,
          CASE WHEN readable THEN pg_sequence_last_value(oid) END AS last_value,
          CASE WHEN seqincrement > 0 THEN
                 least(seqmax, CASE column_type WHEN 'smallint' THEN 32767
@@ -227,7 +360,7 @@ measured AS (
                                                   WHEN 'integer' THEN -2147483648
                                                   ELSE seqmin END)
          END AS limit_value
-  FROM seq
+  FROM uses
 ),
 ranked AS (
   SELECT measured.*,
@@ -235,25 +368,37 @@ ranked AS (
               WHEN seqincrement > 0 THEN
                 (last_value::numeric - seqmin) / nullif(limit_value::numeric - seqmin, 0)
               ELSE (seqmax::numeric - last_value) / nullif(seqmax::numeric - limit_value, 0)
-         END AS used_ratio
+         END AS used_ratio,
+         -- How many more nextval() calls succeed: from the last value handed out (or,
+         -- before the first call, from START counting it) up to the limit, in steps.
+         CASE WHEN seqcycle OR NOT readable THEN NULL
+              WHEN last_value IS NULL THEN
+                greatest(floor((limit_value::numeric - seqstart) / seqincrement) + 1, 0)
+              ELSE greatest(floor((limit_value::numeric - last_value) / seqincrement), 0)
+         END AS values_left
   FROM measured
 ),
+totals AS (
+  SELECT count(*) FILTER (WHERE readable) AS readable_total,
+         count(*) FILTER (WHERE NOT readable) AS unreadable_total
+  FROM seq
+),
 numbered AS (
-  SELECT ranked.*,
+  SELECT ranked.*, totals.*,
          row_number() OVER (PARTITION BY readable
-                            ORDER BY used_ratio DESC NULLS LAST, schema, name) AS rank,
-         count(*) FILTER (WHERE readable) OVER () AS readable_total,
-         count(*) FILTER (WHERE NOT readable) OVER () AS unreadable_total
-  FROM ranked
+                            ORDER BY used_ratio DESC NULLS LAST, schema, name, column_ref)
+             AS rank
+  FROM ranked CROSS JOIN totals
 )
 SELECT schema, name, data_type, column_ref AS column, column_type,
-       seqincrement AS increment_by, seqcycle AS cycle, last_value, limit_value, readable,
+       seqincrement AS increment_by, seqcycle AS cycle, last_value, limit_value,
+       values_left::numeric AS values_left, readable,
        used_ratio::float AS used_ratio, readable_total::int, unreadable_total::int,
        'GRANT SELECT ON SEQUENCE ' || quote_ident(schema) || '.' || quote_ident(name)
            || ' TO ' || quote_ident(current_user) || ';' AS grant_statement
 FROM numbered
 WHERE rank <= %(limit)s
-ORDER BY readable DESC, used_ratio DESC NULLS LAST, schema, name
+ORDER BY readable DESC, used_ratio DESC NULLS LAST, schema, name, column_ref
 """,
     SequenceUsage,
 )

@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from psycopg import sql
+
+from diagnostics.queries.indexes import build_conditions
 from diagnostics.runner import Query, Result, run
 
 
@@ -103,14 +106,18 @@ class Attention:
     idle_in_transaction: int
     waiting_on_locks: int
     invalid_indexes: int
+    indexes_being_built: int
+    indexes_possibly_being_built: int
     dead_tuple_tables: int
     oldest_xid_age: int
     oldest_table_xid_age: int
 
 
+_BUILDING, _POSSIBLY = build_conditions("i.indexrelid", "i.indrelid")
 ATTENTION = Query(
     "attention",
-    """
+    sql.SQL(
+        """
 SELECT
   (SELECT count(*) FROM pg_stat_activity
     WHERE datname = current_database()
@@ -128,7 +135,12 @@ SELECT
     WHERE NOT l.granted
       AND l.pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database()))::int
     AS waiting_on_locks,
-  (SELECT count(*) FROM pg_index WHERE NOT indisvalid)::int AS invalid_indexes,
+  (SELECT count(*) FROM pg_index i
+    WHERE NOT i.indisvalid AND NOT {being_built} AND NOT {possibly})::int AS invalid_indexes,
+  (SELECT count(*) FROM pg_index i WHERE NOT i.indisvalid AND {being_built})::int
+    AS indexes_being_built,
+  (SELECT count(*) FROM pg_index i WHERE NOT i.indisvalid AND {possibly})::int
+    AS indexes_possibly_being_built,
   (SELECT count(*) FROM pg_stat_user_tables
     WHERE n_dead_tup > %(dead_min)s AND n_dead_tup > %(dead_ratio)s * greatest(n_live_tup, 1))::int
     AS dead_tuple_tables,
@@ -137,7 +149,8 @@ SELECT
   (SELECT coalesce(max(age(relfrozenxid)), 0) FROM pg_class
     WHERE relkind IN ('r', 'm', 't') AND relfrozenxid <> '0'::xid)::bigint
     AS oldest_table_xid_age
-""",
+"""
+    ).format(being_built=_BUILDING, possibly=_POSSIBLY),
     Attention,
 )
 

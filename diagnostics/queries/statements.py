@@ -135,6 +135,7 @@ LEFT JOIN pg_roles r ON r.oid = s.userid
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND (%(include_portal)s OR s.query NOT LIKE %(marker_like)s)
   AND (%(search)s::text IS NULL OR s.query ILIKE %(search)s::text)
+  AND (%(queryid)s::bigint IS NULL OR s.queryid = %(queryid)s::bigint)
 ORDER BY {order}
 LIMIT %(limit)s
 """
@@ -164,6 +165,7 @@ def top_statements(
     search: str | None = None,
     limit: int = 50,
     query_chars: int = 2000,
+    queryid: int | None = None,
 ) -> Result[Statement]:
     """The top ``limit`` statements of this database; ``search`` keeps those whose text
     contains it (case-insensitive)."""
@@ -185,6 +187,7 @@ def top_statements(
             "marker_like": MARKER_LIKE,
             "search": pattern,
             "limit": limit,
+            "queryid": queryid,
         },
     )
 

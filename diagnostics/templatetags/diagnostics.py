@@ -11,6 +11,8 @@ register.filter("duration", formatting.duration_label)
 register.filter("ms", formatting.ms_label)
 register.filter("count", formatting.count_label)
 register.filter("percent", formatting.percent_label)
+register.filter("number", formatting.number_label)
+register.filter("values_left", formatting.values_left_label)
 register.filter("masked", formatting.mask_secrets)
 
 

@@ -43,6 +43,9 @@ TARGET_MS = 300
 NO_BASELINE = {
     "overview": "its rate needs no second sample in the request (it uses the previous view's)",
     "activity": "one row per session, nothing per table",
+    "connections": "one row per group of sessions, nothing per table",
+    "statement": "one statement: its rows, history, generic plan and the catalog of its tables",
+    "maintenance p.40": "the same query as page 1 (offset), sorted by closeness to autovacuum",
     "blocking": "one row per waiting or blocking session, nothing per table",
     "settings": "a fixed list of settings",
     "privileges": "a fixed list of checks",
@@ -342,8 +345,23 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[PageTiming] = []
     naive = baselines()
-    for slug, _title in PAGES:
-        url = page_url(slug, "default")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT queryid FROM pg_stat_statements WHERE queryid IS NOT NULL"
+            " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND query ILIKE 'select%%' ORDER BY total_exec_time DESC LIMIT 1",
+            [],
+        )
+        top = cursor.fetchone()
+    targets = [(slug, page_url(slug, "default")) for slug, _title in PAGES]
+    targets.append(("maintenance p.40", page_url("maintenance", "default", order="due", page=40)))
+    if top:
+        from django.urls import reverse
+
+        targets.append(
+            ("statement", f"{reverse('admin:diagnostics_statement')}?db=default&queryid={top[0]}")
+        )
+    for slug, url in targets:
 
         def get(url: str = url) -> None:
             response = client.get(url)

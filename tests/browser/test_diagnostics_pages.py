@@ -111,6 +111,14 @@ def test_every_diagnostics_page_in_light_and_dark(
         assert page.locator(".diag-tabs li.selected").inner_text().strip().lower() == slug
         assert page.locator(".errornote").count() == 0, f"{slug}: {page.content()[:500]}"
         screenshot(f"{scheme}-{slug}")
+    # The page of one statement (reached from Queries): history, plan, index hints.
+    page.goto(url_of(live_server, "queries"))
+    page.locator("a.diag-statement-link").first.click()
+    page.wait_for_url(f"{live_server.url}/admin/diagnostics/queries/statement/**")
+    assert page.locator(".diag-tabs li.selected").inner_text().strip().lower() == "queries"
+    assert page.locator("h2", has_text="Plan (EXPLAIN, generic)").count() == 1
+    assert page.locator(".errornote").count() == 0, page.content()[:500]
+    screenshot(f"{scheme}-statement")
     # The charts' palette follows the scheme, like the admin's own variables.
     colour = page.evaluate(
         "getComputedStyle(document.documentElement).getPropertyValue('--diag-s0').trim()"

@@ -30,6 +30,7 @@ from psycopg.abc import Params, QueryNoTemplate
 PAGE_SLUGS = (
     "overview",
     "activity",
+    "connections",
     "blocking",
     "queries",
     "space",

@@ -40,6 +40,7 @@ def diag_client(client, django_user_model):
 EXPECTED = {
     ("overview", "nothing"): ["lacks pg_read_all_stats"],
     ("activity", "nothing"): ["hides the state and query", "GRANT pg_monitor TO"],
+    ("connections", "nothing"): ["cannot see other roles'", "GRANT pg_read_all_stats TO"],
     ("queries", "nothing"): ["their text is hidden", "GRANT pg_read_all_stats TO"],
     ("settings", "nothing"): ["Hidden from role", "shared_preload_libraries"],
     ("privileges", "nothing"): [

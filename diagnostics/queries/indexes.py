@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 
 from django.db import connections
+from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
 from psycopg import sql
 
 from diagnostics.runner import Query, Result, run
@@ -189,7 +191,9 @@ DUPLICATES_V13 = Query(
 
 
 def duplicate_indexes(alias: str, *, limit: int = 200) -> Result[DuplicateIndex]:
-    query = DUPLICATES_V15 if connections[alias].pg_version >= 150000 else DUPLICATES_V13
+    # Every alias uses the PostgreSQL backend (portal.db); the stubs type the generic one.
+    connection = cast(PostgresWrapper, connections[alias])
+    query = DUPLICATES_V15 if connection.pg_version >= 150000 else DUPLICATES_V13
     return run(alias, query, {"limit": limit})
 
 

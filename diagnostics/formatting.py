@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 
 def bytes_label(value: float | None) -> str:
     if value is None:
@@ -58,19 +56,3 @@ def percent_label(ratio: float | None, digits: int = 1) -> str:
     if ratio is None:
         return "—"
     return f"{ratio * 100:.{digits}f} %"
-
-
-# Statement texts can carry credentials (ALTER ROLE ... PASSWORD '...', a dblink or
-# postgres_fdw connection string): they are masked wherever a text is shown or stored.
-_SECRETS = (
-    re.compile(r"(\bPASSWORD\s+)'(?:[^']|'')*'", re.IGNORECASE),
-    re.compile(r"(\bpassword\s*=\s*)('(?:[^']|'')*'|[^\s']+)", re.IGNORECASE),
-)
-
-
-def mask_secrets(text: str | None) -> str | None:
-    """The statement with password literals replaced by ``'***'``."""
-    if not text:
-        return text
-    text = _SECRETS[0].sub(r"\1'***'", text)
-    return _SECRETS[1].sub(r"\1***", text)

@@ -3,6 +3,7 @@
 from django import template
 
 from diagnostics import formatting
+from diagnostics.redaction import redact_sql
 
 register = template.Library()
 
@@ -11,7 +12,7 @@ register.filter("duration", formatting.duration_label)
 register.filter("ms", formatting.ms_label)
 register.filter("count", formatting.count_label)
 register.filter("percent", formatting.percent_label)
-register.filter("masked", formatting.mask_secrets)
+register.filter("masked", redact_sql)
 
 
 @register.filter

@@ -21,7 +21,13 @@ from typing import Any
 from django.db import models
 from django.http import HttpRequest
 
-from portal.request_context import client_ip, current_request, request_id, user_agent
+from portal.request_context import (
+    client_ip,
+    client_trace_id,
+    current_request,
+    request_id,
+    user_agent,
+)
 
 from .models import ActivityLog, SecurityEvent
 
@@ -244,6 +250,7 @@ def _activity_fields(
         "ip_address": client_ip(request),
         "user_agent": user_agent(request),
         "request_id": request_id(request)[:100],
+        "client_trace_id": client_trace_id(request),
     }
 
 
@@ -332,4 +339,5 @@ def record_security_event(
         ip_address=ip_address or client_ip(request),
         user_agent=user_agent(request),
         details=mask_secrets(data),
+        client_trace_id=client_trace_id(request),
     )

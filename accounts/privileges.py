@@ -16,7 +16,7 @@ are narrowed too, but a hand-made POST is validated the same way):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.models import Group, Permission
@@ -108,17 +108,19 @@ class GuardedUserForm(forms.ModelForm):
         target = self.instance if self.instance.pk else None
         if "groups" in self.fields:
             have = target.groups.values("pk") if target else []
-            self.fields["groups"].queryset = Group.objects.filter(
+            cast(
+                forms.ModelMultipleChoiceField, self.fields["groups"]
+            ).queryset = Group.objects.filter(
                 Q(pk__in=grantable_groups(self.actor).values("pk")) | Q(pk__in=have)
             )
         if "user_permissions" in self.fields:
             have_p = target.user_permissions.values("pk") if target else []
-            self.fields["user_permissions"].queryset = _permissions_or(
-                grantable_permissions(self.actor), have_p
-            )
+            cast(
+                forms.ModelMultipleChoiceField, self.fields["user_permissions"]
+            ).queryset = _permissions_or(grantable_permissions(self.actor), have_p)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or self.cleaned_data
         actor, target = self.actor, self.instance
         if actor is None:
             return data
@@ -163,12 +165,12 @@ class GuardedGroupForm(forms.ModelForm):
         if self.actor is None or "permissions" not in self.fields:
             return
         have = self.instance.permissions.values("pk") if self.instance.pk else []
-        self.fields["permissions"].queryset = _permissions_or(
+        cast(forms.ModelMultipleChoiceField, self.fields["permissions"]).queryset = _permissions_or(
             grantable_permissions(self.actor), have
         )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or self.cleaned_data
         if self.actor is not None and "permissions" in data:
             before = list(self.instance.permissions.all()) if self.instance.pk else []
             error = refused(

@@ -276,7 +276,7 @@ def drop_invalid_filters(model: type[models.Model], request: HttpRequest) -> Htt
         params.pop(key, None)
         shown = key.replace("\x00", "\\0")[:60]
         messages.warning(request, f"Filter {shown!r} ignored: the value {reason}.")
-    request.GET = params
+    request.GET = params  # type: ignore[assignment]  # a mutable copy, on purpose
     return request
 
 

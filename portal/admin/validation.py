@@ -26,8 +26,9 @@ def _check(field: models.Field, value: str) -> str | None:
     """Why ``value`` cannot be compared with ``field``'s column, or None."""
     if "\x00" in value:
         return "contains a NUL character"
-    if field.is_relation and getattr(field, "target_field", None) is not None:
-        return _check(field.target_field, value)
+    target = getattr(field, "target_field", None) if field.is_relation else None
+    if target is not None:
+        return _check(target, value)
     if isinstance(field, models.GenericIPAddressField):
         try:
             ipaddress.ip_address(value.strip())
@@ -53,10 +54,10 @@ def _check(field: models.Field, value: str) -> str | None:
         return None
     if isinstance(field, models.FloatField | models.DecimalField):
         try:
-            number = float(value.strip())
+            real = float(value.strip())
         except ValueError:
             return "is not a number"
-        return None if math.isfinite(number) else "is not a finite number"
+        return None if math.isfinite(real) else "is not a finite number"
     if isinstance(field, models.DateTimeField | models.DateField | models.TimeField):
         try:
             parsed = field.to_python(value.strip())
@@ -81,7 +82,7 @@ def invalid_lookups(model: type[models.Model], params: Mapping[str, list[str]]) 
             field = opts.get_field(name)
         except FieldDoesNotExist:
             continue  # a list filter's own parameter, or refused by the changelist
-        if not getattr(field, "concrete", False) or field.many_to_many:
+        if not isinstance(field, models.Field) or not field.concrete or field.many_to_many:
             continue
         lookup = lookups[-1] if lookups else "exact"
         for value in values:

@@ -325,12 +325,11 @@ SUFFIXES = ["", "__exact", "__in", "__isnull", "__gte", "__lt", "__range", "__ye
 
 
 def list_params(model) -> st.SearchStrategy[dict[str, str]]:
-    fields = [f for f in model._meta.concrete_fields]
-    per_field = st.sampled_from(fields).flatmap(
-        lambda f: st.tuples(
-            st.sampled_from(SUFFIXES).map(lambda s, f=f: f.name + s), hostile_values(f)
-        )
-    )
+    def lookups_of(field) -> st.SearchStrategy[tuple[str, str]]:
+        names = st.sampled_from([field.name + suffix for suffix in SUFFIXES])
+        return st.tuples(names, hostile_values(field))
+
+    per_field = st.sampled_from(list(model._meta.concrete_fields)).flatmap(lookups_of)
     reserved = st.tuples(
         st.sampled_from(["q", "o", "p", "all", "e", "_to_field", "_popup"]),
         st.one_of(nasty_text, nasty_numbers, st.sampled_from(["1.2.-3", "-0", "999"])),

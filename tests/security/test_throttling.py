@@ -74,10 +74,10 @@ def test_behind_a_load_balancer_each_client_keeps_its_own_address():
     balancer = {"REMOTE_ADDR": "35.191.0.1"}
     attacker = {"HTTP_X_FORWARDED_FOR": "1.2.3.4, 198.51.100.66, 34.120.0.5", **balancer}
     for _ in range(3):
-        login(user.email, "guess", **attacker)
+        login(user.email, "guess", None, **attacker)
     # The real user, through the same balancer, is not locked out ...
     owner = {"HTTP_X_FORWARDED_FOR": "203.0.113.5, 34.120.0.5", **balancer}
-    _, response = login(user.email, **owner)
+    _, response = login(user.email, PASSWORD, None, **owner)
     assert response.status_code == 302
     # ... and the audit trail names the real addresses, not the balancer's.
     [lockout] = events(event_type=LOCKOUT)

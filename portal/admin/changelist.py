@@ -10,7 +10,7 @@ list filters :mod:`portal.admin.filters`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.contrib import admin, messages
@@ -195,7 +195,7 @@ class LargeTableAdminMixin:
         return super().get_search_results(request, queryset, search_term)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        request = drop_invalid_filters(self.model, request)
+        request = drop_invalid_filters(cast(Any, self).model, request)
         term = request.GET.get("q", "")
         if len(term) > self.max_search_length:
             messages.warning(

@@ -6,7 +6,7 @@ import csv
 import datetime
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG
@@ -98,7 +98,7 @@ class CsvExportMixin:
             f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist",
             current_app=self.admin_site.name,
         )
-        if invalid_lookups(self.model, dict(request.GET.lists())):
+        if invalid_lookups(cast(Any, self).model, dict(request.GET.lists())):
             # The list names what is wrong with the filters; no CSV is made from them.
             return HttpResponseRedirect(f"{changelist_url}?{request.GET.urlencode()}")
         try:

@@ -6,6 +6,7 @@ checks the answer and the stored data, not only the status.
 """
 
 import html
+from typing import Any
 
 import pytest
 from django.contrib import admin
@@ -137,7 +138,8 @@ def test_every_json_column_is_masked_for_viewers(viewer):
         fields = [f for f in model._meta.concrete_fields if f.get_internal_type() == "JSONField"]
         if not fields:
             continue
-        obj = baker.make(model._meta.label, **{f.name: {"token": "Zq7token"} for f in fields})
+        values: dict[str, Any] = {f.name: {"token": "Zq7token"} for f in fields}
+        obj = baker.make(model._meta.label, **values)
         response = viewer.get(admin_url(model, "change", obj.pk))
         assert response.status_code == 200, model
         assert "Zq7token" not in response.content.decode(), model

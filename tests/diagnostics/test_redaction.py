@@ -12,6 +12,7 @@ cancel confirmation page (pg_stat_activity), and the stored snapshot rows.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable
 from io import StringIO
 
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from accounts.roles import OPERATOR, VIEWER
+from audit.models import ActivityLog
 from diagnostics.models import QueryStatSnapshot, StatsSnapshot
 from diagnostics.redaction import REDACTED_LITERAL, UNPARSEABLE
 from diagnostics.redaction import redact_sql as _redact_sql
@@ -153,6 +155,7 @@ def test_no_secret_survives_redaction_in_any_quoting_form(secret, case, context)
     template, form = case
     literal = EXPRESSION_FORMS[form](secret)
     assume(literal is not None)
+    assert literal is not None
     text = context[0] + template.format(lit=literal) + context[1]
     redacted = redact_sql(text)
     for trace in traces(secret, literal):
@@ -185,6 +188,15 @@ def test_a_text_cut_anywhere_shows_no_part_of_the_secret(secret, case, cut):
 )
 def test_statements_without_credentials_are_shown_as_they_are(text):
     assert redact_sql(text) == text
+
+
+def test_the_portals_own_scram_verifiers_are_redacted():
+    """What pg_stat_statements keeps from the role set-up (a verifier is a secret too)."""
+    verifier = "SCRAM-SHA-256$4096:c2FsdA==$Zq7stored:Zq7server"
+    text = f"CREATE ROLE metabase_reader LOGIN PASSWORD '{verifier}' CONNECTION LIMIT 5"
+    assert redact_sql(text) == (
+        "CREATE ROLE metabase_reader LOGIN PASSWORD '********' CONNECTION LIMIT 5"
+    )
 
 
 def test_credentials_in_literals_and_comments_of_any_statement_are_replaced():
@@ -266,6 +278,7 @@ def test_real_credentials_never_reach_a_page_or_a_snapshot(
 ):
     literal = DB_FORMS[form](secret)
     assume(literal is not None)
+    assert literal is not None
     statements = real_statements(probe_objects, literal)
     with connect(application_name="redaction-probe") as conn:
         for statement in statements:
@@ -315,6 +328,21 @@ def test_real_credentials_never_reach_a_page_or_a_snapshot(
         assert confirm.status_code == 200
         shown.append(html.unescape(confirm.content.decode()))
         assert "PASSWORD '********'" in shown[-1]
+        # Confirmed: the audit entry of the action carries the session's query.
+        operator.post(
+            reverse("admin:diagnostics_signal"),
+            {
+                "kind": "cancel",
+                "pid": pid,
+                "backend_start": backend_start.isoformat(),
+                "confirm": "yes",
+            },
+        )
+        entry = ActivityLog.objects.filter(
+            action="diagnostics.cancel_backend", resource_id=str(pid)
+        ).latest("created_at")
+        shown.append(json.dumps(entry.details))
+        assert "PASSWORD '********'" in entry.details["query"]
 
         StatsSnapshot.objects.all().delete()
         call_command(

@@ -31,7 +31,7 @@ COPY . .
 # collectstatic needs settings that load, not secrets: these placeholder values exist
 # only for this RUN (they are not in the image's environment), and nothing connects to
 # that DATABASE_URL. The compressed, hashed files and their manifest go to /app/staticfiles.
-RUN DJANGO_ENV=production SECRET_KEY=collectstatic-placeholder ALLOWED_HOSTS=localhost \
+RUN DJANGO_ENV=production SECRET_KEY=collectstatic-placeholder-never-used-to-sign-anything-0123456789 ALLOWED_HOSTS=localhost \
         DATABASE_URL=postgres://collectstatic@localhost/unused \
         python manage.py collectstatic --no-input \
     && python -m compileall -q /app

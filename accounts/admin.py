@@ -22,6 +22,7 @@ from portal.admin.base import PortalModelAdmin
 from portal.admin.filters import DateRangeFilter
 
 from .models import Company, OAuthAccount, User
+from .privileges import GuardedGroupForm, GuardedUserForm, guarded_form, may_manage
 
 
 def _clean_email(form: forms.ModelForm) -> str:
@@ -43,7 +44,7 @@ class PortalUserCreationForm(AdminUserCreationForm):
         return _clean_email(self)
 
 
-class PortalUserChangeForm(UserChangeForm):
+class PortalUserChangeForm(GuardedUserForm, UserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
@@ -101,6 +102,25 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
         ),
     ]
 
+    # The privilege-escalation guard (accounts/privileges.py): the form knows who
+    # submits it, superuser is read-only for everyone else, and a superuser can be
+    # changed (password included) or deleted by a superuser only.
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return guarded_form(form, request.user) if issubclass(form, GuardedUserForm) else form
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields.append("is_superuser")
+        return fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and may_manage(request.user, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and may_manage(request.user, obj)
+
     @admin.display(description="name")
     def full_name(self, obj: User) -> str:
         return f"{obj.first_name} {obj.last_name}".strip() or "—"
@@ -155,7 +175,10 @@ if admin.site.is_registered(Group):
 # takes the request Django's admin always passes.
 @admin.register(Group)
 class GroupAdmin(PortalModelAdmin, DjangoGroupAdmin):  # type: ignore[misc]
-    pass
+    form = GuardedGroupForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return guarded_form(super().get_form(request, obj, change=change, **kwargs), request.user)
 
 
 @admin.register(AccessAttempt)

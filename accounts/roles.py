@@ -12,10 +12,11 @@
 The rule is evaluated over the permissions that exist, so a model added later is
 covered without editing this file: ``accounts/migrations/0002_roles.py`` applies it
 once, and a ``post_migrate`` receiver applies it after every ``migrate`` (and after a
-test-suite flush), when Django has created the new models' permissions. Applying is
-additive: a permission an administrator removed from a role by hand comes back at
-the next migrate; to change a role, change this file. An app added later must be
-listed in ``ROLE_APPS``.
+test-suite flush), when Django has created the new models' permissions. Applying makes
+each role hold exactly what its rule gives: a permission removed by hand comes back,
+and one added by hand (or by an older rule) is taken away at the next migrate; the
+audit trail's write permissions are also taken from every other group and user. To
+change a role, change this file. An app added later must be listed in ``ROLE_APPS``.
 """
 
 from collections.abc import Callable
@@ -54,21 +55,49 @@ def role_permission_ids(Permission) -> dict[str, set[int]]:
 
 
 def apply_roles(Group, Permission) -> dict[str, list[int]]:
-    """Create the groups if missing and add the permissions the rule gives them.
+    """Create the groups if missing and make each hold exactly what its rule gives.
 
-    Returns the permission ids added per role. Works with historical models (the
-    migration) and real ones (post_migrate, where the additions fire ``m2m_changed``
-    and so reach the audit trail).
+    Returns the permission ids added per role (removals are recorded through the same
+    signals). Works with historical models (the migration) and real ones
+    (post_migrate, where the changes fire ``m2m_changed`` and so reach the audit trail).
     """
     added: dict[str, list[int]] = {}
     for role, wanted in role_permission_ids(Permission).items():
         group, _ = Group.objects.get_or_create(name=role)
         have = set(group.permissions.values_list("id", flat=True))
         missing = sorted(wanted - have)
+        extra = sorted(have - wanted)
         if missing:
             group.permissions.add(*missing)
             added[role] = missing
+        if extra:
+            group.permissions.remove(*extra)
+    _revoke_never(Group, Permission)
     return added
+
+
+def never_permission_ids(Permission) -> set[int]:
+    ids: set[int] = set()
+    for prefix in NEVER:
+        app, codename = prefix.split(".", 1)
+        ids |= set(
+            Permission.objects.filter(
+                content_type__app_label=app, codename__startswith=codename
+            ).values_list("id", flat=True)
+        )
+    return ids
+
+
+def _revoke_never(Group, Permission) -> None:
+    """No group or user keeps a permission that nobody may hold."""
+    never = never_permission_ids(Permission)
+    if not never:
+        return
+    for group in Group.objects.filter(permissions__in=never).distinct():
+        group.permissions.remove(*never)
+    user_model = Permission._meta.get_field("user").related_model
+    for user in user_model._base_manager.filter(user_permissions__in=never).distinct():
+        user.user_permissions.remove(*never)
 
 
 def sync_roles_after_migrate(sender, using: str = "default", **kwargs) -> None:

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any, cast
 from django.db import models
 from django.http import HttpRequest
 
-from portal.request_context import client_ip, current_request, request_id, user_agent
+from portal.request_context import (
+    client_ip,
+    client_trace_id,
+    current_request,
+    request_id,
+    user_agent,
+)
 
 from .models import ActivityLog, SecurityEvent
 
@@ -68,26 +74,30 @@ def _mask_leaves(value: Any) -> Any:
     return MASK
 
 
-def _mask_text(text: str) -> str:
+def _mask_text(text: str, max_text: int | None = MAX_TEXT) -> str:
     text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
     text = _BEARER.sub(lambda m: m.group("head") + MASK, text)
-    if len(text) > MAX_TEXT:
-        text = f"{text[:MAX_TEXT]}… ({len(text) - MAX_TEXT} more characters)"
+    if max_text is not None and len(text) > max_text:
+        text = f"{text[:max_text]}… ({len(text) - max_text} more characters)"
     return text
 
 
-def mask_secrets(value: Any) -> Any:
-    """A JSON-ready copy of ``value`` with every secret replaced by ``MASK``."""
+def mask_secrets(value: Any, *, max_text: int | None = MAX_TEXT) -> Any:
+    """A JSON-ready copy of ``value`` with every secret replaced by ``MASK``.
+
+    Long strings are cut at ``max_text`` characters (None: kept whole, as the admin's
+    pages and exports show values masked by this same function).
+    """
     if isinstance(value, Mapping):
         return {
-            str(k): _mask_leaves(v) if is_secret_key(k) else mask_secrets(v)
+            str(k): _mask_leaves(v) if is_secret_key(k) else mask_secrets(v, max_text=max_text)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
-        return [mask_secrets(v) for v in value]
+        return [mask_secrets(v, max_text=max_text) for v in value]
     value = jsonable(value)
     if isinstance(value, str):
-        return _mask_text(value)
+        return _mask_text(value, max_text)
     return value
 
 
@@ -248,6 +258,7 @@ def _activity_fields(
         "ip_address": client_ip(request),
         "user_agent": user_agent(request),
         "request_id": request_id(request)[:100],
+        "client_trace_id": client_trace_id(request),
     }
 
 
@@ -335,4 +346,5 @@ def record_security_event(
         ip_address=ip_address or client_ip(request),
         user_agent=user_agent(request),
         details=mask_secrets(data),
+        client_trace_id=client_trace_id(request),
     )

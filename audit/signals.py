@@ -58,6 +58,11 @@ def on_logged_out(sender, request, user, **kwargs) -> None:
 def on_locked_out(sender, request, username: str, ip_address: str, **kwargs) -> None:
     from axes.helpers import get_cool_off, get_failure_limit
 
+    from accounts.lockout import is_new_lockout
+
+    if not is_new_lockout(request):
+        return  # an attempt during a lockout already recorded
+
     cool_off = get_cool_off(request)
     services.record_security_event(
         event_type=EventType.LOCKOUT,

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from audit.services import record_activity
-from diagnostics.formatting import mask_secrets
 from diagnostics.queries import activity, server, statements
+from diagnostics.redaction import redact_sql
 
 QUERY_CHARS_IN_AUDIT = 10_000
 
@@ -59,7 +59,7 @@ def _session_details(session: activity.Session | None) -> dict[str, Any]:
         "application_name": session.application_name,
         "client_addr": session.client_addr,
         "state": session.state,
-        "query": (mask_secrets(session.query) or "")[:QUERY_CHARS_IN_AUDIT],
+        "query": (redact_sql(session.query) or "")[:QUERY_CHARS_IN_AUDIT],
     }
 
 
@@ -325,7 +325,7 @@ def explain_analyze(
                 "alias": alias,
                 "database": database,
                 "queryid": queryid,
-                "query": (mask_secrets(text) or "")[:QUERY_CHARS_IN_AUDIT],
+                "query": (redact_sql(text) or "")[:QUERY_CHARS_IN_AUDIT],
                 "result": "ran" if plan.ok else "refused",
                 "message": plan.error,
             },

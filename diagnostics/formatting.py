@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from typing import overload
-
 
 def bytes_label(value: float | None) -> str:
     if value is None:
@@ -106,23 +103,3 @@ def values_left_label(left: int | None) -> str:
     if left <= 0:
         return "none left"
     return f"{count_label(left)} left" if left != 1 else "1 left"
-
-
-# Statement texts can carry credentials (ALTER ROLE ... PASSWORD '...', a dblink or
-# postgres_fdw connection string): they are masked wherever a text is shown or stored.
-_SECRETS = (
-    re.compile(r"(\bPASSWORD\s+)'(?:[^']|'')*'", re.IGNORECASE),
-    re.compile(r"(\bpassword\s*=\s*)('(?:[^']|'')*'|[^\s']+)", re.IGNORECASE),
-)
-
-
-@overload
-def mask_secrets(text: str) -> str: ...
-@overload
-def mask_secrets(text: None) -> None: ...
-def mask_secrets(text: str | None) -> str | None:
-    """The statement with password literals replaced by ``'***'``."""
-    if not text:
-        return text
-    text = _SECRETS[0].sub(r"\1'***'", text)
-    return _SECRETS[1].sub(r"\1***", text)

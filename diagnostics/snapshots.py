@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from diagnostics.formatting import mask_secrets
 from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 from diagnostics.queries import overview, server, space, statements
+from diagnostics.redaction import redact_sql
 
 # Two int4 keys for pg_try_advisory_xact_lock: a constant class and hashtext(alias/db).
 LOCK_CLASS = 0x5D1A6  # "snapshot_stats"
@@ -93,7 +93,7 @@ def _deltas(
             QueryStatSnapshot(
                 queryid=t.queryid,
                 role_name=t.role or "",
-                query=mask_secrets(t.query) or "",
+                query=redact_sql(t.query) or "",
                 calls=calls,
                 total_exec_time_ms=exec_ms,
                 rows=n_rows,

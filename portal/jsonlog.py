@@ -218,3 +218,13 @@ def gunicorn_logconfig(level: str = "INFO", project: str | None = None) -> dict[
             "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
         },
     }
+
+
+class AsWarningWithoutTraceback(logging.Filter):
+    """Logs a record at WARNING without its traceback (for expected client errors)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True

@@ -7,11 +7,13 @@ forged. With ``TRUSTED_PROXY_COUNT = n`` the client is the n-th entry from the r
 (Cloud Run's front end is one proxy: n = 1). With n = 0 the header is ignored and
 ``REMOTE_ADDR`` is the client.
 
-Request id: Cloud Run sends the trace of each request in ``X-Cloud-Trace-Context``
-(``TRACE_ID/SPAN_ID;o=1``) and W3C ``traceparent`` (``00-TRACE_ID-SPAN_ID-FLAGS``);
-the 32-hex trace id becomes the request id, so audit rows can be matched with the
-request's logs. Without either header (or with a malformed one) a random id of the
-same shape is generated.
+Request id: generated here for every request (32 random hex digits), never taken
+from a header -- a client could otherwise choose the id its audit rows carry, or
+reuse another request's. The trace Cloud Run sends in ``X-Cloud-Trace-Context``
+(``TRACE_ID/SPAN_ID;o=1``) or W3C ``traceparent`` (``00-TRACE_ID-SPAN_ID-FLAGS``) is
+kept separately as the *client trace id* (audit rows store it in ``client_trace_id``,
+the JSON logs group lines by it); it is what the client or the front end said, useful
+for finding the request's logs, not an identity.
 
 The middleware also binds the request to a context variable, so code that runs
 without a request argument (signal receivers for group and permission changes) can
@@ -75,16 +77,23 @@ def trace_id(request: HttpRequest) -> str | None:
 
 
 def request_id(request: HttpRequest | None) -> str:
-    """The request's id: set by the middleware, else derived now (and remembered)."""
+    """The request's id: set by the middleware, else generated now (and remembered)."""
     if request is None:
         return ""
     existing = getattr(request, "request_id", None)
     if existing:
         return existing
-    value = trace_id(request) or uuid.uuid4().hex
+    value = uuid.uuid4().hex
     # An attribute of our own on the request (HttpRequest declares none such).
     setattr(request, "request_id", value)  # noqa: B010
     return value
+
+
+def client_trace_id(request: HttpRequest | None) -> str:
+    """The trace id the request arrived with (Cloud Run or the client), or ""."""
+    if request is None:
+        return ""
+    return trace_id(request) or ""
 
 
 def user_agent(request: HttpRequest | None) -> str:

@@ -6,6 +6,7 @@ DATABASE_URL required. Outside production, a missing DATABASE_URL means the
 project's own embedded PostgreSQL (``devdb``), started on demand.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,17 @@ _service_hosts, _service_origins = _service_hosts_and_origins(CLOUDRUN_SERVICE_U
 
 if PRODUCTION:
     SECRET_KEY = _required("SECRET_KEY")
+    # Refused rather than warned about (check --deploy only warns): a short or
+    # repetitive key makes sessions and password-reset tokens forgeable, and DEBUG
+    # shows settings and tracebacks to anyone who triggers an error.
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be at least 50 characters with at least 5 different ones "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(64))')"
+        )
     DEBUG = env.bool("DEBUG", default=False)
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off when DJANGO_ENV=production")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) + _service_hosts
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured(
@@ -218,7 +229,13 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes logs every successful login at INFO; failures and lockouts (WARNING)
     # are enough, and are in audit.security_events anyway.
-    "loggers": {"axes": {"level": "WARNING"}},
+    # A rejected admin lookup (?field__secret=...) is a client's bad request: one
+    # WARNING line, not an ERROR with a traceback that pages someone.
+    "filters": {"as_warning": {"()": "portal.jsonlog.AsWarningWithoutTraceback"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "django.security.DisallowedModelAdminLookup": {"filters": ["as_warning"]},
+    },
 }
 
 # Audit trail, login protection and security headers. Everything production-only is
@@ -228,17 +245,47 @@ LOGGING: dict[str, Any] = {
 # Proxies in front of the portal that append to X-Forwarded-For (Cloud Run: 1). The
 # client is the entry that many places from the right; entries left of it are
 # client-controlled. 0 = use REMOTE_ADDR.
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if PRODUCTION else 0)
+# Behind an external HTTPS load balancer (IAP) in front of Cloud Run: 2. Validated here,
+# because a wrong count silently makes every client share the balancer's address
+# (too low) or lets clients choose their own (too high).
+MAX_TRUSTED_PROXY_COUNT = 5
+try:
+    TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if PRODUCTION else 0)
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXY_COUNT must be a whole number of proxies, not "
+        f"{os.environ.get('TRUSTED_PROXY_COUNT')!r}"
+    ) from exc
+if not 0 <= TRUSTED_PROXY_COUNT <= MAX_TRUSTED_PROXY_COUNT:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXY_COUNT must be between 0 and {MAX_TRUSTED_PROXY_COUNT} "
+        f"(Cloud Run alone: 1; behind an external HTTPS load balancer: 2), "
+        f"not {TRUSTED_PROXY_COUNT}"
+    )
+if PRODUCTION and TRUSTED_PROXY_COUNT == 0:
+    raise ImproperlyConfigured(
+        "TRUSTED_PROXY_COUNT=0 in production: on Cloud Run every request comes through at "
+        "least Google's front end (1; behind an external HTTPS load balancer: 2)"
+    )
 
 # Brute-force protection (django-axes, database handler; its tables are in public):
 # LOGIN_FAILURE_LIMIT failed logins for one email from one IP lock that pair for
 # LOGIN_LOCKOUT_MINUTES after the last failure. Other IPs can still log in to the
 # account, so an attacker cannot lock a user out everywhere.
 AUTHENTICATION_BACKENDS = [
+    "accounts.lockout.LoginCeilingBackend",
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+# Wider limits (accounts/lockout.py), counted over the same cool-off window: failures
+# from one IP whatever the email, failures for one email whatever the IP, and failures
+# per minute across everything. Over one, every attempt is refused (429) until the
+# window has passed; the per-account limit is higher than the pair's so that locking a
+# user out everywhere takes many addresses and still only lasts the window.
+LOGIN_IP_FAILURE_LIMIT = env.int("LOGIN_IP_FAILURE_LIMIT", default=20)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=20)
+LOGIN_GLOBAL_FAILURES_PER_MINUTE = env.int("LOGIN_GLOBAL_FAILURES_PER_MINUTE", default=300)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"  # the admin login form's field (holds the email)

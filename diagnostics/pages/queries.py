@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 
@@ -9,6 +10,29 @@ from audit.models import ActivityLog
 from diagnostics import charts, checks, formatting, suggestions
 from diagnostics.pages.common import Page
 from diagnostics.queries import statements
+from diagnostics.redaction import redact_sql
+
+SEARCH_CHARS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryFilters:
+    search: str | None
+    errors: tuple[str, ...]
+
+
+def query_filters(params: Mapping[str, str]) -> QueryFilters:
+    search = (params.get("q") or "").strip()
+    if "\x00" in search:
+        # PostgreSQL text cannot hold NUL: say so instead of failing on the parameter.
+        return QueryFilters(None, ("Search: the text contains a NUL character; ignored.",))
+    if len(search) > SEARCH_CHARS:
+        return QueryFilters(
+            search[:SEARCH_CHARS],
+            (f"Search: only the first {SEARCH_CHARS} characters are used.",),
+        )
+    return QueryFilters(search or None, ())
+
 
 SUGGEST_FOR = 20  # the top statements by total time that get index suggestions
 
@@ -38,8 +62,10 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     if order not in statements.ORDERS:
         order = "total"
     include_portal = params.get("include_portal") in {"1", "on", "true"}
-    search = (params.get("q") or "").strip()[:200] or None
+    filters = query_filters(params)
+    search = filters.search
     page.panels.update(
+        filters=filters,
         search=search or "",
         status=status,
         order=order,
@@ -62,6 +88,17 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         include_portal=include_portal,
         search=search,
     )
+    if search:
+        # The server matched the raw text; a match that only a redacted literal made
+        # (searching "PASSWORD 'a", then "'ab", ...) would reveal the secret one letter
+        # at a time, so only rows whose shown text contains the search stay.
+        needle = search.casefold()
+        top = dataclasses.replace(
+            top,
+            rows=tuple(
+                r for r in top.rows if r.hidden or needle in (redact_sql(r.query) or "").casefold()
+            ),
+        )
     since = None
     dealloc = None
     if info.pgss_version_tuple >= (1, 9):
@@ -76,7 +113,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     first = top.first()
     chart_items = [
         (
-            formatting.mask_secrets(r.query) if not r.hidden else f"(hidden) queryid {r.queryid}",
+            redact_sql(r.query) if not r.hidden else f"(hidden) queryid {r.queryid}",
             r.total_ms,
         )
         for r in sorted(top.rows, key=lambda r: r.total_ms, reverse=True)[:10]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from diagnostics import charts, checks, explain, formatting, history, suggestions
 from diagnostics.pages.common import Page
 from diagnostics.queries import statements
+from diagnostics.redaction import redact_sql
 
 FULL_TEXT_CHARS = 100_000
 MAX_QUERYID = 2**63 - 1
@@ -50,7 +51,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     page.panels.update(
         rows=rows,
         text=text,
-        masked=formatting.mask_secrets(text),
+        masked=redact_sql(text) if text else text,
         calls=sum(r.calls for r in rows),
         total_ms=sum(r.total_ms for r in rows),
         rows_total=sum(r.rows for r in rows),

@@ -3,6 +3,7 @@
 from django import template
 
 from diagnostics import formatting
+from diagnostics.redaction import redact_sql
 
 register = template.Library()
 
@@ -13,7 +14,7 @@ register.filter("count", formatting.count_label)
 register.filter("percent", formatting.percent_label)
 register.filter("number", formatting.number_label)
 register.filter("values_left", formatting.values_left_label)
-register.filter("masked", formatting.mask_secrets)
+register.filter("masked", redact_sql)
 
 
 @register.filter

@@ -10,10 +10,16 @@ from audit.admin_mixins import AuditedAdminMixin
 from portal.admin.changelist import LargeTableAdminMixin
 from portal.admin.export import CsvExportMixin
 from portal.admin.hardening import HardenedAdminMixin
+from portal.admin.secrets import MaskedSecretsMixin
 
 
 class PortalModelAdmin(
-    AuditedAdminMixin, HardenedAdminMixin, CsvExportMixin, LargeTableAdminMixin, admin.ModelAdmin
+    AuditedAdminMixin,
+    MaskedSecretsMixin,
+    HardenedAdminMixin,
+    CsvExportMixin,
+    LargeTableAdminMixin,
+    admin.ModelAdmin,
 ):
     """The portal's ModelAdmin.
 
@@ -22,7 +28,8 @@ class PortalModelAdmin(
     large-table list defaults (estimated counts, no facets, bounded pagination, CSV
     export, 404 for unknown ids, hostile query strings answered without a server
     error: :class:`portal.admin.changelist.LargeTableAdminMixin`; the CSV export:
-    :class:`portal.admin.export.CsvExportMixin`).
+    :class:`portal.admin.export.CsvExportMixin`), secrets in JSON columns masked for
+    whoever cannot change the object (:mod:`portal.admin.secrets`).
     """
 
 

@@ -10,7 +10,7 @@ list filters :mod:`portal.admin.filters`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from django.contrib import admin, messages
@@ -28,6 +28,7 @@ from django.utils.functional import cached_property
 
 from portal.admin.estimates import RowCount, count_rows, humanize
 from portal.admin.forms import JSONTextarea, PrettyJSONFormField
+from portal.admin.validation import invalid_lookups
 
 #: Estimated lists paginate this deep at most; older rows are reached by filtering or by
 #: reversing the order (both index-backed), never by an OFFSET of millions.
@@ -94,6 +95,9 @@ class PortalChangeList(ChangeList):
         # The page is fetched here, not while the template renders: errors and time
         # limits surface in the view, and the template reuses the fetched rows.
         page_rows = self.fetch_page()
+        mask = getattr(self.model_admin, "mask_list_rows", None)
+        if mask is not None:
+            mask(request, self.result_list)
         row_count = getattr(self.paginator, "row_count", None)
         if row_count is None or row_count.is_exact:
             return
@@ -211,6 +215,7 @@ class LargeTableAdminMixin(_ModelAdminBase):
         return super().get_search_results(request, queryset, search_term)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        request = drop_invalid_filters(cast(Any, self).model, request)
         term = request.GET.get("q", "")
         if len(term) > self.max_search_length:
             messages.warning(
@@ -278,6 +283,21 @@ class LargeTableAdminMixin(_ModelAdminBase):
             ),
         }
         return TemplateResponse(request, "admin/portal/not_found.html", context, status=404)
+
+
+def drop_invalid_filters(model: type[models.Model], request: HttpRequest) -> HttpRequest:
+    """The request without the filters whose values cannot reach SQL, each named in a
+    message (portal/admin/validation.py); the list shows with the other filters."""
+    problems = invalid_lookups(model, dict(request.GET.lists()))
+    if not problems:
+        return request
+    params = request.GET.copy()
+    for key, reason in problems.items():
+        params.pop(key, None)
+        shown = key.replace("\x00", "\\0")[:60]
+        messages.warning(request, f"Filter {shown!r} ignored: the value {reason}.")
+    request.GET = params  # type: ignore[assignment]  # a mutable copy, on purpose
+    return request
 
 
 def parse_uuid(value: str) -> UUID | None:

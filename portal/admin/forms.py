@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django import forms
@@ -13,8 +14,11 @@ from django.forms.fields import InvalidJSONInput
 class PrettyJSONFormField(forms.JSONField):
     """JSON edited as indented text; anything PostgreSQL's jsonb would reject is a form error.
 
-    Python's json module accepts ``NaN``/``Infinity``, ``\\u0000`` and lone surrogates,
-    all of which PostgreSQL refuses (a DataError, i.e. a server error, at save time).
+    Python's json module accepts ``NaN``/``Infinity``, numbers too large for a double
+    (``1e999`` becomes infinity), ``\\u0000`` and lone surrogates, all of which
+    PostgreSQL refuses (a DataError, i.e. a server error, at save time); and nesting
+    thousands deep exhausts Python's recursion (and PostgreSQL's stack) first. Nesting
+    is limited to :data:`MAX_DEPTH` levels, checked before parsing.
     """
 
     default_error_messages = {
@@ -28,10 +32,33 @@ class PrettyJSONFormField(forms.JSONField):
         if value in self.empty_values:
             return None
         if isinstance(value, list | dict | int | float | bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValidationError(
+                    self.error_messages["unsupported"],
+                    code="unsupported",
+                    params={"reason": "JSON numbers must be finite."},
+                )
             return value
+        if _nesting_depth(value) > MAX_DEPTH:
+            raise ValidationError(
+                self.error_messages["unsupported"],
+                code="unsupported",
+                params={"reason": f"JSON may be nested at most {MAX_DEPTH} levels deep."},
+            )
         try:
-            converted = json.loads(value, cls=self.decoder, parse_constant=_reject_constant)
-        except (json.JSONDecodeError, ValueError):
+            converted = json.loads(
+                value,
+                cls=self.decoder,
+                parse_constant=_reject_constant,
+                parse_float=_finite_float,
+            )
+        except NonFiniteNumber as exc:
+            raise ValidationError(
+                self.error_messages["unsupported"],
+                code="unsupported",
+                params={"reason": str(exc)},
+            ) from None
+        except (json.JSONDecodeError, ValueError, RecursionError):
             raise ValidationError(
                 self.error_messages["invalid"], code="invalid", params={"value": value}
             ) from None
@@ -71,6 +98,44 @@ class PrettyJSONFormField(forms.JSONField):
         if isinstance(value, InvalidJSONInput):
             return value
         return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
+MAX_DEPTH = 100
+
+
+class NonFiniteNumber(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise NonFiniteNumber(
+            f"The number {text[:40]} is too large to store (jsonb numbers are finite)."
+        )
+    return number
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest nesting of [ and { in JSON text, ignoring brackets inside strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _reject_constant(name: str) -> None:

@@ -271,3 +271,136 @@ def test_random_requests_to_the_other_admin_pages(clients, role, data):
     assert client.get(url, query).status_code < 500
     assert client.post(url, query).status_code < 500
     assert ActivityLog.objects.count() == entries
+
+
+# --- Hostile values derived from each field's type --------------------------------
+#
+# Every list filter, search, ordering and pagination parameter of every registered
+# model's changelist (and its CSV export), and every parameter of every diagnostics
+# page, gets values chosen from what the column's type cannot take: malformed and
+# out-of-range numbers, non-finite floats, bad IPs, UUIDs and dates, NUL characters.
+# As superuser and as Viewer, nothing may answer 500.
+
+TYPED = settings(
+    max_examples=int(os.environ.get("FUZZ_TYPED_EXAMPLES", "4")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+nasty_text = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["\x00", "a\x00b", "%", "\\", "'", '"', "%00", "é" * 250, "a" * 5000]),
+)
+nasty_numbers = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80).map(str),
+    st.sampled_from(["1e999", "-1e999", "NaN", "inf", "-inf", "0x10", "1,5", "1.5", "-", ""]),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+nasty_dates = st.sampled_from(
+    ["2024-13-45", "0000-00-00", "9999-12-31T25:61", "-1", "1e9", "2024-02-30", "now", ""]
+)
+nasty_ips = st.sampled_from(["1", "999.1.1.1", "::g", "10.0.0.1/33", "1.2.3", "[::1]", ""])
+nasty_uuids = st.one_of(st.uuids().map(lambda u: str(u)[:-1] + "g"), st.sampled_from(["x", "1"]))
+nasty_booleans = st.sampled_from(["maybe", "2", "", "True", "-1", "on"])
+
+
+def hostile_values(field) -> st.SearchStrategy[str]:
+    from django.db import models as m
+
+    if field.is_relation and getattr(field, "target_field", None) is not None:
+        return hostile_values(field.target_field)
+    if isinstance(field, m.GenericIPAddressField):
+        choice = nasty_ips
+    elif isinstance(field, m.UUIDField):
+        choice = nasty_uuids
+    elif isinstance(field, m.DateField | m.DateTimeField | m.TimeField):
+        choice = nasty_dates
+    elif isinstance(field, m.BooleanField):
+        choice = nasty_booleans
+    elif isinstance(field, m.IntegerField | m.AutoField | m.FloatField | m.DecimalField):
+        choice = nasty_numbers
+    else:
+        choice = nasty_text
+    return st.one_of(choice, nasty_text)
+
+
+SUFFIXES = ["", "__exact", "__in", "__isnull", "__gte", "__lt", "__range", "__year"]
+
+
+def list_params(model) -> st.SearchStrategy[dict[str, str]]:
+    def lookups_of(field) -> st.SearchStrategy[tuple[str, str]]:
+        names = st.sampled_from([field.name + suffix for suffix in SUFFIXES])
+        return st.tuples(names, hostile_values(field))
+
+    per_field = st.sampled_from(list(model._meta.concrete_fields)).flatmap(lookups_of)
+    reserved = st.tuples(
+        st.sampled_from(["q", "o", "p", "all", "e", "_to_field", "_popup"]),
+        st.one_of(nasty_text, nasty_numbers, st.sampled_from(["1.2.-3", "-0", "999"])),
+    )
+    return st.lists(st.one_of(per_field, reserved), min_size=1, max_size=4).map(dict)
+
+
+@pytest.fixture
+def typed_clients(db):
+    superuser = make_user("fuzz-root@example.com", is_superuser=True)
+    viewer = make_user("fuzz-viewer@example.com", role="Viewer")
+    result = {}
+    for user in (superuser, viewer):
+        client, response = login(user.email)
+        assert response.status_code == 302
+        client.raise_request_exception = True
+        result[user.email] = client
+    return result
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
+@TYPED
+@given(data=st.data())
+def test_hostile_typed_values_in_every_list_never_fail(typed_clients, model, data):
+    params = data.draw(list_params(model))
+    for client in typed_clients.values():
+        response = client.get(admin_url(model, "changelist"), params)
+        assert response.status_code < 500, params
+        try:
+            export = admin_url(model, "export_csv")
+        except NoReverseMatch:
+            continue
+        response = client.get(export, params)
+        assert response.status_code < 500, params
+        if response.streaming:
+            b"".join(response.streaming_content)
+
+
+DIAGNOSTICS_PARAMS = {
+    "db": st.one_of(st.sampled_from(["default", "nope", ""]), nasty_text),
+    "state": st.one_of(st.sampled_from(["active", "idle in transaction"]), nasty_text),
+    "min_seconds": nasty_numbers,
+    "idle_in_transaction": nasty_booleans,
+    "q": nasty_text,
+    "order": st.one_of(st.sampled_from(["total", "mean", "io"]), nasty_text),
+    "include_portal": nasty_booleans,
+}
+
+
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "overview",
+        "activity",
+        "blocking",
+        "queries",
+        "space",
+        "indexes",
+        "maintenance",
+        "settings",
+        "privileges",
+        "replication",
+    ],
+)
+@TYPED
+@given(data=st.data())
+def test_hostile_values_on_every_diagnostics_page_never_fail(typed_clients, slug, data):
+    keys = data.draw(st.lists(st.sampled_from(sorted(DIAGNOSTICS_PARAMS)), max_size=4))
+    params = {k: data.draw(DIAGNOSTICS_PARAMS[k]) for k in keys}
+    url = reverse("admin:diagnostics" if slug == "overview" else f"admin:diagnostics_{slug}")
+    for client in typed_clients.values():
+        assert client.get(url, params).status_code < 500, params

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Variables the settings read; cleared before each test so the shell cannot interfere.
 SETTINGS_VARIABLES = {
     "DJANGO_ENV",
+    "TRUSTED_PROXY_COUNT",
     "SECRET_KEY",
     "DEBUG",
     "ALLOWED_HOSTS",
@@ -117,10 +118,12 @@ def load_settings(tmp_path: Path) -> Iterator[Callable[..., dict[str, Any]]]:
 
 
 PRODUCTION = {"DJANGO_ENV": "production", "GOOGLE_CLOUD_PROJECT": "demo-proj"}
+# A key production accepts (50+ characters, not repetitive); not a secret anywhere.
+GOOD_KEY = "test-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEF"
 # What production needs when no Secret Manager is involved.
 MINIMAL_PRODUCTION = {
     "DJANGO_ENV": "production",
-    "SECRET_KEY": "k" * 50,
+    "SECRET_KEY": GOOD_KEY,
     "DATABASE_URL": "postgres://portal@db.internal:5432/portal",
 }
 
@@ -173,7 +176,7 @@ def test_the_payload_is_read_as_a_dotenv_file(load_settings, secret_manager):
     payload = (
         b"# comment line\n"
         b"\n"
-        b"SECRET_KEY='quoted # not a comment'\n"
+        b"SECRET_KEY='quoted # not a comment, long enough for production use'\n"
         b'DATABASE_URL="postgres://u:p@db.internal:5432/portal"\n'
         b"ALLOWED_HOSTS=a.example.com,b.example.com\n"
     )
@@ -181,7 +184,7 @@ def test_the_payload_is_read_as_a_dotenv_file(load_settings, secret_manager):
 
     s = load_settings(**PRODUCTION)
 
-    assert s["SECRET_KEY"] == "quoted # not a comment"
+    assert s["SECRET_KEY"] == "quoted # not a comment, long enough for production use"
     assert s["DATABASES"]["default"]["HOST"] == "db.internal"
     assert s["ALLOWED_HOSTS"] == ["a.example.com", "b.example.com"]
 
@@ -213,14 +216,14 @@ def test_a_denied_secret_names_the_missing_permission(load_settings, secret_mana
 
 
 def test_a_local_env_file_wins_over_secret_manager(load_settings, secret_manager):
-    dotenv = "SECRET_KEY=" + "d" * 50 + "\nDATABASE_URL=postgres://u@localhost/x\n"
+    dotenv = "SECRET_KEY=" + GOOD_KEY + "\nDATABASE_URL=postgres://u@localhost/x\n"
     dotenv += "ALLOWED_HOSTS=localhost\n"
 
     s = load_settings(dotenv=dotenv, **PRODUCTION)
 
     assert secret_manager.requests == []
     assert s["SETTINGS_SOURCE"].startswith(".env file ")
-    assert s["SECRET_KEY"] == "d" * 50
+    assert s["SECRET_KEY"] == GOOD_KEY
 
 
 @pytest.mark.parametrize("django_env", ["development", "test"])
@@ -288,7 +291,7 @@ def test_cloud_sql_socket_url_parses_to_host_name_and_user(load_settings):
         ),
         ALLOWED_HOSTS="x.example.com",
         DJANGO_ENV="production",
-        SECRET_KEY="k" * 50,
+        SECRET_KEY=GOOD_KEY,
     )
 
     db = s["DATABASES"]["default"]
@@ -435,3 +438,36 @@ def test_production_logs_are_json(load_settings):
 def test_an_unknown_log_format_is_refused(load_settings):
     with pytest.raises(ImproperlyConfigured, match="LOG_FORMAT"):
         load_settings(LOG_FORMAT="xml", ALLOWED_HOSTS="x.example.com", **MINIMAL_PRODUCTION)
+
+
+# --- refusals ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key", ["short", "k" * 64, "abab" * 20], ids=["short", "one-character", "four-characters"]
+)
+def test_production_refuses_a_weak_secret_key(load_settings, key):
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be at least 50"):
+        load_settings(ALLOWED_HOSTS="x.example.com", **{**MINIMAL_PRODUCTION, "SECRET_KEY": key})
+
+
+def test_production_refuses_debug(load_settings):
+    with pytest.raises(ImproperlyConfigured, match="DEBUG must be off"):
+        load_settings(ALLOWED_HOSTS="x.example.com", DEBUG="1", **MINIMAL_PRODUCTION)
+
+
+@pytest.mark.parametrize("count", ["-1", "6", "two", "1.5"])
+def test_an_impossible_proxy_count_is_refused_at_start(load_settings, count):
+    with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXY_COUNT"):
+        load_settings(
+            ALLOWED_HOSTS="x.example.com", TRUSTED_PROXY_COUNT=count, **MINIMAL_PRODUCTION
+        )
+
+
+def test_production_needs_at_least_cloud_runs_proxy(load_settings):
+    with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXY_COUNT=0 in production"):
+        load_settings(ALLOWED_HOSTS="x.example.com", TRUSTED_PROXY_COUNT="0", **MINIMAL_PRODUCTION)
+    behind_balancer = load_settings(
+        ALLOWED_HOSTS="x.example.com", TRUSTED_PROXY_COUNT="2", **MINIMAL_PRODUCTION
+    )
+    assert behind_balancer["TRUSTED_PROXY_COUNT"] == 2

@@ -7,7 +7,7 @@ import pytest
 from django.test import RequestFactory, override_settings
 
 from accounts.models import Company
-from portal.request_context import client_ip, request_id
+from portal.request_context import client_ip, client_trace_id, request_id
 from tests.audit.support import activity, admin_url
 
 rf = RequestFactory()
@@ -52,16 +52,17 @@ def test_ipv6_and_ports_are_understood():
     assert ip_of("203.0.113.9:5123") == "203.0.113.9"
 
 
-def test_request_id_comes_from_the_cloud_trace_header():
-    request = rf.get("/", HTTP_X_CLOUD_TRACE_CONTEXT="105445aa7843bc8bf206b12000100000/1;o=1")
-    assert request_id(request) == "105445aa7843bc8bf206b12000100000"
-
-
-def test_request_id_comes_from_traceparent():
-    request = rf.get(
-        "/", HTTP_TRACEPARENT="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    )
-    assert request_id(request) == "4bf92f3577b34da6a3ce929d0e0e4736"
+def test_the_request_id_is_ours_and_the_clients_trace_is_kept_apart():
+    """A client-chosen traceparent must not become the audit rows' request id."""
+    chosen = "4bf92f3577b34da6a3ce929d0e0e4736"
+    request = rf.get("/", HTTP_TRACEPARENT=f"00-{chosen}-00f067aa0ba902b7-01")
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id(request))
+    assert request_id(request) != chosen
+    assert client_trace_id(request) == chosen
+    cloud = rf.get("/", HTTP_X_CLOUD_TRACE_CONTEXT="105445aa7843bc8bf206b12000100000/1;o=1")
+    assert client_trace_id(cloud) == "105445aa7843bc8bf206b12000100000"
+    assert request_id(cloud) != "105445aa7843bc8bf206b12000100000"
+    assert request_id(rf.get("/")) != request_id(rf.get("/"))
 
 
 @pytest.mark.parametrize(
@@ -97,8 +98,9 @@ def test_an_admin_change_records_client_ip_user_agent_and_request_id(admin_clien
         HTTP_X_CLOUD_TRACE_CONTEXT="105445aa7843bc8bf206b12000100000/1;o=1",
     )
     assert response.status_code == 302
-    assert response["X-Request-ID"] == "105445aa7843bc8bf206b12000100000"
     [entry] = activity(resource_type="accounts.company", resource_id=str(company.pk))
+    assert response["X-Request-ID"] == entry.request_id
+    assert re.fullmatch(r"[0-9a-f]{32}", entry.request_id)
+    assert entry.client_trace_id == "105445aa7843bc8bf206b12000100000"
     assert entry.ip_address == "203.0.113.7"
     assert entry.user_agent == "pytest-browser/1.0"
-    assert entry.request_id == "105445aa7843bc8bf206b12000100000"

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from dbroles import metabase
-from dbroles.check import FAIL, failed, run_checks
+from dbroles.check import FAIL, catalog_findings, failed, run_checks
 from dbroles.metabase import PASSWORD_ENV, AccessConfig, AccessError, PasswordState
 
 
@@ -244,7 +244,7 @@ class Command(BaseCommand):
         params = metabase.login_params(conn)
         where = f"{params.get('host', 'local socket')} database {params.get('dbname', '?')}"
         self.stdout.write(f"Checking as {config.login_role} on {where}:")
-        results = run_checks(params, config, password)
+        results = catalog_findings(conn, config) + run_checks(params, config, password)
         for result in results:
             line = str(result)
             self.stdout.write(self.style.ERROR(line) if result.status == FAIL else line)

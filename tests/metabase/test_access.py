@@ -580,7 +580,7 @@ def test_an_existing_application_role_is_never_taken_over(access):
     try:
         execute(sql.SQL("CREATE TABLE core.mbt_owned (id integer)"))
         execute(sql.SQL("ALTER TABLE core.mbt_owned OWNER TO {}").format(sql.Identifier(app_role)))
-        with pytest.raises(CommandError, match="owns table core.mbt_owned") as info:
+        with pytest.raises(CommandError, match=r"owns table core\.mbt_owned") as info:
             run("--group-role", access.group, "--login-role", app_role)
         assert "looks like an application role" in str(info.value)
     finally:

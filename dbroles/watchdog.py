@@ -133,14 +133,25 @@ def _unlink_large_objects(conn: psycopg.Connection, config: AccessConfig) -> lis
             try:
                 with conn.transaction():
                     cur.execute("SELECT pg_catalog.lo_unlink(%(oid)s::oid)", {"oid": oid})
-            except errors.InsufficientPrivilege:
-                # Only the owner may unlink: act as a member of it for this transaction.
+            except errors.InsufficientPrivilege as exc:
+                # Only the owner (or a member inheriting its privileges) may unlink. From
+                # 16 a role's creator holds ADMIN OPTION on it (without INHERIT): it grants
+                # itself a membership for this transaction, and the REVOKE takes back only
+                # that grant (grants are per grantor from 16). Before 16 a REVOKE would
+                # take the existing membership too, so it reports instead.
+                if metabase.read_session(conn).server_version_num < 160000:
+                    actions.append(
+                        Action(
+                            "error",
+                            f"could not unlink large object {oid} of {owner}: "
+                            f"{metabase.first_line(exc)} (run as a member of {owner} or a "
+                            "superuser)",
+                            {"oid": oid, "owner": owner},
+                        )
+                    )
+                    continue
                 role = sql.Identifier(owner)
-                version = metabase.read_session(conn).server_version_num
-                grant = sql.SQL("GRANT {} TO CURRENT_USER").format(role)
-                if version >= 160000:
-                    grant += sql.SQL(" WITH INHERIT TRUE")
-                cur.execute(grant)
+                cur.execute(sql.SQL("GRANT {} TO CURRENT_USER WITH INHERIT TRUE").format(role))
                 cur.execute("SELECT pg_catalog.lo_unlink(%(oid)s::oid)", {"oid": oid})
                 cur.execute(sql.SQL("REVOKE {} FROM CURRENT_USER").format(role))
             actions.append(

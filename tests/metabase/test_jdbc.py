@@ -298,7 +298,7 @@ def test_a_view_over_auth_is_never_granted_and_check_names_it(granted):
         revoked = f"revoke SELECT on analytics.mbt_people from {granted.group}"  # noqa: S608
         assert revoked in out
         for view in ("analytics.mbt_people", "core.mbt_people_again", "analytics.mbt_audit_mv"):
-            (result,) = probe(granted, "SELECT * FROM " + view)
+            (result,) = probe(granted, "SELECT * FROM " + view)  # noqa: S608 - fixed names
             assert result["sqlstate"] == DENIED, (view, result)
         # A second run does not grant it back, and --check keeps naming it.
         assert "grant SELECT on analytics.mbt_people" not in run(*granted.args)

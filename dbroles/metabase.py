@@ -780,32 +780,31 @@ def _keyword(word: str) -> sql.SQL:
 
 def _object_ref(p: Privilege) -> tuple[sql.Composable, str]:
     """(SQL naming the object of a privilege, its name for people)."""
+    name, schema = p.name or "", p.schema or ""
     if p.kind == "database":
-        return sql.SQL("DATABASE {}").format(_id(p.name)), f"database {p.name}"
+        return sql.SQL("DATABASE {}").format(_id(name)), f"database {p.name}"
     if p.kind == "schema":
-        return sql.SQL("SCHEMA {}").format(_id(p.name)), f"schema {p.name}"
+        return sql.SQL("SCHEMA {}").format(_id(name)), f"schema {p.name}"
     if p.kind == "tablespace":
-        return sql.SQL("TABLESPACE {}").format(_id(p.name)), f"tablespace {p.name}"
+        return sql.SQL("TABLESPACE {}").format(_id(name)), f"tablespace {p.name}"
     if p.kind == "parameter":
-        return sql.SQL("PARAMETER {}").format(_id(p.name)), f"parameter {p.name}"
+        return sql.SQL("PARAMETER {}").format(_id(name)), f"parameter {p.name}"
     if p.kind == "language":
-        return sql.SQL("LANGUAGE {}").format(_id(p.name)), f"language {p.name}"
+        return sql.SQL("LANGUAGE {}").format(_id(name)), f"language {p.name}"
     if p.kind == "foreign data wrapper":
-        return sql.SQL("FOREIGN DATA WRAPPER {}").format(_id(p.name)), f"wrapper {p.name}"
+        return sql.SQL("FOREIGN DATA WRAPPER {}").format(_id(name)), f"wrapper {p.name}"
     if p.kind == "foreign server":
-        return sql.SQL("FOREIGN SERVER {}").format(_id(p.name)), f"server {p.name}"
+        return sql.SQL("FOREIGN SERVER {}").format(_id(name)), f"server {p.name}"
     if p.kind == "large object":
-        return sql.SQL("LARGE OBJECT {}").format(sql.Literal(int(p.name))), (
-            f"large object {p.name}"
-        )
+        return sql.SQL("LARGE OBJECT {}").format(sql.Literal(int(name))), (f"large object {p.name}")
     if p.kind in ("routine", "type"):
         # regprocedure / regtype output: schema-qualified and quoted by PostgreSQL itself.
         keyword = "ROUTINE" if p.kind == "routine" else "TYPE"
-        qualified = "." in p.name.split("(")[0] or (p.kind == "type" and p.schema == "pg_catalog")
-        signature = p.name if qualified else f"{_quote(p.schema)}.{p.name}"
-        return sql.SQL(keyword + " ") + sql.SQL(signature), f"{p.kind} {signature}"
+        qualified = "." in name.split("(")[0] or (p.kind == "type" and p.schema == "pg_catalog")
+        signature = name if qualified else f"{_quote(schema)}.{name}"
+        return sql.SQL(keyword + " ") + sql.SQL(signature)  # type: ignore[arg-type], f"{p.kind} {signature}"
     kind = "SEQUENCE" if p.objtype == "S" else "TABLE"
-    return sql.SQL(kind + " {}").format(_id(p.schema, p.name)), f"{p.schema}.{p.name}"
+    return sql.SQL(kind + " {}").format(_id(schema, name)), f"{p.schema}.{p.name}"
 
 
 def _quote(name: str | None) -> str:

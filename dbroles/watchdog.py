@@ -93,7 +93,8 @@ def _signal_overdue(conn: psycopg.Connection, config: AccessConfig) -> list[Acti
                     sql.SQL("SELECT {}(%(pid)s)").format(sql.Identifier("pg_catalog", function)),
                     {"pid": pid},
                 )
-                done = bool(cur.fetchone()[0])
+                row = cur.fetchone()
+                done = bool(row and row[0])
             except errors.InsufficientPrivilege as exc:
                 actions.append(
                     Action(
@@ -122,7 +123,7 @@ def _signal_overdue(conn: psycopg.Connection, config: AccessConfig) -> list[Acti
 
 def _unlink_large_objects(conn: psycopg.Connection, config: AccessConfig) -> list[Action]:
     names = [config.login_role, config.group_role]
-    actions = []
+    actions: list[Action] = []
     with conn.cursor() as cur:
         cur.execute(LARGE_OBJECTS_SQL, {"names": names})
         owned = cur.fetchall()

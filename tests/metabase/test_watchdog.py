@@ -122,7 +122,7 @@ def test_large_objects_the_role_owns_are_unlinked(granted):
     execute("GRANT EXECUTE ON FUNCTION lo_from_bytea(oid, bytea) TO PUBLIC")
     with login(granted) as conn:
         conn.execute("BEGIN READ WRITE")
-        oid = conn.execute("SELECT lo_from_bytea(0, '\\x01'::bytea)").fetchone()[0]
+        (oid,) = conn.execute("SELECT lo_from_bytea(0, '\\x01'::bytea)").fetchall()[0]
         conn.execute("COMMIT")
     out = watchdog(granted)
     assert f"unlinked large object {oid} owned by {granted.login}" in out
@@ -153,7 +153,7 @@ def test_a_non_superuser_watchdog_unlinks_through_a_membership_it_never_keeps(gr
     try:
         with login(granted) as conn:
             conn.execute("BEGIN READ WRITE")
-            oid = conn.execute("SELECT lo_from_bytea(0, '\\x02'::bytea)").fetchone()[0]
+            (oid,) = conn.execute("SELECT lo_from_bytea(0, '\\x02'::bytea)").fetchall()[0]
             conn.execute("COMMIT")
         from django.db import connection
 

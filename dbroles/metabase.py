@@ -802,7 +802,8 @@ def _object_ref(p: Privilege) -> tuple[sql.Composable, str]:
         keyword = "ROUTINE" if p.kind == "routine" else "TYPE"
         qualified = "." in name.split("(")[0] or (p.kind == "type" and p.schema == "pg_catalog")
         signature = name if qualified else f"{_quote(schema)}.{name}"
-        return sql.SQL(keyword + " ") + sql.SQL(signature)  # type: ignore[arg-type], f"{p.kind} {signature}"
+        target = sql.SQL(keyword + " ") + sql.SQL(signature)  # type: ignore[arg-type]
+        return target, f"{p.kind} {signature}"
     kind = "SEQUENCE" if p.objtype == "S" else "TABLE"
     return sql.SQL(kind + " {}").format(_id(schema, name)), f"{p.schema}.{p.name}"
 

@@ -11,7 +11,7 @@ PG15_BIN ?= /usr/lib/postgresql/15/bin
 # `make test` always uses the embedded clusters, never a DATABASE_URL from the shell.
 TEST_ENV := env -u DATABASE_URL DJANGO_ENV=test
 
-.PHONY: help venv browser-deps pg15-deps typecheck db run test lint check pytest pytest-pg15 bench db-stop db-status psql clean
+.PHONY: help venv browser-deps jdbc-deps pg15-deps typecheck db run test lint check pytest pytest-pg15 bench db-stop db-status psql clean
 
 help:
 	@echo "make run    - the portal on http://127.0.0.1:$(PORT)/ (embedded PostgreSQL, demo data)"
@@ -65,6 +65,20 @@ browser-deps:
 		fi; \
 	fi
 
+# The Metabase tier talks to PostgreSQL through the driver Metabase ships: the real
+# PostgreSQL JDBC driver, run by a single-file Java program (java Prog.java needs JDK 11+).
+JDBC_JAR ?= /usr/share/java/postgresql.jar
+
+jdbc-deps:
+	@if [ ! -f "$(JDBC_JAR)" ] || ! command -v java >/dev/null || ! command -v javac >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "== installing a headless JDK and the PostgreSQL JDBC driver (apt) for the Metabase tests =="; \
+			$(APT_INSTALL) default-jdk-headless libpostgresql-jdbc-java >/dev/null; \
+		else \
+			echo "java or $(JDBC_JAR) is missing: sudo apt-get install default-jdk-headless libpostgresql-jdbc-java" >&2; exit 1; \
+		fi; \
+	fi
+
 pg15-deps:
 	@if [ ! -x "$(PG15_BIN)/postgres" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
@@ -77,10 +91,10 @@ pg15-deps:
 		fi; \
 	fi
 
-pytest: venv browser-deps
+pytest: venv browser-deps jdbc-deps
 	$(TEST_ENV) $(PY) -m pytest
 
-pytest-pg15: venv browser-deps pg15-deps
+pytest-pg15: venv browser-deps jdbc-deps pg15-deps
 	@echo "== the same suite on PostgreSQL 15 ($(PG15_BIN)) =="
 	$(TEST_ENV) PG_BIN=$(PG15_BIN) PORTAL_PGDATA=$(CURDIR)/.pgdata15 $(PY) -m pytest
 

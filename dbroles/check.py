@@ -12,19 +12,23 @@ with ``psycopg.sql.Identifier`` from names the catalog returned.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors, sql
 
+from dbroles import metabase
 from dbroles.metabase import (
     FORBIDDEN_SCHEMAS,
     READABLE_RELKINDS,
     SCHEMAS,
     AccessConfig,
+    AccessError,
+    PasswordState,
     first_line,
+    try_login,
 )
 
 PASS, FAIL, NOTE = "PASS", "FAIL", "note"
@@ -150,19 +154,16 @@ def failed(results: list[Result]) -> list[Result]:
 
 def run_checks(params: dict[str, str], config: AccessConfig, password: str) -> list[Result]:
     """Log in as the login role with ``password`` and try everything; one Result per line."""
-    try:
-        conn = psycopg.connect(
-            # libpq parameters (all str): none can be one of connect()'s own keyword
-            # arguments (autocommit, row_factory, ...), which mypy cannot know.
-            **params,  # type: ignore[arg-type]
-            user=config.login_role,
-            password=password,
-            autocommit=True,
-            connect_timeout=10,
-            application_name="metabase_access --check",
-        )
-    except psycopg.OperationalError as exc:
-        return [Result(FAIL, f"cannot log in as {config.login_role}: {first_line(exc)}")]
+    conn, outcome = try_login(params, config.login_role, password, "metabase_access --check")
+    if conn is None:
+        state = f" ({outcome.sqlstate})" if outcome.sqlstate else ""
+        return [
+            Result(
+                FAIL,
+                f"cannot log in as {config.login_role}: {outcome.kind}{state}: "
+                f"{outcome.detail}; fix: {_LOGIN_FIXES[outcome.kind]}",
+            )
+        ]
     with conn:
         results = [
             Result(
@@ -179,10 +180,83 @@ def run_checks(params: dict[str, str], config: AccessConfig, password: str) -> l
             _cannot_write,
             _cannot_create,
             _cannot_read_forbidden,
+            _no_dormant_grants,
+            _cannot_write_large_objects,
+            _cannot_read_server_files,
             _cannot_read_others_queries,
         ):
             results.extend(check(conn, config))
         return results
+
+
+_LOGIN_FIXES = {
+    "wrong password": "run `manage.py metabase_access` (it sets the password from "
+    "METABASE_DB_PASSWORD when, and only when, the login says it is wrong)",
+    "too many connections": "the role's CONNECTION LIMIT is reached: lower Metabase's pool "
+    "(MB_JDBC_DATA_WAREHOUSE_MAX_CONNECTION_POOL_SIZE) or raise --connection-limit; the "
+    "password was not touched",
+    "unreachable": "the server did not answer this login (down, restarting, wrong "
+    "host/port); the password was not touched",
+    "refused": "the role may not log in (NOLOGIN, pg_hba.conf, or it does not exist): run "
+    "`manage.py metabase_access`",
+}
+
+
+def catalog_findings(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:
+    """What a run of the command would change, read on the command's own connection.
+
+    One FAIL line per item (a privilege, membership, setting, PUBLIC grant the run would
+    take back, something the roles own, a view over auth or audit) with the exact fix;
+    the password is not part of it (the login checks test it).
+    """
+    try:
+        plan = metabase.plan_grant(
+            conn, config, password=None, password_state=PasswordState(needs_setting=False)
+        )
+    except AccessError as exc:
+        return [Result(FAIL, f"{exc}")]
+    results = [
+        Result(FAIL, f"{c.summary}; fix: {(c.shown or c.statement).as_string(conn)};")
+        for c in plan.changes
+    ]
+    for owned in metabase.read_owned(conn, [config.login_role, config.group_role]):
+        if owned.large_object:
+            fix = f"SELECT lo_unlink({owned.objid}); or metabase_watchdog / --drop-owned"
+        elif owned.temporary:
+            fix = "it ends with its session; metabase_watchdog ends sessions past the limits"
+        else:
+            fix = "metabase_access --drop-owned or --reassign-owned-to ROLE"
+        results.append(Result(FAIL, f"{owned.role} owns {owned.label}; fix: {fix}"))
+    for view in metabase.read_forbidden_dependents(conn):
+        results.append(
+            Result(
+                FAIL,
+                f"{view.label} is in {view.schema}, which Metabase reads; it is not granted. "
+                f"fix: drop it or move it out of {', '.join(SCHEMAS)} "
+                f"(ALTER {'MATERIALIZED VIEW' if view.relkind == 'm' else 'VIEW'} "
+                f"{view.schema}.{view.name} SET SCHEMA <private schema>)",
+            )
+        )
+    for (database,) in _rows(conn, metabase.PUBLIC_CONNECT_SQL):
+        if database not in metabase.MAINTENANCE_DATABASES:
+            results.append(
+                Result(
+                    NOTE,
+                    f"PUBLIC may connect to database {database}, so {config.login_role} "
+                    f"can log in there with PUBLIC's privileges; to close it: REVOKE CONNECT ON "
+                    f"DATABASE {database} FROM PUBLIC and grant CONNECT to the roles that use it",
+                )
+            )
+    if not results or all(r.status == NOTE for r in results):
+        results.insert(
+            0,
+            Result(
+                PASS,
+                "the catalog is converged: no extra privilege, membership, setting, "
+                "PUBLIC grant or owned object; no view over " + " or ".join(FORBIDDEN_SCHEMAS),
+            ),
+        )
+    return results
 
 
 def _auth(conn: psycopg.Connection) -> str:
@@ -205,7 +279,7 @@ def _rolled_back(conn: psycopg.Connection) -> Iterator[None]:
         yield
 
 
-def _attempt(conn: psycopg.Connection, statement: sql.Composed) -> Exception | None:
+def _attempt(conn: psycopg.Connection, statement: sql.SQL | sql.Composed) -> Exception | None:
     """Run one statement in a transaction that is always rolled back; the error, if any."""
     try:
         with _rolled_back(conn):
@@ -277,7 +351,11 @@ def _can_read(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:
 
 
 def _metadata(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:
-    expected = {(r.schema, r.name) for r in _relations(conn, SCHEMAS, READABLE_RELKINDS)}
+    # information_schema (SQL standard) has no materialized views; Metabase lists them
+    # through the JDBC driver (pg_class), and their columns through pg_attribute.
+    relations = _relations(conn, SCHEMAS, READABLE_RELKINDS)
+    matviews = [r for r in relations if r.relkind == "m"]
+    expected = {(r.schema, r.name) for r in relations if r.relkind != "m"}
     listed = set(_rows(conn, METADATA_TABLES_SQL, {"schemas": list(SCHEMAS)}))
     columns = {
         (s, t): n for s, t, n in _rows(conn, METADATA_COLUMNS_SQL, {"schemas": list(SCHEMAS)})
@@ -295,7 +373,28 @@ def _metadata(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:
         )
     else:
         results.append(Result(PASS, "information_schema.columns describes every one of them"))
+    for rel in matviews:
+        described = _rows(
+            conn,
+            "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = %(r)s::regclass "
+            "AND attnum > 0 AND NOT attisdropped",
+            {"r": _regclass(rel)},
+        )[0][0]
+        if not described:
+            results.append(Result(FAIL, f"pg_attribute shows no column of {rel.label}"))
+    if matviews:
+        results.append(
+            Result(
+                PASS,
+                f"{len(matviews)} materialized view(s) listed and described by pg_class and "
+                "pg_attribute (information_schema has none)",
+            )
+        )
     return results
+
+
+def _regclass(rel: Relation) -> str:
+    return sql.Identifier(rel.schema, rel.name).as_string(None)
 
 
 def _read_only_by_default(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:
@@ -333,7 +432,9 @@ def _write_statements(rel: Relation) -> list[tuple[str, sql.Composed]]:
 
 
 def _expect_denied(
-    conn: psycopg.Connection, attempts: list[tuple[str, sql.Composed]], results: list[Result]
+    conn: psycopg.Connection,
+    attempts: Sequence[tuple[str, sql.SQL | sql.Composed]],
+    results: list[Result],
 ) -> int:
     """Run each attempt; a FAIL for any that is not refused for lack of privilege."""
     for label, statement in attempts:
@@ -434,6 +535,122 @@ def _cannot_read_forbidden(conn: psycopg.Connection, config: AccessConfig) -> li
             )
         )
     return results
+
+
+# Privileges on forbidden relations and schemas, whether or not they can be used now: a
+# SELECT on auth.users without USAGE on auth is one GRANT USAGE away from a read.
+DORMANT_SQL = """
+SELECT c.oid::regclass::text, p.privilege
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',
+                        'TRIGGER']) AS p(privilege)
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S')
+  AND (CASE WHEN c.relkind = 'S' THEN p.privilege = 'SELECT'
+                 AND has_sequence_privilege(c.oid, 'SELECT, USAGE, UPDATE')
+            ELSE has_table_privilege(c.oid, p.privilege)
+                 OR (p.privilege IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+                     AND has_any_column_privilege(c.oid, p.privilege)) END)
+UNION ALL
+SELECT n.nspname::text, p.privilege
+FROM pg_catalog.pg_namespace n
+CROSS JOIN unnest(ARRAY['USAGE', 'CREATE']) AS p(privilege)
+WHERE n.nspname = ANY(%(schemas)s) AND has_schema_privilege(n.oid, p.privilege)
+ORDER BY 1, 2
+"""
+
+
+def _no_dormant_grants(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:
+    found = _rows(conn, DORMANT_SQL, {"schemas": list(FORBIDDEN_SCHEMAS)})
+    if not found:
+        return [
+            Result(
+                PASS,
+                f"holds no privilege at all on {' or '.join(FORBIDDEN_SCHEMAS)} or anything in "
+                "them (not even one unusable for lack of USAGE)",
+            )
+        ]
+    return [
+        Result(
+            FAIL,
+            f"holds {privilege} on {name} (through a grant to it, {config.group_role} or "
+            "PUBLIC); fix: run `manage.py metabase_access`, which revokes it",
+        )
+        for name, privilege in found
+    ]
+
+
+def _cannot_write_large_objects(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:
+    results = []
+    for label, statement in (
+        ("lo_from_bytea", "SELECT lo_from_bytea(0, '\\x00'::bytea)"),
+        ("lo_create", "SELECT lo_create(0)"),
+        ("lo_creat", "SELECT lo_creat(-1)"),
+    ):
+        try:
+            with _rolled_back(conn):
+                conn.execute("SET TRANSACTION READ WRITE")
+                conn.execute(statement)
+        except errors.InsufficientPrivilege:
+            continue
+        except psycopg.Error as exc:
+            results.append(
+                Result(FAIL, f"{label} failed, but not for lack of privilege: {first_line(exc)}")
+            )
+            continue
+        results.append(
+            Result(
+                FAIL,
+                f"can create a large object with {label} after SET TRANSACTION READ WRITE "
+                "(rolled back); fix: run `manage.py metabase_access`, which revokes EXECUTE on "
+                "it from PUBLIC",
+            )
+        )
+    compat = _rows(conn, "SELECT current_setting('lo_compat_privileges')")[0][0]
+    if compat == "on":
+        results.append(
+            Result(
+                FAIL,
+                "lo_compat_privileges is on: anyone may read and write every large object; "
+                "fix: ALTER SYSTEM SET lo_compat_privileges = off (Cloud SQL: the database flag)",
+            )
+        )
+    if not results:
+        results.append(
+            Result(
+                PASS,
+                "cannot create a large object even after SET TRANSACTION READ WRITE "
+                "(lo_from_bytea, lo_create, lo_creat: permission denied)",
+            )
+        )
+    return results
+
+
+def _cannot_read_server_files(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:
+    attempts: list[tuple[str, sql.SQL | sql.Composed]] = [
+        (
+            "pg_read_file of the configuration file",
+            sql.SQL("SELECT pg_catalog.pg_read_file(current_setting('config_file'))"),
+        ),
+        ("pg_ls_dir", sql.SQL("SELECT pg_catalog.pg_ls_dir('.')")),
+        ("COPY ... TO PROGRAM", sql.SQL("COPY (SELECT 1) TO PROGRAM 'true'")),
+    ]
+    extension = _rows(conn, STAT_STATEMENTS_SCHEMA_SQL)
+    if extension:
+        attempts.append(
+            (
+                "pg_stat_statements_reset",
+                sql.SQL("SELECT {}()").format(
+                    sql.Identifier(extension[0][0], "pg_stat_statements_reset")
+                ),
+            )
+        )
+    results: list[Result] = []
+    _expect_denied(conn, attempts, results)
+    if not results:
+        names = ", ".join(label for label, _ in attempts)
+        return [Result(PASS, f"cannot run {names} (permission denied)")]
+    return [Result(r.status, f"{r.text}; fix: run `manage.py metabase_access`") for r in results]
 
 
 def _cannot_read_others_queries(conn: psycopg.Connection, config: AccessConfig) -> list[Result]:

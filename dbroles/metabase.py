@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import psycopg
@@ -74,6 +76,8 @@ _PRIVILEGES = {
     "CONNECT",
     "TEMPORARY",
     "EXECUTE",
+    "SET",
+    "ALTER SYSTEM",
 }
 # pg_default_acl.defaclobjtype -> the object class keyword of ALTER DEFAULT PRIVILEGES.
 _DEFAULT_ACL_OBJECTS = {
@@ -176,6 +180,9 @@ class Plan:
     database: str
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Changes already applied in the same transaction before this plan was made (the
+    # ownership step), listed with it.
+    applied_before: list[Change] = field(default_factory=list)
 
     def add(
         self, summary: str, statement: sql.SQL | sql.Composed, shown: sql.Composable | None = None
@@ -225,17 +232,24 @@ GROUP BY m.rolname, r.rolname
 ORDER BY 1, 2
 """
 
+# Settings of the role in every database: database NULL = for every database.
 ROLE_SETTINGS_SQL = """
-SELECT s.setdatabase <> 0 AS in_database, cfg
+SELECT db.datname::text, cfg
 FROM pg_catalog.pg_db_role_setting s
+LEFT JOIN pg_catalog.pg_database db ON db.oid = s.setdatabase
 CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
 WHERE s.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %(role)s)
-  AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database
-                            WHERE datname = current_database()))
+  AND (s.setdatabase = 0 OR db.oid IS NOT NULL)
+ORDER BY 1 NULLS FIRST, 2
 """
 
-# Every privilege the given roles hold directly in this database: on the database itself,
-# schemas, relations, columns, and default privileges.
+# Every privilege the given roles hold directly: on every database (a shared catalog, so
+# also postgres and template1), and in this database on schemas, relations, columns,
+# routines, types, languages, foreign-data wrappers and servers, large objects and
+# default privileges; tablespaces (shared). PostgreSQL 15+ adds parameters (below).
+# The grantee's privileges on what it owns are left out: ownership is reported apart.
+# ``name`` of a routine or type is its regprocedure / regtype text, which PostgreSQL
+# quotes itself (format_procedure, format_type), so it can be put into a statement.
 PRIVILEGES_SQL = """
 WITH grantee AS (
     SELECT oid, rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(%(names)s)
@@ -246,13 +260,14 @@ SELECT 'database' AS kind, NULL::text AS schema, d.datname::text AS name,
 FROM pg_catalog.pg_database d
 CROSS JOIN LATERAL aclexplode(d.datacl) a
 JOIN grantee g ON g.oid = a.grantee
-WHERE d.datname = current_database()
+WHERE d.datdba <> g.oid
 UNION ALL
 SELECT 'schema', n.nspname, n.nspname, NULL, NULL, NULL, g.rolname, a.privilege_type,
        a.is_grantable
 FROM pg_catalog.pg_namespace n
 CROSS JOIN LATERAL aclexplode(n.nspacl) a
 JOIN grantee g ON g.oid = a.grantee
+WHERE n.nspowner <> g.oid
 UNION ALL
 SELECT 'relation', n.nspname, c.relname, NULL, NULL, c.relkind::text, g.rolname,
        a.privilege_type, a.is_grantable
@@ -260,6 +275,7 @@ FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL aclexplode(c.relacl) a
 JOIN grantee g ON g.oid = a.grantee
+WHERE c.relowner <> g.oid
 UNION ALL
 SELECT 'column', n.nspname, c.relname, att.attname, NULL, c.relkind::text, g.rolname,
        a.privilege_type, a.is_grantable
@@ -268,7 +284,58 @@ JOIN pg_catalog.pg_class c ON c.oid = att.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL aclexplode(att.attacl) a
 JOIN grantee g ON g.oid = a.grantee
-WHERE att.attacl IS NOT NULL AND NOT att.attisdropped
+WHERE att.attacl IS NOT NULL AND NOT att.attisdropped AND c.relowner <> g.oid
+UNION ALL
+SELECT 'routine', n.nspname, p.oid::regprocedure::text, NULL, NULL, p.prokind::text,
+       g.rolname, a.privilege_type, a.is_grantable
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+CROSS JOIN LATERAL aclexplode(p.proacl) a
+JOIN grantee g ON g.oid = a.grantee
+WHERE p.proowner <> g.oid
+UNION ALL
+SELECT 'type', n.nspname, t.oid::regtype::text, NULL, NULL, t.typtype::text, g.rolname,
+       a.privilege_type, a.is_grantable
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+CROSS JOIN LATERAL aclexplode(t.typacl) a
+JOIN grantee g ON g.oid = a.grantee
+WHERE t.typowner <> g.oid
+UNION ALL
+SELECT 'language', NULL, l.lanname::text, NULL, NULL, NULL, g.rolname, a.privilege_type,
+       a.is_grantable
+FROM pg_catalog.pg_language l
+CROSS JOIN LATERAL aclexplode(l.lanacl) a
+JOIN grantee g ON g.oid = a.grantee
+WHERE l.lanowner <> g.oid
+UNION ALL
+SELECT 'foreign data wrapper', NULL, w.fdwname::text, NULL, NULL, NULL, g.rolname,
+       a.privilege_type, a.is_grantable
+FROM pg_catalog.pg_foreign_data_wrapper w
+CROSS JOIN LATERAL aclexplode(w.fdwacl) a
+JOIN grantee g ON g.oid = a.grantee
+WHERE w.fdwowner <> g.oid
+UNION ALL
+SELECT 'foreign server', NULL, fs.srvname::text, NULL, NULL, NULL, g.rolname,
+       a.privilege_type, a.is_grantable
+FROM pg_catalog.pg_foreign_server fs
+CROSS JOIN LATERAL aclexplode(fs.srvacl) a
+JOIN grantee g ON g.oid = a.grantee
+WHERE fs.srvowner <> g.oid
+UNION ALL
+SELECT 'tablespace', NULL, ts.spcname::text, NULL, NULL, NULL, g.rolname, a.privilege_type,
+       a.is_grantable
+FROM pg_catalog.pg_tablespace ts
+CROSS JOIN LATERAL aclexplode(ts.spcacl) a
+JOIN grantee g ON g.oid = a.grantee
+WHERE ts.spcowner <> g.oid
+UNION ALL
+SELECT 'large object', NULL, lo.oid::text, NULL, NULL, NULL, g.rolname, a.privilege_type,
+       a.is_grantable
+FROM pg_catalog.pg_largeobject_metadata lo
+CROSS JOIN LATERAL aclexplode(lo.lomacl) a
+JOIN grantee g ON g.oid = a.grantee
+WHERE lo.lomowner <> g.oid
 UNION ALL
 SELECT 'default', n.nspname, NULL, NULL, owner.rolname, da.defaclobjtype::text, g.rolname,
        a.privilege_type, a.is_grantable
@@ -277,6 +344,161 @@ JOIN pg_catalog.pg_roles owner ON owner.oid = da.defaclrole
 LEFT JOIN pg_catalog.pg_namespace n ON n.oid = da.defaclnamespace
 CROSS JOIN LATERAL aclexplode(da.defaclacl) a
 JOIN grantee g ON g.oid = a.grantee
+"""
+
+# pg_parameter_acl (GRANT SET / ALTER SYSTEM ON PARAMETER) exists from PostgreSQL 15.
+PARAMETER_PRIVILEGES_SQL = """
+SELECT 'parameter', NULL, pa.parname::text, NULL, NULL, NULL, r.rolname::text,
+       a.privilege_type::text, a.is_grantable
+FROM pg_catalog.pg_parameter_acl pa
+CROSS JOIN LATERAL aclexplode(pa.paracl) a
+JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE r.rolname = ANY(%(names)s)
+"""
+
+# PUBLIC's privileges in this database beyond the ones the object started with: what
+# initdb or the extension's script gave it (pg_init_privs), else the built-in default
+# (acldefault). The Metabase role is a member of PUBLIC, so any such grant is a grant to
+# it. Fewer privileges than at the start (the large-object functions below) are fine.
+PUBLIC_EXTRA_SQL = """
+WITH obj AS (
+    SELECT 'schema' AS kind, 'pg_namespace'::regclass AS classid, n.oid AS objid,
+           0 AS objsubid, n.nspname::text AS schema, n.nspname::text AS name,
+           NULL::text AS column_name, NULL::text AS objtype, n.nspacl AS acl,
+           acldefault('n', n.nspowner) AS dflt
+    FROM pg_catalog.pg_namespace n
+    UNION ALL
+    SELECT 'relation', 'pg_class'::regclass, c.oid, 0, n.nspname, c.relname, NULL,
+           c.relkind::text, c.relacl,
+           acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    UNION ALL
+    SELECT 'column', 'pg_class'::regclass, c.oid, att.attnum, n.nspname, c.relname,
+           att.attname, c.relkind::text, att.attacl, NULL::aclitem[]
+    FROM pg_catalog.pg_attribute att
+    JOIN pg_catalog.pg_class c ON c.oid = att.attrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE att.attacl IS NOT NULL AND NOT att.attisdropped
+    UNION ALL
+    SELECT 'routine', 'pg_proc'::regclass, p.oid, 0, n.nspname, p.oid::regprocedure::text,
+           NULL, p.prokind::text, p.proacl, acldefault('f', p.proowner)
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    UNION ALL
+    SELECT 'language', 'pg_language'::regclass, l.oid, 0, NULL, l.lanname::text, NULL, NULL,
+           l.lanacl, acldefault('l', l.lanowner)
+    FROM pg_catalog.pg_language l
+    UNION ALL
+    SELECT 'large object', 'pg_largeobject'::regclass, lo.oid, 0, NULL, lo.oid::text, NULL,
+           NULL, lo.lomacl, acldefault('L', lo.lomowner)
+    FROM pg_catalog.pg_largeobject_metadata lo
+    UNION ALL
+    SELECT 'database', 'pg_database'::regclass, d.oid, 0, NULL, d.datname::text, NULL,
+           NULL, d.datacl, acldefault('d', d.datdba)
+    FROM pg_catalog.pg_database d WHERE d.datname = current_database()
+)
+SELECT o.kind, o.schema, o.name, o.column_name, NULL, o.objtype, 'PUBLIC',
+       a.privilege_type::text, a.is_grantable
+FROM obj o
+CROSS JOIN LATERAL aclexplode(o.acl) a
+LEFT JOIN pg_catalog.pg_init_privs ip
+       ON ip.classoid = o.classid AND ip.objoid = o.objid AND ip.objsubid = o.objsubid
+WHERE o.acl IS NOT NULL AND a.grantee = 0
+  -- initdb grants PUBLIC its views without recording them in pg_init_privs; each shows
+  -- only what the reader has privileges on.
+  AND o.schema IS DISTINCT FROM 'information_schema'
+  AND NOT EXISTS (
+      SELECT 1 FROM aclexplode(COALESCE(ip.initprivs, o.dflt, '{}'::aclitem[])) b
+      WHERE b.grantee = 0 AND b.privilege_type = a.privilege_type
+  )
+"""
+
+# The functions that create a large object. A role that cannot create one and owns none
+# cannot write any (writing needs ownership or an UPDATE grant, lo_compat_privileges off).
+# lo_import's server-side forms are superuser-only from initdb; listed so a grant is seen.
+LARGE_OBJECT_CREATORS: tuple[str, ...] = (
+    "pg_catalog.lo_creat(integer)",
+    "pg_catalog.lo_create(oid)",
+    "pg_catalog.lo_from_bytea(oid,bytea)",
+    "pg_catalog.lo_import(text)",
+    "pg_catalog.lo_import(text,oid)",
+)
+
+# For each of them: may PUBLIC execute it, and may the given role (directly)?
+LARGE_OBJECT_CREATORS_SQL = """
+SELECT sig.text,
+       EXISTS (SELECT 1 FROM aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) a
+               WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public_may,
+       EXISTS (SELECT 1 FROM aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) a
+               WHERE a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %(role)s)
+                 AND a.privilege_type = 'EXECUTE') AS role_may
+FROM unnest(%(signatures)s::text[]) AS sig(text)
+JOIN pg_catalog.pg_proc p ON p.oid = sig.text::regprocedure
+ORDER BY 1
+"""
+
+# What the given roles own, in this database (described) or elsewhere (counted), from
+# pg_shdepend; temporary objects are marked, they go with their session.
+OWNED_SQL = """
+SELECT r.rolname::text,
+       CASE WHEN d.dbid = 0 OR db.datname = current_database()
+            THEN pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) END,
+       db.datname::text,
+       d.classid = 'pg_catalog.pg_class'::regclass AND EXISTS (
+           SELECT 1 FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.oid = d.objid AND c.relpersistence = 't') AS temporary,
+       d.classid = 'pg_catalog.pg_largeobject'::regclass AS large_object,
+       d.objid,
+       d.classid = 'pg_catalog.pg_namespace'::regclass OR (
+           d.classid = 'pg_catalog.pg_class'::regclass AND NOT EXISTS (
+               SELECT 1 FROM pg_catalog.pg_class c
+               WHERE c.oid = d.objid AND c.relpersistence = 't')) AS application_object
+FROM pg_catalog.pg_shdepend d
+JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid
+LEFT JOIN pg_catalog.pg_database db ON db.oid = d.dbid
+WHERE d.refclassid = 'pg_catalog.pg_authid'::regclass AND d.deptype = 'o'
+  AND r.rolname = ANY(%(names)s)
+ORDER BY 1, 3 NULLS FIRST, 2
+"""
+
+# Views and materialized views in the readable schemas that read a relation of the
+# forbidden schemas, directly or through other views: a view runs with its owner's
+# privileges, so SELECT on it would read auth or audit. A view's query is its
+# pg_rewrite rule; pg_depend records every relation (and column) the rule reads.
+FORBIDDEN_DEPENDENTS_SQL = """
+WITH RECURSIVE tainted(oid, via) AS (
+    SELECT c.oid, c.oid::regclass::text
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ANY(%(forbidden)s)
+    UNION
+    SELECT rw.ev_class, t.via
+    FROM tainted t
+    JOIN pg_catalog.pg_depend dep
+      ON dep.refclassid = 'pg_catalog.pg_class'::regclass AND dep.refobjid = t.oid
+     AND dep.classid = 'pg_catalog.pg_rewrite'::regclass
+    JOIN pg_catalog.pg_rewrite rw ON rw.oid = dep.objid
+    WHERE rw.ev_class <> t.oid
+)
+SELECT n.nspname::text, c.relname::text, c.relkind::text,
+       string_agg(DISTINCT t.via, ', ' ORDER BY t.via) AS reads
+FROM tainted t
+JOIN pg_catalog.pg_class c ON c.oid = t.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s)
+GROUP BY 1, 2, 3
+ORDER BY 1, 2
+"""
+
+# Databases other than this one that PUBLIC may connect to. postgres and template1 are
+# maintenance databases no application uses; the command takes PUBLIC's CONNECT there.
+MAINTENANCE_DATABASES: tuple[str, ...] = ("postgres", "template1")
+PUBLIC_CONNECT_SQL = """
+SELECT d.datname::text
+FROM pg_catalog.pg_database d
+WHERE d.datallowconn AND d.datname <> current_database()
+  AND EXISTS (SELECT 1 FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a
+              WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT')
+ORDER BY 1
 """
 
 SCHEMAS_SQL = """
@@ -326,6 +548,22 @@ FROM pg_catalog.pg_shdepend d
 LEFT JOIN pg_catalog.pg_database db ON db.oid = d.dbid
 WHERE d.refclassid = 'pg_catalog.pg_authid'::regclass
   AND d.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %(role)s)
+"""
+
+# Memberships in the Metabase roles (the other direction of MEMBERSHIPS_SQL). Before 16
+# there is no inherit_option / set_option: inheritance is the member's rolinherit, and
+# SET ROLE is always allowed.
+MEMBERS_OF_OURS_SQL = """
+SELECT m.rolname::text AS member, r.rolname::text AS role,
+       bool_or(am.admin_option),
+       bool_or(COALESCE((to_jsonb(am) ->> 'inherit_option')::boolean, m.rolinherit)),
+       bool_or(COALESCE((to_jsonb(am) ->> 'set_option')::boolean, true))
+FROM pg_catalog.pg_auth_members am
+JOIN pg_catalog.pg_roles r ON r.oid = am.roleid
+JOIN pg_catalog.pg_roles m ON m.oid = am.member
+WHERE r.rolname = ANY(%(names)s)
+GROUP BY 1, 2
+ORDER BY 1, 2
 """
 
 MEMBERS_OF_SQL = """
@@ -407,23 +645,42 @@ def read_memberships(conn: psycopg.Connection, names: list[str]) -> list[Members
     return [Membership(*row) for row in _rows(conn, MEMBERSHIPS_SQL, {"names": names})]
 
 
+def read_all_role_settings(conn: psycopg.Connection, role: str) -> dict[str | None, dict[str, str]]:
+    """Settings of ``role`` by database (None: for every database), as ALTER ROLE set them."""
+    found: dict[str | None, dict[str, str]] = defaultdict(dict)
+    for database, cfg in _rows(conn, ROLE_SETTINGS_SQL, {"role": role}):
+        key, _, value = cfg.partition("=")
+        found[database][key] = value
+    return dict(found)
+
+
 def read_role_settings(
     conn: psycopg.Connection, role: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(settings for every database, settings for this database only) of ``role``."""
-    everywhere: dict[str, str] = {}
-    here: dict[str, str] = {}
-    for in_database, cfg in _rows(conn, ROLE_SETTINGS_SQL, {"role": role}):
-        key, _, value = cfg.partition("=")
-        (here if in_database else everywhere)[key] = value
-    return everywhere, here
+    found = read_all_role_settings(conn, role)
+    here = read_session(conn).database
+    return found.get(None, {}), found.get(here, {})
 
 
-_KIND_ORDER = {"database": 0, "schema": 1, "relation": 2, "column": 3, "default": 4}
+_KIND_ORDER = {
+    "database": 0,
+    "tablespace": 1,
+    "parameter": 2,
+    "schema": 3,
+    "relation": 4,
+    "column": 5,
+    "routine": 6,
+    "type": 7,
+    "language": 8,
+    "foreign data wrapper": 9,
+    "foreign server": 10,
+    "large object": 11,
+    "default": 12,
+}
 
 
-def read_privileges(conn: psycopg.Connection, names: list[str]) -> list[Privilege]:
-    rows = [Privilege(*row) for row in _rows(conn, PRIVILEGES_SQL, {"names": names})]
+def _sorted_privileges(rows: list[Privilege]) -> list[Privilege]:
     return sorted(
         rows,
         key=lambda p: (
@@ -436,6 +693,68 @@ def read_privileges(conn: psycopg.Connection, names: list[str]) -> list[Privileg
             p.privilege,
         ),
     )
+
+
+def read_privileges(conn: psycopg.Connection, names: list[str]) -> list[Privilege]:
+    """Every privilege the roles hold directly (see PRIVILEGES_SQL), parameters on 15+."""
+    rows = [Privilege(*row) for row in _rows(conn, PRIVILEGES_SQL, {"names": names})]
+    if read_session(conn).server_version_num >= 150000:
+        rows += [Privilege(*row) for row in _rows(conn, PARAMETER_PRIVILEGES_SQL, {"names": names})]
+    return _sorted_privileges(rows)
+
+
+def read_public_extra_privileges(conn: psycopg.Connection) -> list[Privilege]:
+    """PUBLIC's privileges in this database beyond the ones initdb or an extension gave."""
+    return _sorted_privileges([Privilege(*row) for row in _rows(conn, PUBLIC_EXTRA_SQL)])
+
+
+@dataclass(frozen=True)
+class Owned:
+    """One object a Metabase role owns."""
+
+    role: str
+    description: str | None  # None: in another database
+    database: str | None
+    temporary: bool
+    large_object: bool
+    objid: int
+    # A schema or a permanent table: what an application role owns, never what the SQL
+    # editor can make (large objects, temporary tables).
+    application_object: bool
+
+    @property
+    def label(self) -> str:
+        if self.description is None:
+            return f"an object in database {self.database}"
+        return self.description + (" (temporary, ends with its session)" if self.temporary else "")
+
+
+def read_owned(conn: psycopg.Connection, names: list[str]) -> list[Owned]:
+    return [Owned(*row) for row in _rows(conn, OWNED_SQL, {"names": names})]
+
+
+@dataclass(frozen=True)
+class ForbiddenDependent:
+    """A view or materialized view in a readable schema that reads auth or audit."""
+
+    schema: str
+    name: str
+    relkind: str
+    reads: str
+
+    @property
+    def label(self) -> str:
+        kind = "materialized view" if self.relkind == "m" else "view"
+        return f"{kind} {self.schema}.{self.name} (reads {self.reads})"
+
+
+def read_forbidden_dependents(conn: psycopg.Connection) -> list[ForbiddenDependent]:
+    rows = _rows(
+        conn,
+        FORBIDDEN_DEPENDENTS_SQL,
+        {"forbidden": list(FORBIDDEN_SCHEMAS), "schemas": list(SCHEMAS)},
+    )
+    return [ForbiddenDependent(*row) for row in rows]
 
 
 def read_readable_relations(conn: psycopg.Connection) -> list[tuple[str, str]]:
@@ -468,15 +787,43 @@ def _keyword(word: str) -> sql.SQL:
 
 def _object_ref(p: Privilege) -> tuple[sql.Composable, str]:
     """(SQL naming the object of a privilege, its name for people)."""
+    name, schema = p.name or "", p.schema or ""
     if p.kind == "database":
-        return sql.SQL("DATABASE {}").format(_id(_part(p.name))), f"database {p.name}"
+        return sql.SQL("DATABASE {}").format(_id(name)), f"database {p.name}"
     if p.kind == "schema":
-        return sql.SQL("SCHEMA {}").format(_id(_part(p.name))), f"schema {p.name}"
+        return sql.SQL("SCHEMA {}").format(_id(name)), f"schema {p.name}"
+    if p.kind == "tablespace":
+        return sql.SQL("TABLESPACE {}").format(_id(name)), f"tablespace {p.name}"
+    if p.kind == "parameter":
+        return sql.SQL("PARAMETER {}").format(_id(name)), f"parameter {p.name}"
+    if p.kind == "language":
+        return sql.SQL("LANGUAGE {}").format(_id(name)), f"language {p.name}"
+    if p.kind == "foreign data wrapper":
+        return sql.SQL("FOREIGN DATA WRAPPER {}").format(_id(name)), f"wrapper {p.name}"
+    if p.kind == "foreign server":
+        return sql.SQL("FOREIGN SERVER {}").format(_id(name)), f"server {p.name}"
+    if p.kind == "large object":
+        return sql.SQL("LARGE OBJECT {}").format(sql.Literal(int(name))), (f"large object {p.name}")
+    if p.kind in ("routine", "type"):
+        # regprocedure / regtype output: schema-qualified and quoted by PostgreSQL itself.
+        keyword = "ROUTINE" if p.kind == "routine" else "TYPE"
+        qualified = "." in name.split("(")[0] or (p.kind == "type" and p.schema == "pg_catalog")
+        signature = name if qualified else f"{_quote(schema)}.{name}"
+        target = sql.SQL(keyword + " ") + sql.SQL(signature)
+        return target, f"{p.kind} {signature}"
     kind = "SEQUENCE" if p.objtype == "S" else "TABLE"
-    return (
-        sql.SQL(kind + " {}").format(_id(_part(p.schema), _part(p.name))),
-        f"{p.schema}.{p.name}",
-    )
+    return sql.SQL(kind + " {}").format(_id(schema, name)), f"{p.schema}.{p.name}"
+
+
+def _quote(name: str | None) -> str:
+    """An identifier quoted as PostgreSQL's quote_ident would (for a catalog name)."""
+    if name and _ROLE_NAME.fullmatch(name):
+        return name
+    return '"' + (name or "").replace('"', '""') + '"'
+
+
+def _grantee(name: str) -> sql.Composable:
+    return sql.SQL("PUBLIC") if name == "PUBLIC" else _id(name)
 
 
 def _revoke(p: Privilege, *, only_grant_option: bool = False) -> Change:
@@ -507,13 +854,13 @@ def _revoke(p: Privilege, *, only_grant_option: bool = False) -> Change:
             what=what,
             column=_id(_part(p.column)),
             target=target,
-            grantee=_id(p.grantee),
+            grantee=_grantee(p.grantee),
         )
         summary = f"revoke {label} on column {p.schema}.{p.name}.{p.column} from {p.grantee}"
         return Change(summary, statement)
     target, label_obj = _object_ref(p)
     statement = sql.SQL("{prefix}{what} ON {target} FROM {grantee}").format(
-        prefix=prefix, what=what, target=target, grantee=_id(p.grantee)
+        prefix=prefix, what=what, target=target, grantee=_grantee(p.grantee)
     )
     return Change(f"revoke {label} on {label_obj} from {p.grantee}", statement)
 
@@ -595,16 +942,76 @@ def plan_grant(
             raise AccessError(
                 f"role {role.name!r} exists and is a superuser; refusing to manage it"
             )
-        if role.owned_objects:
-            raise AccessError(
-                f"role {role.name!r} exists and owns {role.owned_objects} object(s); it looks "
-                "like an application role, refusing to manage it"
-            )
+    # What the roles own is reported, never a reason to stop: a large object or a temporary
+    # table made from the SQL editor must not block a password rotation. plan_owned()
+    # drops or reassigns it when asked.
+    owned_here = read_owned(conn, names)
+    application = [
+        o for o in owned_here if o.application_object and o.database in (None, session.database)
+    ]
+    if application:
+        first = application[0]
+        raise AccessError(
+            f"role {first.role!r} owns {first.label}"
+            + (f" and {len(application) - 1} more" if len(application) > 1 else "")
+            + ": it looks like an application role, refusing to manage it "
+            "(--reassign-owned-to ROLE or --drop-owned if it really is a Metabase role)"
+        )
+    for owned in owned_here:
+        plan.notes.append(
+            f"{owned.role} owns {owned.label}: --drop-owned or --reassign-owned-to ROLE "
+            "takes it away"
+        )
 
     _plan_roles(conn, plan, config, roles, password, password_state)
     _plan_memberships(conn, plan, config, roles, session)
     _plan_settings(conn, plan, config, roles)
     _plan_privileges(conn, plan, config, migrator, session)
+    return plan
+
+
+def plan_owned(
+    conn: psycopg.Connection, config: AccessConfig, *, drop: bool, reassign_to: str | None
+) -> Plan:
+    """DROP OWNED or REASSIGN OWNED for both roles, when they own anything here.
+
+    Run (and committed to the same transaction) before :func:`plan_grant`: DROP OWNED
+    also revokes the role's privileges in this database, which the grant plan then
+    restores from the catalog it reads afterwards. A temporary table of a live session
+    is left to its session: dropping it would wait on that session's lock.
+    """
+    session = read_session(conn)
+    plan = Plan(database=session.database)
+    if drop and reassign_to:
+        raise AccessError("--drop-owned and --reassign-owned-to exclude each other")
+    if reassign_to is not None:
+        validate_role_name(reassign_to, "role to reassign to")
+        if reassign_to in (config.group_role, config.login_role):
+            raise AccessError(f"cannot reassign to {reassign_to!r}, one of the Metabase roles")
+        if not _rows(conn, ROLE_EXISTS_SQL, {"name": reassign_to})[0][0]:
+            raise AccessError(f"role to reassign to {reassign_to!r} does not exist")
+    if not (drop or reassign_to):
+        return plan
+    names = [config.login_role, config.group_role]
+    present = read_roles(conn, names)
+    for name in names:
+        owned = [
+            o
+            for o in read_owned(conn, [name])
+            if o.database == session.database and not o.temporary
+        ]
+        if name not in present or not owned:
+            continue
+        what = "; ".join(o.label for o in owned)
+        if drop:
+            plan.add(
+                f"drop what {name} owns: {what}", sql.SQL("DROP OWNED BY {}").format(_id(name))
+            )
+        else:
+            plan.add(
+                f"give what {name} owns to {reassign_to}: {what}",
+                sql.SQL("REASSIGN OWNED BY {} TO {}").format(_id(name), _id(reassign_to or "")),
+            )
     return plan
 
 
@@ -659,6 +1066,8 @@ def _plan_roles(
         plan.notes.append(
             f"the password of existing role {login} was not checked ({PASSWORD_ENV} unset)"
         )
+    elif not password_state.needs_setting and password_state.reason:
+        plan.notes.append(f"{login}: {password_state.reason}")
     elif password_state.needs_setting:
         statement, shown = with_password("ALTER ROLE {role} PASSWORD {password}")
         plan.add(
@@ -698,6 +1107,20 @@ def _plan_memberships(
     session: Session,
 ) -> None:
     group, login = config.group_role, config.login_role
+    # Roles that are members of the Metabase roles: nothing should be. A non-superuser
+    # with CREATEROLE gets ADMIN OPTION (on 16+ without INHERIT or SET) on each role it
+    # creates: that is how it manages them, and it is kept.
+    for member, role, admin_option, inherits, can_set in _rows(
+        conn, MEMBERS_OF_OURS_SQL, {"names": [group, login]}
+    ):
+        if (member, role) == (login, group):
+            continue
+        if member == session.current_user and admin_option and not inherits and not can_set:
+            continue
+        plan.add(
+            f"revoke membership of {member} in {role}",
+            sql.SQL("REVOKE {} FROM {}").format(_id(role), _id(member)),
+        )
     found = {(m.member, m.role): m for m in read_memberships(conn, [group, login])}
     # Only the login role's membership of the group; any other membership (say
     # pg_read_all_data, or cloudsqlsuperuser for a user made by gcloud) is revoked.
@@ -730,23 +1153,44 @@ def _plan_memberships(
 def _plan_settings(
     conn: psycopg.Connection, plan: Plan, config: AccessConfig, roles: dict[str, Role]
 ) -> None:
-    login = config.login_role
-    everywhere, here = read_role_settings(conn, login) if login in roles else ({}, {})
-    for key, value in config.role_settings().items():
+    """The login role's declared settings for every database, and nothing else anywhere.
+
+    Any role may ``ALTER ROLE`` itself ``SET`` a user-settable parameter (the SQL editor
+    can run it), for every database or ``IN DATABASE``; those are reset, as is anything
+    set on the group role (settings of a group do not reach its members, but nothing is
+    declared there).
+    """
+    login, group = config.login_role, config.group_role
+    wanted = config.role_settings()
+    for name in (login, group):
+        found = read_all_role_settings(conn, name) if name in roles else {}
+        for database, settings in sorted(found.items(), key=lambda kv: kv[0] or ""):
+            for key, value in sorted(settings.items()):
+                if name == login and database is None and key in wanted:
+                    continue
+                where = f" in database {database}" if database else ""
+                scope = (
+                    sql.SQL(" IN DATABASE {}").format(_id(database)) if database else sql.SQL("")
+                )
+                plan.add(
+                    f"reset {key} = {value} set for {name}{where} (not declared)",
+                    sql.SQL("ALTER ROLE {}{} RESET {}").format(_id(name), scope, _id(key)),
+                )
+    everywhere = (read_all_role_settings(conn, login) if login in roles else {}).get(None, {})
+    for key, value in wanted.items():
         if everywhere.get(key) != value:
             unit = " ms" if key.endswith("timeout") else ""
             was = f" (was {everywhere[key]})" if key in everywhere else ""
             plan.add(f"set {key} = {value}{unit} for {login}{was}", _set_setting(login, key, value))
-        if key in here:
-            plan.add(
-                f"reset {key} = {here[key]} set for {login} in database {plan.database} only",
-                sql.SQL("ALTER ROLE {} IN DATABASE {} RESET {}").format(
-                    _id(login), _id(plan.database), _id(key)
-                ),
-            )
 
 
-def _wanted_privilege(p: Privilege, config: AccessConfig, migrator: str, database: str) -> bool:
+def _wanted_privilege(
+    p: Privilege,
+    config: AccessConfig,
+    migrator: str,
+    database: str,
+    excluded: frozenset[tuple[str, str]] = frozenset(),
+) -> bool:
     """Is this (non-grantable) privilege one the group role should hold?"""
     if p.grantee != config.group_role:
         return False  # the login role holds nothing itself
@@ -755,7 +1199,12 @@ def _wanted_privilege(p: Privilege, config: AccessConfig, migrator: str, databas
     if p.kind == "schema":
         return p.name in SCHEMAS and p.privilege == "USAGE"
     if p.kind == "relation":
-        return p.schema in SCHEMAS and p.objtype in READABLE_RELKINDS and p.privilege == "SELECT"
+        return (
+            p.schema in SCHEMAS
+            and p.objtype in READABLE_RELKINDS
+            and p.privilege == "SELECT"
+            and (p.schema, p.name) not in excluded
+        )
     if p.kind == "default":
         return (
             p.for_role == migrator
@@ -775,26 +1224,46 @@ def _plan_privileges(
 ) -> None:
     group = config.group_role
     held = read_privileges(conn, [group, config.login_role])
+    # Views over auth or audit are never granted: the default privileges grant SELECT on
+    # them the moment a migration creates them, so a run takes it back.
+    dependents = read_forbidden_dependents(conn)
+    excluded = frozenset((d.schema, d.name) for d in dependents)
+    for d in dependents:
+        plan.notes.append(f"not granted: {d.label}")
+
+    def wanted(p: Privilege) -> bool:
+        return _wanted_privilege(p, config, migrator, session.database, excluded)
 
     # First take away what is not wanted, so nothing extra survives a run.
     for p in held:
-        if not _wanted_privilege(p, config, migrator, session.database):
+        if not wanted(p):
             plan.changes.append(_revoke(p))
         elif p.grantable:
             plan.changes.append(_revoke(p, only_grant_option=True))
 
-    have = {
-        (p.kind, p.schema, p.name, p.for_role)
-        for p in held
-        if _wanted_privilege(p, config, migrator, session.database)
-    }
+    # PUBLIC: the Metabase role is one of its members.
+    for p in read_public_extra_privileges(conn):
+        plan.changes.append(_revoke(p))
+    _plan_large_object_creators(conn, plan, migrator)
+    for database in _rows(conn, PUBLIC_CONNECT_SQL):
+        if database[0] in MAINTENANCE_DATABASES:
+            plan.add(
+                f"revoke CONNECT on maintenance database {database[0]} from PUBLIC "
+                "(superusers and the database owner keep it)",
+                sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(_id(database[0])),
+            )
+
+    have = {(p.kind, p.schema, p.name, p.for_role) for p in held if wanted(p)}
     if ("database", None, session.database, None) not in have:
         plan.add(
             f"grant CONNECT on database {session.database} to {group}",
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(_id(session.database), _id(group)),
         )
 
-    if _rows(conn, PUBLIC_CREATE_ON_PUBLIC_SQL)[0][0]:
+    if _rows(conn, PUBLIC_CREATE_ON_PUBLIC_SQL)[0][0] and not any(
+        p.kind == "schema" and p.name == "public" and p.privilege == "CREATE"
+        for p in read_public_extra_privileges(conn)
+    ):
         plan.add(
             "revoke CREATE on schema public from PUBLIC (the default before PostgreSQL 15)",
             sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
@@ -809,7 +1278,7 @@ def _plan_privileges(
 
     missing: dict[str, list[str]] = defaultdict(list)
     for schema, name in read_readable_relations(conn):
-        if ("relation", schema, name, None) not in have:
+        if ("relation", schema, name, None) not in have and (schema, name) not in excluded:
             missing[schema].append(name)
     for schema, names in missing.items():
         shown = ", ".join(f"{schema}.{n}" for n in names)
@@ -831,12 +1300,40 @@ def _plan_privileges(
             )
 
 
+def _plan_large_object_creators(conn: psycopg.Connection, plan: Plan, migrator: str) -> None:
+    """Take EXECUTE on the functions that create large objects from PUBLIC.
+
+    Large objects need no grant to create, and a read-only default is switched off with
+    one SET: this is the only way PostgreSQL offers to stop a role writing them. The
+    migration role gets EXECUTE back, so the application keeps them (it uses none today).
+    """
+    rows = _rows(
+        conn,
+        LARGE_OBJECT_CREATORS_SQL,
+        {"signatures": list(LARGE_OBJECT_CREATORS), "role": migrator},
+    )
+    for signature, public_may, role_may in rows:
+        # One of the LARGE_OBJECT_CREATORS constants, schema-qualified.
+        target = sql.SQL("FUNCTION ") + sql.SQL(signature)
+        if public_may:
+            plan.add(
+                f"revoke EXECUTE on {signature} from PUBLIC (it creates large objects)",
+                sql.SQL("REVOKE EXECUTE ON {} FROM PUBLIC").format(target),
+            )
+            if not role_may:
+                plan.add(
+                    f"grant EXECUTE on {signature} to {migrator} (the application keeps it)",
+                    sql.SQL("GRANT EXECUTE ON {} TO {}").format(target, _id(migrator)),
+                )
+
+
 def plan_revoke(conn: psycopg.Connection, config: AccessConfig) -> Plan:
     """Revoke every privilege both roles hold in this database, then drop them.
 
-    A role that still holds privileges in another database is kept (dropping it would
-    fail); run ``--revoke`` there too. Ownership of anything, or privileges here that
-    this module does not manage (functions, types...), stop the revoke before it starts.
+    Privileges on databases, tablespaces and parameters (shared catalogs) are revoked from
+    here too. A role that still holds privileges on objects inside another database is
+    kept (dropping it would fail); run ``--revoke`` there too. Ownership of anything
+    stops the revoke before it starts (``--drop-owned`` / ``--reassign-owned-to`` first).
     The PUBLIC CREATE on ``public`` taken away on old PostgreSQL versions is not given back.
     """
     session = read_session(conn)
@@ -852,8 +1349,22 @@ def plan_revoke(conn: psycopg.Connection, config: AccessConfig) -> Plan:
     for p in read_privileges(conn, names):
         plan.changes.append(_revoke(p))
 
-    # Privileges of the kinds read_privileges() covers, which the revokes above remove.
-    revoked_here = {"pg_class", "pg_namespace", "pg_default_acl"}
+    # Privileges of the kinds read_privileges() covers, which the revokes above remove
+    # (databases, tablespaces and parameters are shared catalogs: revoked from here too).
+    revoked_here = {
+        "pg_class",
+        "pg_namespace",
+        "pg_default_acl",
+        "pg_proc",
+        "pg_type",
+        "pg_language",
+        "pg_largeobject",
+        "pg_foreign_data_wrapper",
+        "pg_foreign_server",
+        "pg_database",
+        "pg_tablespace",
+        "pg_parameter_acl",
+    }
     for name in names:  # login role first: it is a member of the group
         if name not in roles:
             continue
@@ -863,7 +1374,7 @@ def plan_revoke(conn: psycopg.Connection, config: AccessConfig) -> Plan:
             conn, DEPENDENCIES_SQL, {"role": name}
         ):
             if deptype == "a" and (
-                is_this_database or (location == "here" and catalog in revoked_here)
+                is_this_database or (location in ("here", "shared") and catalog in revoked_here)
             ):
                 continue
             if deptype == "a" and location == "other":
@@ -902,6 +1413,24 @@ def apply(conn: psycopg.Connection, plan: Plan) -> None:
             cur.execute(change.statement)
 
 
+# Every run of the command (and the watchdog) takes this session-level advisory lock on
+# its own connection first, so two at once never race on CREATE ROLE: the second waits,
+# then plans from what the first committed. ASCII bytes of "mbaccess".
+LOCK_KEY = int.from_bytes(b"mbaccess", "big")
+
+
+@contextmanager
+def serialized(conn: psycopg.Connection) -> Iterator[None]:
+    """Hold the Metabase roles' advisory lock while the block runs (waits for it)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%(key)s)", {"key": LOCK_KEY})
+    try:
+        yield
+    finally:
+        with suppress(psycopg.Error), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%(key)s)", {"key": LOCK_KEY})
+
+
 def login_params(conn: psycopg.Connection) -> dict[str, str]:
     """Connection parameters of ``conn`` (host, port, database, TLS), without its identity.
 
@@ -924,21 +1453,89 @@ def login_params(conn: psycopg.Connection) -> dict[str, str]:
     return params
 
 
-def probe_password(params: dict[str, str], role: str, password: str) -> PasswordState:
-    """Log in as ``role``: does the current password still work?"""
+# SQLSTATEs of a refused login, as the server reports them.
+WRONG_PASSWORD = "28P01"  # noqa: S105 - invalid_password, an SQLSTATE
+TOO_MANY_CONNECTIONS = "53300"  # too_many_connections (the role's or the server's limit)
+CANNOT_CONNECT_NOW = "57P03"  # cannot_connect_now: starting up, shutting down, recovery
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """How a login attempt ended: ``ok``, ``wrong password``, ``too many connections``,
+    ``refused`` (the role may not log in, pg_hba, ...) or ``unreachable`` (no server)."""
+
+    kind: str
+    detail: str = ""
+    sqlstate: str | None = None
+
+
+def try_login(params: dict[str, str], role: str, password: str, application_name: str):
+    """Log in as ``role``: (connection or None, the classified outcome).
+
+    Only ``wrong password`` means the password must be set again; the connection limit
+    being reached or the server being down says nothing about the password.
+    """
     try:
-        with psycopg.connect(
+        conn = psycopg.connect(
             # libpq parameters (all str): none can be one of connect()'s own keyword
             # arguments (autocommit, row_factory, ...), which mypy cannot know.
             **params,  # type: ignore[arg-type]
             user=role,
             password=password,
             connect_timeout=10,
-            application_name="metabase_access",
-        ):
-            return PasswordState(needs_setting=False)
+            autocommit=True,
+            application_name=application_name,
+        )
     except psycopg.OperationalError as exc:
-        return PasswordState(needs_setting=True, reason=f"login failed: {first_line(exc)}")
+        return None, classify_login_error(exc)
+    return conn, LoginOutcome("ok")
+
+
+# libpq reports no SQLSTATE for a failed connection attempt (only the server's message),
+# so the server's messages (English: the default lc_messages, and Cloud SQL's) are
+# matched. Anything not recognised is "refused": the password is then left alone.
+_LOGIN_MESSAGES: tuple[tuple[str, str, str], ...] = (
+    ("password authentication failed", "wrong password", WRONG_PASSWORD),
+    ("too many connections", "too many connections", TOO_MANY_CONNECTIONS),
+    ("too many clients", "too many connections", TOO_MANY_CONNECTIONS),
+    ("the database system is", "unreachable", CANNOT_CONNECT_NOW),
+    ("connection refused", "unreachable", ""),
+    ("timeout expired", "unreachable", ""),
+    ("could not translate host name", "unreachable", ""),
+    ("no such file or directory", "unreachable", ""),
+    ("server closed the connection", "unreachable", ""),
+)
+
+
+def classify_login_error(exc: psycopg.OperationalError) -> LoginOutcome:
+    detail = first_line(exc)
+    text = str(exc).lower()
+    for needle, kind, state in _LOGIN_MESSAGES:
+        if needle in text:
+            return LoginOutcome(kind, detail, state or None)
+    return LoginOutcome("refused", detail, None)
+
+
+def probe_password(params: dict[str, str], role: str, password: str) -> PasswordState:
+    """Log in as ``role``: does the current password still work?
+
+    Only a wrong password (SQLSTATE 28P01) answers "set it again"; nothing is set on a
+    guess (a new verifier each time the connection limit is reached would not be
+    idempotent).
+    """
+    conn, outcome = try_login(params, role, password, "metabase_access")
+    if conn is not None:
+        conn.close()
+        return PasswordState(needs_setting=False)
+    if outcome.kind == "wrong password":
+        return PasswordState(needs_setting=True, reason=f"login failed: {outcome.detail}")
+    # Too many connections, the server not answering the probe, the role refused (NOLOGIN,
+    # which the plan restores; pg_hba): the password is left alone and the rest of the
+    # plan still runs; the next run checks the password again.
+    return PasswordState(
+        needs_setting=False,
+        reason=f"password not checked, left as it is ({outcome.kind}: {outcome.detail})",
+    )
 
 
 def first_line(exc: BaseException) -> str:

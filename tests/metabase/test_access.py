@@ -490,26 +490,21 @@ def test_revoke_leaves_no_privilege_behind(granted):
     assert "nothing to change" in run("--revoke", *granted.args)
 
 
-def test_revoke_keeps_roles_that_still_hold_privileges_in_another_database(granted):
+def test_revoke_takes_back_connect_on_another_database_too_and_drops_both(granted):
     other = unique_name("db")
     execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(other)))
     try:
         execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
                 sql.Identifier(other), sql.Identifier(granted.group)
             )
         )
         out = run("--revoke", *granted.args)
-        assert f"role {granted.group} kept" in out
-        assert f"drop role {granted.login}" in out
-        assert role_exists(granted.group)
+        # pg_database is shared: the revoke reaches every database from this one.
+        assert f"revoke CONNECT on database {other} from {granted.group}" in out
+        assert f"drop role {granted.group}" in out
+        assert not role_exists(granted.group)
         assert not role_exists(granted.login)
-        # Nothing is left in this database, though.
-        assert fetch(
-            "SELECT has_schema_privilege(%(g)s, 'core', 'USAGE'), "
-            "has_table_privilege(%(g)s, 'core.projects', 'SELECT')",
-            {"g": granted.group},
-        ) == [(False, False)]
     finally:
         drop_roles(granted.group)
         execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(other)))
@@ -587,8 +582,9 @@ def test_an_existing_application_role_is_never_taken_over(access):
     try:
         execute(sql.SQL("CREATE TABLE core.mbt_owned (id integer)"))
         execute(sql.SQL("ALTER TABLE core.mbt_owned OWNER TO {}").format(sql.Identifier(app_role)))
-        with pytest.raises(CommandError, match="owns 1 object"):
+        with pytest.raises(CommandError, match=r"owns table core\.mbt_owned") as info:
             run("--group-role", access.group, "--login-role", app_role)
+        assert "looks like an application role" in str(info.value)
     finally:
         execute("DROP TABLE IF EXISTS core.mbt_owned")
         drop_roles(app_role)
@@ -627,5 +623,135 @@ def test_check_fails_when_a_write_is_possible_and_passes_again_after_a_run(grant
 
 def test_check_fails_with_a_wrong_password(granted, monkeypatch):
     monkeypatch.setenv("METABASE_DB_PASSWORD", "not-the-password")
-    with pytest.raises(CommandError, match="1 of 1 checks failed"):
-        run("--check", *granted.args)
+    import io
+
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="checks failed"):
+        call_command("metabase_access", "--check", *granted.args, stdout=out)
+    assert "wrong password" in out.getvalue()
+    assert "can log in as" not in out.getvalue()
+
+
+# --- login failures, ownership, concurrency -------------------------------------------
+
+
+def test_a_full_connection_limit_never_resets_the_password_and_check_says_why(access):
+    run(*access.args, "--connection-limit", "1")
+    verifier = catalog_state([access.login])["passwords"]
+    with login(access):  # takes the only connection the role has
+        out = run(*access.args, "--connection-limit", "1")
+        assert "password not checked, left as it is (too many connections" in out
+        assert "set the password" not in out
+        assert catalog_state([access.login])["passwords"] == verifier
+        import io
+
+        text = io.StringIO()
+        with pytest.raises(CommandError, match="checks failed"):
+            call_command("metabase_access", "--check", *access.args, stdout=text)
+        assert "too many connections (53300)" in text.getvalue()
+        assert "the password was not touched" in text.getvalue()
+    assert catalog_state([access.login])["passwords"] == verifier
+    assert "nothing to change" in run(*access.args, "--connection-limit", "1")
+
+
+def test_an_unchanged_password_is_never_set_again(granted):
+    before = catalog_state([granted.login])["passwords"]
+    for _ in range(2):
+        assert "set the password" not in run(*granted.args)
+    assert catalog_state([granted.login])["passwords"] == before
+
+
+def test_a_temporary_table_of_a_live_session_never_blocks_a_rotation(granted, monkeypatch):
+    with login(granted) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        conn.execute("CREATE TEMPORARY TABLE mbt_scratch (id int)")
+        new = secrets.token_urlsafe(18)
+        monkeypatch.setenv("METABASE_DB_PASSWORD", new)
+        out = run(*granted.args)
+        assert f"set the password of {granted.login}" in out
+        assert "mbt_scratch (temporary, ends with its session)" in out
+
+
+def test_reassign_owned_to_gives_what_the_role_owns_away(granted):
+    keeper = unique_name("keeper")
+    execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(keeper)))
+    try:
+        oid = fetch("SELECT lo_from_bytea(0, '\\x01'::bytea)")[0][0]
+        execute(
+            sql.SQL("ALTER LARGE OBJECT {} OWNER TO {}").format(
+                sql.Literal(oid), sql.Identifier(granted.login)
+            )
+        )
+        out = run(*granted.args, "--reassign-owned-to", keeper)
+        assert f"give what {granted.login} owns to {keeper}: large object {oid}" in out
+        assert fetch(
+            "SELECT lomowner::regrole::text FROM pg_largeobject_metadata WHERE oid = %(o)s",
+            {"o": oid},
+        ) == [(keeper,)]
+        execute(sql.SQL("SELECT lo_unlink({})").format(sql.Literal(oid)))
+    finally:
+        drop_roles(keeper)
+
+
+def _runs_at_once(access, count: int = 2) -> tuple[list[str], list[BaseException]]:
+    import threading
+
+    from django.db import connections
+
+    errors_seen: list[BaseException] = []
+    outputs: list[str] = []
+    barrier = threading.Barrier(count)
+
+    def one_run() -> None:
+        try:
+            barrier.wait()
+            outputs.append(run(*access.args))
+        except BaseException as exc:
+            errors_seen.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=one_run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    return outputs, errors_seen
+
+
+def test_two_runs_at_once_are_serialized(monkeypatch):
+    for _ in range(3):
+        with metabase_roles(monkeypatch) as access:
+            outputs, errors_seen = _runs_at_once(access)
+            assert errors_seen == []
+            # One created the roles; the other waited, then found nothing to change.
+            assert sorted("nothing to change" in out for out in outputs) == [False, True]
+
+
+def test_memberships_and_settings_in_other_databases_are_taken_back(granted):
+    other = unique_name("member")
+    execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(other)))
+    try:
+        execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(granted.group), sql.Identifier(other))
+        )
+        execute(
+            sql.SQL("ALTER ROLE {} IN DATABASE postgres SET work_mem = '2GB'").format(
+                sql.Identifier(granted.login)
+            )
+        )
+        execute(
+            sql.SQL("ALTER ROLE {} SET temp_file_limit = -1").format(sql.Identifier(granted.login))
+        )
+        out = run(*granted.args)
+        assert f"revoke membership of {other} in {granted.group}" in out
+        assert f"reset work_mem = 2GB set for {granted.login} in database postgres" in out
+        assert f"reset temp_file_limit = -1 set for {granted.login} (not declared)" in out
+        assert fetch(
+            "SELECT count(*) FROM pg_db_role_setting WHERE setrole = %(r)s::regrole "
+            "AND setdatabase <> 0",
+            {"r": granted.login},
+        ) == [(0,)]
+        assert "checks passed" in run("--check", *granted.args)
+    finally:
+        drop_roles(other)

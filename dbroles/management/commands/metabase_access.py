@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from dbroles import metabase
-from dbroles.check import FAIL, failed, run_checks
+from dbroles.check import FAIL, catalog_findings, failed, run_checks
 from dbroles.metabase import PASSWORD_ENV, AccessConfig, AccessError, PasswordState
 
 
@@ -84,6 +84,19 @@ class Command(BaseCommand):
             "METABASE_IDLE_IN_TRANSACTION_TIMEOUT, default "
             f"{metabase.DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT})",
         )
+        owned = parser.add_mutually_exclusive_group()
+        owned.add_argument(
+            "--drop-owned",
+            action="store_true",
+            help="drop what the two roles own in this database (large objects, tables "
+            "someone gave them) before converging; without it, ownership is only reported",
+        )
+        owned.add_argument(
+            "--reassign-owned-to",
+            metavar="ROLE",
+            default=None,
+            help="give what the two roles own in this database to ROLE before converging",
+        )
         parser.add_argument(
             "--database",
             default=DEFAULT_DB_ALIAS,
@@ -115,11 +128,14 @@ class Command(BaseCommand):
                 # --check excludes --dry-run and --revoke, so needs_password held above.
                 assert password is not None
                 self._check(conn, config, password)
-            elif options["revoke"]:
-                revoke = lambda: metabase.plan_revoke(conn, config)  # noqa: E731
-                self._run(django_conn, conn, revoke, options, replan=revoke)
-            else:
-                self._grant(django_conn, conn, config, password, options)
+                return
+            # Two runs at once would race on CREATE ROLE: the second waits here.
+            with metabase.serialized(conn):
+                if options["revoke"]:
+                    revoke = lambda: metabase.plan_revoke(conn, config)  # noqa: E731
+                    self._run(django_conn, conn, revoke, options, replan=revoke)
+                else:
+                    self._grant(django_conn, conn, config, password, options)
         except AccessError as exc:
             raise CommandError(str(exc)) from None
         except psycopg.Error as exc:
@@ -160,13 +176,26 @@ class Command(BaseCommand):
             )
 
         def plan() -> metabase.Plan:
+            # Ownership first (DROP OWNED also revokes, which the grant plan then sees).
+            owned = metabase.plan_owned(
+                conn,
+                config,
+                drop=options["drop_owned"],
+                reassign_to=options["reassign_owned_to"],
+            )
+            if not options["dry_run"]:
+                metabase.apply(conn, owned)
             # A dry run shows the placeholder; a real run sends a verifier, never the password.
-            return metabase.plan_grant(
+            grant = metabase.plan_grant(
                 conn,
                 config,
                 password=None if options["dry_run"] else password,
                 password_state=password_state,
             )
+            if not options["dry_run"]:
+                return metabase.Plan(grant.database, grant.changes, grant.notes, owned.changes)
+            grant.changes[:0] = owned.changes
+            return grant
 
         def replan() -> metabase.Plan:
             return metabase.plan_grant(
@@ -194,6 +223,7 @@ class Command(BaseCommand):
         with transaction.atomic(using=django_conn.alias):
             plan = plan_fn()
             metabase.apply(conn, plan)
+            plan.changes[:0] = plan.applied_before
             if replan is not None:
                 leftover = replan()
                 if leftover.changes:
@@ -216,7 +246,7 @@ class Command(BaseCommand):
         params = metabase.login_params(conn)
         where = f"{params.get('host', 'local socket')} database {params.get('dbname', '?')}"
         self.stdout.write(f"Checking as {config.login_role} on {where}:")
-        results = run_checks(params, config, password)
+        results = catalog_findings(conn, config) + run_checks(params, config, password)
         for result in results:
             line = str(result)
             self.stdout.write(self.style.ERROR(line) if result.status == FAIL else line)

@@ -29,9 +29,6 @@ ACTIVITY = sql.Identifier("audit", "activity_logs")
 EVENTS = sql.Identifier("audit", "security_events")
 OWNER = "test_audit_owner"
 APP = "test_audit_app"
-# The activity columns without a database default, for raw INSERTs.
-BLANKS = ", resource_type, resource_id, object_repr, user_agent, request_id"
-BLANK_VALUES = ", '', '', '', '', ''"
 OLD = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -208,8 +205,9 @@ def test_a_forged_insert_by_the_application_role_gets_the_database_time_and_link
         execute(
             sql.SQL(
                 "INSERT INTO {t} (id, action, actor_email, created_at, chain_seq, prev_hash,"
-                " row_hash, details" + BLANKS + ") VALUES (gen_random_uuid(), 'forged',"
-                " 'ceo@example.com', %s, 1, '\\x00', '\\x00', '{{}}'" + BLANK_VALUES + ")"
+                " row_hash, details, resource_type, resource_id, object_repr, user_agent,"
+                " request_id) VALUES (gen_random_uuid(), 'forged', 'ceo@example.com', %s, 1,"
+                " '\\x00', '\\x00', '{{}}', '', '', '', '', '')"
             ).format(t=ACTIVITY),
             [OLD],
         )
@@ -275,10 +273,10 @@ def test_owner_forged_insert_without_the_trigger_is_named(as_owner):
     with as_owner:
         execute("ALTER TABLE {t} DISABLE TRIGGER ALL", t=ACTIVITY)
         execute(
-            "INSERT INTO {t} (id, action, created_at, details, actor_email" + BLANKS + ")"
-            " VALUES ('00000000-0000-4000-8000-000000000001', 'forged', %s, '{{}}', ''"
-            + BLANK_VALUES
-            + ")",
+            "INSERT INTO {t} (id, action, created_at, details, actor_email, resource_type,"
+            " resource_id, object_repr, user_agent, request_id) VALUES"
+            " ('00000000-0000-4000-8000-000000000001', 'forged', %s, '{{}}', '', '', '', '',"
+            " '', '')",
             [OLD],
             t=ACTIVITY,
         )
@@ -298,11 +296,8 @@ def test_owner_forged_tail_row_with_a_valid_hash_but_old_time_is_named(as_owner)
         execute('ALTER TABLE {t} DISABLE TRIGGER "activity_logs_chain"', t=ACTIVITY)
         execute(
             "INSERT INTO {t} (id, action, created_at, details, chain_seq, prev_hash, row_hash,"
-            " actor_email"
-            + BLANKS
-            + ") VALUES (%s, 'forged', %s, '{{}}', %s, %s, %s, ''"
-            + BLANK_VALUES
-            + ")",
+            " actor_email, resource_type, resource_id, object_repr, user_agent, request_id)"
+            " VALUES (%s, 'forged', %s, '{{}}', %s, %s, %s, '', '', '', '', '', '')",
             [new_id, OLD, seq, bytes(head.row_hash), digest],
             t=ACTIVITY,
         )

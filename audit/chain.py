@@ -74,6 +74,8 @@ COLUMNS: dict[str, list[tuple[str, Callable[[Any], str] | None]]] = {
     ],
 }
 TABLES = tuple(COLUMNS)
+#: table -> its BEFORE INSERT trigger that sets created_at and the chain columns
+TRIGGERS = {table: f"{table}_chain" for table in TABLES}
 
 
 def canonical(table: str, values: list[Any]) -> bytes:

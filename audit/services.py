@@ -341,6 +341,8 @@ EXPORT = "export_csv"
 CASCADE_DELETE = "cascade_delete"
 BULK_ACTION = "bulk_action"
 PASSWORD_CHANGE = "password_change"  # noqa: S105 (an action's name)
+#: entries that record an operation as a whole, next to the per-row create/change/delete
+TRACE_ACTIONS = (EXPORT, CASCADE_DELETE, BULK_ACTION, PASSWORD_CHANGE)
 #: at most this many keys per model are listed in a cascade or bulk-action entry
 MAX_LISTED = 1000
 

@@ -99,7 +99,10 @@ def markdown() -> str:
         by_schema = {g.schema: g for g in r.grants}
         for schema in SCHEMAS:
             if r.owns_everything:
-                cells.append("owner (all)")
+                # public belongs to pg_database_owner: the migrator owns its tables
+                cells.append(
+                    "schema USAGE, CREATE; owns its tables" if schema == "public" else "owner (all)"
+                )
                 continue
             g = by_schema.get(schema)
             if g is None:
@@ -113,7 +116,8 @@ def markdown() -> str:
             cells.append("; ".join(parts))
         also = []
         if r.member_of:
-            also.append("member of " + ", ".join(f"`{m}`" for m in r.member_of))
+            keys = {d.key: d.name for d in roles}
+            also.append("member of " + ", ".join(f"`{keys.get(m, m)}`" for m in r.member_of))
         also.append("LOGIN" if r.login else "NOLOGIN")
         if r.grants and any(g.on_tables for g in r.grants):
             also.append(f"default privileges FOR ROLE `{migrator.name}`")

@@ -66,7 +66,7 @@ def _kw(words: tuple[str, ...] | list[str]) -> sql.Composable:
 
 def _rows(conn: psycopg.Connection, query: str, params: dict | None = None) -> list[tuple]:
     with conn.cursor() as cur:
-        cur.execute(query, params or {})  # type: ignore[arg-type]
+        cur.execute(query, params or {})
         return cur.fetchall()
 
 

@@ -14,6 +14,7 @@ Each test runs in the test's transaction (roles and ownership changes roll back 
 from __future__ import annotations
 
 import datetime
+from typing import Any, TypeVar
 
 import pytest
 from django.core.files.storage import FileSystemStorage
@@ -25,6 +26,7 @@ from audit.models import ActivityLog, SecurityEvent
 from audit.services import record_activity, record_security_event
 from tests.diagnostics.support import connect
 
+T = TypeVar("T")
 ACTIVITY = sql.Identifier("audit", "activity_logs")
 EVENTS = sql.Identifier("audit", "security_events")
 OWNER = "test_audit_owner"
@@ -32,7 +34,7 @@ APP = "test_audit_app"
 OLD = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 
 
-def execute(statement: str | sql.Composable, params=None, **identifiers) -> list[tuple]:
+def execute(statement: Any, params=None, **identifiers) -> list[tuple]:
     if identifiers:
         statement = sql.SQL(statement).format(**identifiers)
     with connection.cursor() as cursor:
@@ -45,12 +47,17 @@ def refused(statement: str | sql.Composable, match: str, **identifiers) -> None:
         execute(statement, **identifiers)
 
 
+def required(value: T | None) -> T:
+    assert value is not None
+    return value
+
+
 def entries(n: int, prefix: str = "entry") -> list[ActivityLog]:
-    return [record_activity(action=f"{prefix}-{i}", resource_id=i) for i in range(n)]
+    return [required(record_activity(action=f"{prefix}-{i}", resource_id=i)) for i in range(n)]
 
 
 def seq_of(entry: ActivityLog) -> int:
-    return ActivityLog.objects.values_list("chain_seq", flat=True).get(pk=entry.pk)
+    return required(ActivityLog.objects.values_list("chain_seq", flat=True).get(pk=entry.pk))
 
 
 @pytest.fixture
@@ -117,7 +124,7 @@ def test_the_database_sets_created_at_and_the_chain_whatever_the_client_sends(db
     forged = ActivityLog.objects.create(
         action="forged", created_at=OLD, chain_seq=1, prev_hash=b"x", row_hash=b"y"
     )
-    rows = list(
+    rows: list[Any] = list(
         ActivityLog.objects.filter(pk__in=[first.pk, second.pk, forged.pk])
         .order_by("chain_seq")
         .values("pk", "chain_seq", "prev_hash", "row_hash", "created_at")
@@ -142,7 +149,7 @@ def test_the_first_row_links_to_the_genesis_hash_and_seq_counts_the_rows(db):
         seqs = list(model.objects.order_by("chain_seq").values_list("chain_seq", flat=True))
         assert seqs == list(range(1, model.objects.count() + 1))
         first = model.objects.get(chain_seq=1)
-        assert bytes(first.prev_hash) == chain.GENESIS
+        assert bytes(required(first.prev_hash)) == chain.GENESIS
 
 
 def test_bulk_inserts_chain_row_by_row(db):
@@ -249,7 +256,7 @@ def test_owner_cannot_update_pg_trigger(as_owner):
 @pytest.mark.django_db(transaction=True)
 def test_superuser_pg_trigger_update_then_delete_is_named():
     # Committed, as an attacker would: a catalog edit takes effect for later transactions.
-    events = [record_security_event(event_type="logout") for _ in range(4)]
+    events = [required(record_security_event(event_type="logout")) for _ in range(4)]
     after = SecurityEvent.objects.values_list("chain_seq", flat=True).get(pk=events[2].pk)
     relation = "audit.security_events"
     with connect() as conn:
@@ -287,18 +294,19 @@ def test_owner_forged_insert_without_the_trigger_is_named(as_owner):
 
 def test_owner_forged_tail_row_with_a_valid_hash_but_old_time_is_named(as_owner):
     entries(3)
-    head = ActivityLog.objects.order_by("-chain_seq").first()
+    head = required(ActivityLog.objects.order_by("-chain_seq").first())
+    head_hash = bytes(required(head.row_hash))
     new_id = "00000000-0000-4000-8000-000000000002"
-    seq = head.chain_seq + 1
+    seq = required(head.chain_seq) + 1
     values = [str(seq), new_id, OLD, None, "", "forged", "", "", "", "{}", None, "", ""]
-    digest = chain.row_hash("activity_logs", bytes(head.row_hash), values)
+    digest = chain.row_hash("activity_logs", head_hash, values)
     with as_owner:
         execute('ALTER TABLE {t} DISABLE TRIGGER "activity_logs_chain"', t=ACTIVITY)
         execute(
             "INSERT INTO {t} (id, action, created_at, details, chain_seq, prev_hash, row_hash,"
             " actor_email, resource_type, resource_id, object_repr, user_agent, request_id)"
             " VALUES (%s, 'forged', %s, '{{}}', %s, %s, %s, '', '', '', '', '', '')",
-            [new_id, OLD, seq, bytes(head.row_hash), digest],
+            [new_id, OLD, seq, head_hash, digest],
             t=ACTIVITY,
         )
     problem = broken()

@@ -61,13 +61,13 @@ def test_an_export_cut_off_by_the_client_is_recorded_with_the_rows_sent():
     client = Client()
     client.force_login(admin)
     response = client.get(export_url(Company))
-    lines = iter(response.streaming_content)
+    lines = iter(response.streaming_content)  # type: ignore[attr-defined]
     received = [next(lines) for _ in range(3)]  # the header and two rows, then hang up
     assert len(received) == 3
     assert not ActivityLog.objects.filter(action=services.EXPORT).exists()
     # The server closes the response when the client goes away; the test client's
     # wrapper of the stream does that when closed (without closing the test's connection).
-    response._iterator.close()
+    response._iterator.close()  # type: ignore[attr-defined]
     entry = only(action=services.EXPORT)
     assert entry.details["status"] == "cut_off"
     assert entry.details["rows"] == 2 < Company.objects.count()
@@ -155,7 +155,7 @@ def test_any_other_admin_action_is_recorded(monkeypatch):
     def rename(modeladmin, request, queryset):
         queryset.update(name="renamed")  # bypasses the per-object audit on purpose
 
-    rename.short_description = "Rename"
+    rename.short_description = "Rename"  # type: ignore[attr-defined]
     monkeypatch.setattr(type(model_admin), "actions", ["delete_selected", rename], raising=False)
     companies = [Company.objects.create(name=f"C{i}") for i in range(3)]
     admin = make_user("root@example.com", is_superuser=True)

@@ -66,6 +66,8 @@ def _mask_leaves(value: Any) -> Any:
 
 
 def _mask_text(text: str) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL; a hostile query string may carry one.
+    text = text.replace("\x00", "\ufffd")
     text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
     text = _BEARER.sub(lambda m: m.group("head") + MASK, text)
     if len(text) > MAX_TEXT:
@@ -77,7 +79,7 @@ def mask_secrets(value: Any) -> Any:
     """A JSON-ready copy of ``value`` with every secret replaced by ``MASK``."""
     if isinstance(value, Mapping):
         return {
-            str(k): _mask_leaves(v) if is_secret_key(k) else mask_secrets(v)
+            _mask_text(str(k)): _mask_leaves(v) if is_secret_key(k) else mask_secrets(v)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):

@@ -18,6 +18,8 @@ from django.utils.safestring import SafeString
 from portal.admin.base import ReadOnlyModelAdmin
 from portal.admin.filters import DateRangeFilter
 
+from . import chain
+from .admin_mixins import _ModelAdminBase
 from .models import ActivityLog, SecurityEvent
 from .services import MASK
 
@@ -90,8 +92,31 @@ class AuditMedia:
     css = {"all": ["audit/audit.css"]}
 
 
+def last_verification() -> ActivityLog | None:
+    """The latest ``verify_audit_chain`` run: its own entry in the activity log.
+
+    Kept in the chained, append-only log itself (not a table of its own): a forged
+    "verified" entry would need the same tampering the verifier reports. The
+    (resource_type, resource_id) index finds it without scanning the log.
+    """
+    return (
+        ActivityLog.objects.filter(resource_type=chain.VERIFICATION, resource_id="")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+class ChainStatusMixin(_ModelAdminBase):
+    """The audit lists show the result of the last chain verification above the rows
+    (``admin/audit/change_list.html``, found by the portal's list template lookup)."""
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "chain_verification": last_verification()}
+        return super().changelist_view(request, extra_context)
+
+
 @admin.register(ActivityLog)
-class ActivityLogAdmin(ReadOnlyModelAdmin):
+class ActivityLogAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
     list_display = [
         "created_at",
         "actor_email",
@@ -150,7 +175,7 @@ class ActivityLogAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(ReadOnlyModelAdmin):
+class SecurityEventAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
     list_display = ["created_at", "event_type", "email_attempted", "user", "ip_address"]
     list_filter = ["event_type", ("created_at", DateRangeFilter)]
     list_select_related = ["user"]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib.admin import ModelAdmin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME as ACTION_CHECKBOX
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
@@ -57,6 +58,13 @@ def being_saved_by_admin(request: HttpRequest | None, obj) -> bool:
     return _key(obj) in getattr(request, "_audit_saving", set())
 
 
+def being_changed_by_admin(request: HttpRequest | None, obj) -> bool:
+    """Whether an audited admin view loaded ``obj`` to change it (its entry is coming)."""
+    if request is None or obj.pk is None:
+        return False
+    return being_saved_by_admin(request, obj) or _key(obj) in getattr(request, "_audit_before", {})
+
+
 def _mark_saving(request: HttpRequest, obj) -> None:
     if not hasattr(request, "_audit_saving"):
         setattr(request, "_audit_saving", set())  # noqa: B010
@@ -81,6 +89,43 @@ if TYPE_CHECKING:
     _ModelAdminBase = ModelAdmin[Any]
 else:
     _ModelAdminBase = object
+
+
+def _audited_action(func, name: str):
+    """An admin action that also appends one ``bulk_action`` entry when it runs.
+
+    ``delete_selected``'s first step only shows its confirmation page and changes
+    nothing: recorded when confirmed (``post``). The entry is written after the
+    action, in the same transaction (every admin POST is atomic).
+    """
+
+    @functools.wraps(func)
+    def action(modeladmin, request, queryset):
+        if name == "delete_selected" and not request.POST.get("post"):
+            return func(modeladmin, request, queryset)
+        # the selection as it was before the action (a delete empties the queryset)
+        across = request.POST.get("select_across") == "1"
+        if across:
+            pks, count = _pks(queryset), queryset.count()
+        else:
+            pks = request.POST.getlist(ACTION_CHECKBOX)
+            count = len(pks)
+        response = func(modeladmin, request, queryset)
+        services.record_bulk_action(
+            model=modeladmin.model,
+            name=name,
+            pks=pks,
+            count=count,
+            select_across=across,
+            request=request,
+        )
+        return response
+
+    return action
+
+
+def _pks(queryset) -> list:
+    return list(queryset.values_list("pk", flat=True)[: services.MAX_LISTED])
 
 
 class AuditedAdminMixin(_ModelAdminBase):
@@ -157,7 +202,12 @@ class AuditedAdminMixin(_ModelAdminBase):
     def delete_model(self, request, obj):
         before = services.snapshot(obj)
         pk, text = obj.pk, str(obj)
+        using = router.db_for_write(type(obj))
+        cascade = services.cascade_of([obj], using)
         super().delete_model(request, obj)
+        services.record_cascade(
+            roots=[(services.resource_type(obj), str(pk), text)], cascade=cascade, request=request
+        )
         services.record_activity(
             action=services.DELETE,
             resource_type=services.resource_type(obj),
@@ -168,11 +218,17 @@ class AuditedAdminMixin(_ModelAdminBase):
         )
 
     def delete_queryset(self, request, queryset):
+        objs = list(queryset)
         doomed = [
-            (services.resource_type(obj), obj.pk, str(obj), services.snapshot(obj))
-            for obj in queryset
+            (services.resource_type(obj), obj.pk, str(obj), services.snapshot(obj)) for obj in objs
         ]
+        cascade = services.cascade_of(objs, queryset.db)
         super().delete_queryset(request, queryset)
+        services.record_cascade(
+            roots=[(label, str(pk), text) for label, pk, text, _ in doomed],
+            cascade=cascade,
+            request=request,
+        )
         services.record_activities(
             {
                 "action": services.DELETE,
@@ -184,6 +240,17 @@ class AuditedAdminMixin(_ModelAdminBase):
             }
             for label, pk, text, before in doomed
         )
+
+    # --- every admin action on a selection ------------------------------------------
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        audited = {}
+        for name, entry in actions.items():
+            if entry is not None:
+                func, _name, description = entry
+                audited[name] = (_audited_action(func, name), name, description)
+        return audited
 
     # --- inline formsets --------------------------------------------------------
 

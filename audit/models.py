@@ -11,7 +11,23 @@ from django.db import models
 from portal.db.fields import created_at, uuid_pk
 
 
-class ActivityLog(models.Model):
+class ChainedRow(models.Model):
+    """The hash-chain columns, all set by the database's insert trigger (audit/chain.py).
+
+    Whatever a client sends for them (or for ``created_at``) is overwritten.
+    """
+
+    chain_seq = models.BigIntegerField(
+        null=True, unique=True, editable=False, verbose_name="chain sequence"
+    )
+    prev_hash = models.BinaryField(null=True, editable=False, verbose_name="previous hash")
+    row_hash = models.BinaryField(null=True, editable=False, verbose_name="row hash")
+
+    class Meta:
+        abstract = True
+
+
+class ActivityLog(ChainedRow):
     id = uuid_pk()
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -51,7 +67,7 @@ class ActivityLog(models.Model):
         return f"{self.action} {self.resource_type} {self.resource_id}".strip()
 
 
-class SecurityEvent(models.Model):
+class SecurityEvent(ChainedRow):
     class EventType(models.TextChoices):
         LOGIN_SUCCESS = "login_success", "Login success"
         LOGIN_FAILURE = "login_failure", "Login failure"

@@ -75,6 +75,8 @@ def _mask_leaves(value: Any) -> Any:
 
 
 def _mask_text(text: str, max_text: int | None = MAX_TEXT) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL; a hostile query string may carry one.
+    text = text.replace("\x00", "\ufffd")
     text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
     text = _BEARER.sub(lambda m: m.group("head") + MASK, text)
     if max_text is not None and len(text) > max_text:
@@ -90,7 +92,9 @@ def mask_secrets(value: Any, *, max_text: int | None = MAX_TEXT) -> Any:
     """
     if isinstance(value, Mapping):
         return {
-            str(k): _mask_leaves(v) if is_secret_key(k) else mask_secrets(v, max_text=max_text)
+            _mask_text(str(k)): _mask_leaves(v)
+            if is_secret_key(k)
+            else mask_secrets(v, max_text=max_text)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
@@ -347,4 +351,157 @@ def record_security_event(
         user_agent=user_agent(request),
         details=mask_secrets(data),
         client_trace_id=client_trace_id(request),
+    )
+
+
+# --- What else leaves a trace: exports, cascades, bulk actions, own passwords -----
+
+EXPORT = "export_csv"
+CASCADE_DELETE = "cascade_delete"
+BULK_ACTION = "bulk_action"
+PASSWORD_CHANGE = "password_change"  # noqa: S105 (an action's name)
+#: entries that record an operation as a whole, next to the per-row create/change/delete
+TRACE_ACTIONS = (EXPORT, CASCADE_DELETE, BULK_ACTION, PASSWORD_CHANGE)
+#: at most this many keys per model are listed in a cascade or bulk-action entry
+MAX_LISTED = 1000
+
+
+def query_filters(request: HttpRequest | None) -> dict[str, Any]:
+    """The list's query string (filters, search, ordering) as ``{name: value or [values]}``."""
+    if request is None:
+        return {}
+    return {k: v[0] if len(v) == 1 else v for k, v in request.GET.lists()}
+
+
+def record_export(
+    *,
+    model: type[models.Model],
+    rows: int,
+    status: str,
+    columns: list[str],
+    request: HttpRequest | None = None,
+    error: str = "",
+) -> ActivityLog | None:
+    """One CSV export: which list, with which filters, how many rows, how it ended.
+
+    ``status`` is ``finished`` (every row sent), ``cut_off`` (the client went away or
+    the server closed the stream before the end) or ``failed`` (an error while reading).
+    """
+    details: dict[str, Any] = {
+        "filters": query_filters(request),
+        "rows": rows,
+        "status": status,
+        "columns": columns,
+    }
+    if error:
+        details["error"] = error
+    return record_activity(
+        action=EXPORT,
+        resource_type=resource_type(model),
+        object_repr=f"CSV export of {model._meta.verbose_name_plural}: {rows} rows, {status}",
+        details=details,
+        request=request,
+    )
+
+
+def cascade_of(objs: Iterable[models.Model], using: str) -> dict[str, dict[str, Any]]:
+    """What deleting ``objs`` also removes, as ``{label: {"count": n, "ids": [...]}}``.
+
+    Django's own ``Collector``, the one ``delete()`` runs, collects it: the objects it
+    loads and the rows it deletes by query ("fast deletes", counted and listed here).
+    The roots themselves are left out.
+    """
+    from django.db.models.deletion import Collector
+
+    objs = list(objs)
+    if not objs:
+        return {}
+    roots = {(resource_type(o), str(o.pk)) for o in objs}
+    collector = Collector(using=using, origin=objs[0])
+    collector.collect(objs)
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(label: str, count: int, ids: list[str]) -> None:
+        entry = found.setdefault(label, {"count": 0, "ids": []})
+        entry["count"] += count
+        entry["ids"].extend(ids[: max(0, MAX_LISTED - len(entry["ids"]))])
+
+    for model, instances in collector.data.items():
+        ids = [str(o.pk) for o in instances if (resource_type(model), str(o.pk)) not in roots]
+        if ids:
+            add(resource_type(model), len(ids), ids)
+    for qs in collector.fast_deletes:
+        count = qs.count()
+        if count:
+            ids = [str(pk) for pk in qs.values_list("pk", flat=True)[:MAX_LISTED]]
+            add(resource_type(qs.model), count, ids)
+    return found
+
+
+def record_cascade(
+    *,
+    roots: list[tuple[str, str, str]],
+    cascade: Mapping[str, Mapping[str, Any]],
+    request: HttpRequest | None = None,
+) -> ActivityLog | None:
+    """One entry listing every row a delete of ``roots`` (label, pk, text) removed with it."""
+    if not cascade:
+        return None
+    total = sum(int(v["count"]) for v in cascade.values())
+    label = roots[0][0] if roots else ""
+    return record_activity(
+        action=CASCADE_DELETE,
+        resource_type=label,
+        resource_id=roots[0][1] if len(roots) == 1 else "",
+        object_repr=f"{total} related rows removed with {len(roots)} {label}",
+        details={
+            "roots": [{"resource_type": t, "id": pk, "repr": r} for t, pk, r in roots],
+            "removed": dict(cascade),
+            "total": total,
+        },
+        request=request,
+    )
+
+
+def record_bulk_action(
+    *,
+    model: type[models.Model],
+    name: str,
+    pks: list[Any],
+    count: int,
+    select_across: bool,
+    request: HttpRequest | None = None,
+    outcome: str = "done",
+) -> ActivityLog | None:
+    """One admin action run on a selection of a list (whatever the action does itself)."""
+    return record_activity(
+        action=BULK_ACTION,
+        resource_type=resource_type(model),
+        object_repr=f"{name} on {count} {model._meta.verbose_name_plural}",
+        details={
+            "name": name,
+            "count": count,
+            "ids": [str(pk) for pk in pks[:MAX_LISTED]],
+            "select_across": select_across,
+            "filters": query_filters(request),
+            "outcome": outcome,
+        },
+        request=request,
+    )
+
+
+def record_password_change(*, user: Any, request: HttpRequest | None = None) -> ActivityLog | None:
+    """A password set outside an audited admin form (the user's own page, a shell)."""
+    request = request if request is not None else current_request()
+    actor = _actor(None, request)
+    return record_activity(
+        action=PASSWORD_CHANGE,
+        resource_type=resource_type(user),
+        resource_id=user.pk,
+        object_repr=str(user),
+        details={
+            "own": actor is not None and actor.pk == user.pk,
+            "path": request.path if request is not None else "",
+        },
+        request=request,
     )

@@ -22,7 +22,7 @@ from django.db.models.signals import m2m_changed, pre_save
 from portal.request_context import current_request
 
 from . import services
-from .admin_mixins import being_saved_by_admin
+from .admin_mixins import being_changed_by_admin, being_saved_by_admin
 from .models import SecurityEvent
 
 EventType = SecurityEvent.EventType
@@ -83,6 +83,10 @@ def on_user_pre_save(sender, instance, raw=False, update_fields=None, **kwargs) 
     password_set = getattr(instance, "_password", None) is not None
     if password_set and (fields is None or "password" in fields):
         services.record_security_event(event_type=EventType.PASSWORD_CHANGE, user=instance)
+        # The admin's user password form writes its own change entry; every other
+        # path (the user's own password page, set_password in a shell) writes this one.
+        if not being_changed_by_admin(current_request(), instance):
+            services.record_password_change(user=instance)
     watched = [f for f in PRIVILEGE_FLAGS if fields is None or f in fields]
     if not watched:
         return

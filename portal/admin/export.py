@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.admin.options import IncorrectLookupParameters, ModelAdmin
@@ -17,6 +17,7 @@ from django.http.response import HttpResponseBase
 from django.urls import path, reverse
 from django.utils import timezone
 
+from audit.services import record_export
 from portal.admin.validation import invalid_lookups
 
 
@@ -56,6 +57,45 @@ if TYPE_CHECKING:
     _ModelAdminBase = ModelAdmin[Any]
 else:
     _ModelAdminBase = object
+
+
+class _CountedRows:
+    """Counts the rows read from ``rows`` and whether it was read to the end."""
+
+    def __init__(self, rows: Iterable[Iterable[Any]]) -> None:
+        self.rows = rows
+        self.count = 0
+        self.finished = False
+        self.error = ""
+
+    def __iter__(self) -> Iterator[Iterable[Any]]:
+        try:
+            for row in self.rows:
+                self.count += 1  # rows handed to the response
+                yield row
+        except Exception as exc:
+            self.error = type(exc).__name__
+            raise
+        self.finished = True
+
+
+def audited_stream(
+    lines: Iterator[str], counted: _CountedRows, on_end: Callable[[int, str, str], None]
+) -> Iterator[str]:
+    """``lines``, then ``on_end(rows, status, error)`` however the stream ends.
+
+    ``finished`` when every row was read; ``failed`` when reading raised; ``cut_off``
+    when the response was closed before the end (the client went away: the server
+    closes the response, Django closes this generator, its ``finally`` runs).
+    """
+    try:
+        yield from lines
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()
+        status = "finished" if counted.finished else "failed" if counted.error else "cut_off"
+        on_end(counted.count, status, counted.error)
 
 
 class CsvExportMixin(_ModelAdminBase):
@@ -119,8 +159,23 @@ class CsvExportMixin(_ModelAdminBase):
             chunk_size=self.csv_chunk_size
         )
         rows = self.csv_rows(request, fields, rows)
+        columns = [f.attname for f in fields]
+        counted = _CountedRows(rows)
+
+        def on_end(count: int, status: str, error: str) -> None:
+            # Also a trace of an export cut off half-way (the response is closed).
+            record_export(
+                model=self.model,
+                rows=count,
+                status=status,
+                columns=columns,
+                request=request,
+                error=error,
+            )
+
         response = StreamingHttpResponse(
-            stream_csv([f.attname for f in fields], rows), content_type="text/csv; charset=utf-8"
+            audited_stream(stream_csv(columns, counted), counted, on_end),
+            content_type="text/csv; charset=utf-8",
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = (

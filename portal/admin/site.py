@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.db import transaction
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, reverse
@@ -64,6 +65,11 @@ class PortalAdminSite(admin.AdminSite):
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         return [*self.extra_urls(), *super().get_urls()]
+
+    def password_change(self, request: HttpRequest, extra_context: dict | None = None):
+        # The user's own new password and its audit entries commit or roll back together.
+        with transaction.atomic():
+            return super().password_change(request, extra_context)
 
     # --- The app list is built once per request ----------------------------------------
 

@@ -13,6 +13,13 @@ Django's for every registered model.
 
 What it does not handle (an editable list, ``list_editable``) is rendered by Django's
 own ``result_list``.
+
+It mirrors Django 5.2's ``django/contrib/admin/templatetags/admin_list.py``
+(``result_list``, ``items_for_result``, ``result_hidden_fields``) and uses some of its
+private helpers, so a Django upgrade must re-check it: ``tests/admin/test_rows.py``
+compares its output byte for byte with Django's for every registered model. It is kept
+because it pays for itself: ``tests/bench/render.py`` (``make bench``) measures what it
+saves per list page against Django's own rendering (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ DOWN = "unavailable"
 BUSY = "busy"
 SLOW = "slow"
 
-_BUSY_TEXT = ("too many clients", "remaining connection slots")
+_BUSY_TEXT = ("too many clients", "too many connections", "remaining connection slots")
 _DOWN_STATES = {"57P01", "57P02", "57P03"}
 
 

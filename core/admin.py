@@ -244,10 +244,10 @@ class CodexSessionAdmin(PortalModelAdmin):
             # slow query on the executions makes this field unavailable, not the page.
             panel: dict = {}
             with degrade(panel, "usage", tables=[ExecutionHistory._meta.db_table]):
-                obj.usage = (
+                obj.usage = (  # type: ignore[attr-defined]
                     CodexSession.objects.filter(pk=obj.pk)
                     .annotate(**selectors.session_usage_annotations())
-                    .values_list("usage", flat=True)
+                    .values_list("usage", flat=True)  # type: ignore[misc]
                     .first()
                 )
             if "usage" in panel:

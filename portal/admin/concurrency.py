@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django import forms
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
@@ -150,8 +149,8 @@ class VersionedChangeMixin:
         if not change or obj is None:
             return form_class
 
-        def clean(form: forms.ModelForm) -> dict[str, Any]:
-            cleaned = super(versioned, form).clean()
+        def clean(form: Any) -> dict[str, Any]:
+            cleaned = form_class.clean(form)
             # The version to render if the form is shown again: the stored row, before
             # the form's values are copied onto the instance.
             form.portal_version = version_token(form.instance, form.fields)

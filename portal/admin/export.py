@@ -169,7 +169,7 @@ def ordering_keys(queryset: QuerySet) -> list[_Key] | None:
             descending, name = item.startswith("-"), item.lstrip("-+")
             nulls_first: bool | None = None
         elif isinstance(item, OrderBy) and isinstance(item.expression, F):
-            descending, name = item.descending, item.expression.name
+            descending, name = item.descending, str(item.expression.name)  # type: ignore[attr-defined]
             nulls_first = True if item.nulls_first else (False if item.nulls_last else None)
         else:
             return None

@@ -27,7 +27,9 @@ def table_locked(table: str) -> Iterator[int]:
     """``LOCK TABLE table IN ACCESS EXCLUSIVE MODE`` held by another session; its pid."""
     with connect(autocommit=False, application_name="lock-holder") as conn:
         conn.execute(f"SET lock_timeout = '5s'; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        pid = row[0]
         try:
             yield pid
         finally:

@@ -44,6 +44,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import psycopg.sql
@@ -62,6 +63,13 @@ CONFIGS = {
     "recommended (persistent, CONN_MAX_AGE=60)": {},
 }
 POOL = {"pool (DATABASE_POOL_MAX_SIZE=4)": {"DATABASE_POOL_MAX_SIZE": "4"}}
+
+
+def scalar(conn: psycopg.Connection, query: str, params: tuple = ()) -> Any:
+    """The first column of the first row (the queries here always return one)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
 
 
 def log(message: str) -> None:
@@ -102,7 +110,7 @@ def base_env(database_url: str, static_root: Path, port: int) -> dict[str, str]:
         "CLOUDRUN_SERVICE_URLS": f"https://127.0.0.1:{port}",
         "DATABASE_URL": database_url,
         "STATIC_ROOT": str(static_root),
-        "LOG_LEVEL": "warning",
+        "LOG_LEVEL": "WARNING",
         "PORT": str(port),
     }
 
@@ -228,7 +236,7 @@ def load(
             try:
                 status, took = request(server.port, path, headers, timeout=60)
             except (OSError, http.client.HTTPException) as exc:
-                status, took = type(exc).__name__, 0.0
+                status, took = type(exc).__name__, 0.0  # type: ignore[assignment]
             with lock:
                 samples.add(path, status, took)
 
@@ -341,7 +349,7 @@ def outage(name: str, config_env: dict[str, str], static_root: Path, workdir: Pa
                 try:
                     status, took = request(server.port, "/admin/", headers, timeout=30)
                 except (OSError, http.client.HTTPException) as exc:
-                    status, took = type(exc).__name__, 0.0
+                    status, took = type(exc).__name__, 0.0  # type: ignore[assignment]
                 samples.add("/admin/", status, took)
                 if back_at and status == 200 and not first_ok:
                     first_ok.append(time.monotonic())
@@ -383,9 +391,9 @@ def export_scenario(server: Server, cookie: str, database_url: str) -> str:
 
     def temp_bytes() -> int:
         with psycopg.connect(database_url) as conn:
-            return conn.execute(
-                "SELECT temp_bytes FROM pg_stat_database WHERE datname = %s", (dbname,)
-            ).fetchone()[0]
+            return scalar(
+                conn, "SELECT temp_bytes FROM pg_stat_database WHERE datname = %s", (dbname,)
+            )
 
     before = temp_bytes()
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
@@ -410,11 +418,12 @@ def export_scenario(server: Server, cookie: str, database_url: str) -> str:
     # How long the export keeps the database busy after the client left.
     with psycopg.connect(database_url, autocommit=True) as observer:
         while time.monotonic() - left < 30:
-            busy = observer.execute(
+            busy = scalar(
+                observer,
                 "SELECT count(*) FROM pg_stat_activity WHERE state <> 'idle' "
                 "AND query LIKE %s AND pid <> pg_backend_pid()",
                 ("%execution_history%LIMIT%",),
-            ).fetchone()[0]
+            )
             if not busy:
                 break
             time.sleep(0.05)
@@ -438,18 +447,14 @@ def prepare(cluster: devdb.DevDB, name: str, database_url: str, scale: int) -> i
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(PORTAL_DB_NAME=name, DJANGO_ENV="development")
     with psycopg.connect(database_url) as conn:
-        migrated = conn.execute("SELECT to_regclass('core.execution_history')").fetchone()[0]
-        rows = (
-            conn.execute("SELECT count(*) FROM core.execution_history").fetchone()[0]
-            if migrated
-            else 0
-        )
+        migrated = scalar(conn, "SELECT to_regclass('core.execution_history')")
+        rows = scalar(conn, "SELECT count(*) FROM core.execution_history") if migrated else 0
     if rows < scale:
         log(f"== seeding {name} to {scale:,} executions (once)")
         for command in (["migrate", "--no-input", "-v0"], ["seed_demo", "--scale", str(scale)]):
             subprocess.run([sys.executable, "manage.py", *command], cwd=REPO, env=env, check=True)
         with psycopg.connect(database_url) as conn:
-            rows = conn.execute("SELECT count(*) FROM core.execution_history").fetchone()[0]
+            rows = scalar(conn, "SELECT count(*) FROM core.execution_history")
     return rows
 
 

@@ -107,6 +107,70 @@ def log_throttled(key: str, message: str, *args: Any) -> None:
     logger.warning(message, *args)
 
 
+# --- fail fast while the server is unreachable --------------------------------------
+
+#: After a failed connection attempt, further attempts of this process within this many
+#: seconds fail at once with the same error instead of waiting connect_timeout again:
+#: one request touches the database several times (session, user, messages), and
+#: against a hung server each touch would cost the whole connect_timeout. The first
+#: attempt after the interval goes through, so recovery takes at most this long.
+FAIL_FAST_SECONDS = 1.0
+
+
+class _RecentFailures:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.failed: dict[str, tuple[float, BaseException]] = {}
+
+    def recent(self, alias: str) -> BaseException | None:
+        with self.lock:
+            entry = self.failed.get(alias)
+        if entry is not None and time.monotonic() - entry[0] < FAIL_FAST_SECONDS:
+            return entry[1]
+        return None
+
+    def record(self, alias: str, exc: BaseException | None) -> None:
+        with self.lock:
+            if exc is None:
+                self.failed.pop(alias, None)
+            else:
+                self.failed[alias] = (time.monotonic(), exc)
+
+
+_recent_failures = _RecentFailures()
+
+
+def guarded_connect(alias: str, connect: Any) -> Any:
+    """``connect()``, unless the same server failed to connect less than a second ago
+    (web process only; management commands always try)."""
+    from portal.limits import is_web_process
+
+    if not is_web_process():
+        return connect()
+    import psycopg
+
+    failure = _recent_failures.recent(alias)
+    if failure is not None:
+        raise psycopg.OperationalError(f"{first_line(failure)} (not retried within 1 s)")
+    try:
+        connection = connect()
+    except psycopg.OperationalError as exc:
+        if classify_driver_error(exc) == DOWN:
+            _recent_failures.record(alias, exc)
+        raise
+    _recent_failures.record(alias, None)
+    return connection
+
+
+def classify_driver_error(exc: BaseException) -> str | None:
+    """:func:`classify` for a psycopg error not yet wrapped by Django."""
+    from django.db import OperationalError
+
+    wrapped = OperationalError(str(exc))
+    wrapped.__cause__ = exc
+    return classify(wrapped)
+
+
 TITLES = {
     DOWN: ("Database unavailable", "The portal cannot reach its database right now."),
     BUSY: ("Database busy", "Every database connection is in use right now."),

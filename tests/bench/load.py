@@ -57,6 +57,7 @@ DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:load:start -->", "<!-- bench:load:end -->"
 HTTPS = {"X-Forwarded-Proto": "https"}
 CLIENTS = 8
+SECRET_KEY = "bench-" + secrets.token_urlsafe(40)
 
 CONFIGS = {
     "default before (CONN_MAX_AGE=0)": {"CONN_MAX_AGE": "0"},
@@ -106,7 +107,8 @@ def base_env(database_url: str, static_root: Path, port: int) -> dict[str, str]:
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
         "LANG": "C.UTF-8",
         "DJANGO_ENV": "production",
-        "SECRET_KEY": "bench-" + secrets.token_urlsafe(40),
+        # One key for the whole run: the session cookie is made by another process.
+        "SECRET_KEY": SECRET_KEY,
         "CLOUDRUN_SERVICE_URLS": f"https://127.0.0.1:{port}",
         "DATABASE_URL": database_url,
         "STATIC_ROOT": str(static_root),
@@ -263,7 +265,7 @@ def load(
 
 def page_paths(database_url: str) -> list[str]:
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT id FROM core.codex_sessions LIMIT 1").fetchone()
+        row = conn.execute("SELECT session_id FROM core.codex_sessions LIMIT 1").fetchone()
     paths = ["/admin/", "/admin/core/executionhistory/", "/admin/core/codexsession/"]
     if row:
         paths.append(f"/admin/core/codexsession/{row[0]}/change/")

@@ -133,3 +133,36 @@ def test_other_errors_stay_500():
 
     assert classify(DataError("invalid input syntax")) is None
     assert classify(ValueError("not a database error")) is None
+
+
+def test_a_failed_connection_is_not_retried_by_every_query_of_the_moment(monkeypatch):
+    """Against a hung server each attempt costs connect_timeout; within a second of a
+    failure the web process does not try again (a request touches the database several
+    times), and after it, it does: recovery is not delayed longer than that."""
+    from portal import outage
+
+    monkeypatch.setenv("PORTAL_WEB_PROCESS", "1")
+    monkeypatch.setattr(outage, "_recent_failures", outage._RecentFailures())
+    port = _closed_port()
+    attempts: list[int] = []
+
+    def connect():
+        attempts.append(1)
+        return psycopg.connect(host="127.0.0.1", port=port, dbname="x", connect_timeout=2)
+
+    for _ in range(3):
+        with pytest.raises(psycopg.OperationalError):
+            outage.guarded_connect("bench", connect)
+    assert len(attempts) == 1
+
+    monkeypatch.setattr(outage, "FAIL_FAST_SECONDS", 0.0)
+    with pytest.raises(psycopg.OperationalError):
+        outage.guarded_connect("bench", connect)
+    assert len(attempts) == 2
+    # Outside the web process (migrate, seed_demo) every attempt is made.
+    monkeypatch.delenv("PORTAL_WEB_PROCESS")
+    monkeypatch.setattr(outage, "FAIL_FAST_SECONDS", 60.0)
+    for _ in range(2):
+        with pytest.raises(psycopg.OperationalError):
+            outage.guarded_connect("bench", connect)
+    assert len(attempts) == 4

@@ -318,7 +318,7 @@ def row(scenario: str, config: str, s: Samples, extra: str = "") -> str:
     return (
         f"| {scenario} | {config} | {rate:.1f} | {s.pct(0.5) * 1000:.0f} | "
         f"{s.pct(0.99) * 1000:.0f} | {max(s.latencies, default=0) * 1000:.0f} | "
-        f"{s.health_worst * 1000:.1f} | {statuses} | {extra} |"
+        f"{(f'{s.health_worst * 1000:.1f}' if s.health_worst else 'n/a')} | {statuses} | {extra} |"
     )
 
 

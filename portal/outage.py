@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import request_started
 from django.db import DatabaseError, InterfaceError
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import escape
@@ -138,6 +139,16 @@ class _RecentFailures:
 
 
 _recent_failures = _RecentFailures()
+# The failure seen by this thread's current request: one request never waits on an
+# unreachable server twice, whatever the interval above.
+_this_request = threading.local()
+
+
+def _new_request(**kwargs: Any) -> None:
+    _this_request.failure = None
+
+
+request_started.connect(_new_request, dispatch_uid="portal.outage.new_request")
 
 
 def guarded_connect(alias: str, connect: Any) -> Any:
@@ -149,7 +160,7 @@ def guarded_connect(alias: str, connect: Any) -> Any:
         return connect()
     import psycopg
 
-    failure = _recent_failures.recent(alias)
+    failure = getattr(_this_request, "failure", None) or _recent_failures.recent(alias)
     if failure is not None:
         raise psycopg.OperationalError(f"{first_line(failure)} (not retried within 1 s)")
     try:
@@ -157,6 +168,7 @@ def guarded_connect(alias: str, connect: Any) -> Any:
     except psycopg.OperationalError as exc:
         if classify_driver_error(exc) == DOWN:
             _recent_failures.record(alias, exc)
+            _this_request.failure = exc
         raise
     _recent_failures.record(alias, None)
     return connection

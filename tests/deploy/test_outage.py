@@ -156,12 +156,19 @@ def test_a_failed_connection_is_not_retried_by_every_query_of_the_moment(monkeyp
     assert len(attempts) == 1
 
     monkeypatch.setattr(outage, "FAIL_FAST_SECONDS", 0.0)
+    # Within the same request, still no second wait...
+    with pytest.raises(psycopg.OperationalError):
+        outage.guarded_connect("bench", connect)
+    assert len(attempts) == 1
+    # ...the next request tries again.
+    outage._new_request()
     with pytest.raises(psycopg.OperationalError):
         outage.guarded_connect("bench", connect)
     assert len(attempts) == 2
     # Outside the web process (migrate, seed_demo) every attempt is made.
     monkeypatch.delenv("PORTAL_WEB_PROCESS")
     monkeypatch.setattr(outage, "FAIL_FAST_SECONDS", 60.0)
+    outage._new_request()
     for _ in range(2):
         with pytest.raises(psycopg.OperationalError):
             outage.guarded_connect("bench", connect)

@@ -10,7 +10,14 @@ import math
 import os
 from pathlib import Path
 
+from portal import liveness
 from portal.jsonlog import gunicorn_logconfig
+from portal.limits import WEB_PROCESS_ENV
+
+# The workers serve web requests: every database connection they open gets the web
+# bounds (portal/limits.py). Management commands run elsewhere and keep PostgreSQL's
+# defaults.
+os.environ[WEB_PROCESS_ENV] = "1"
 
 
 def available_cpus() -> int:
@@ -40,9 +47,12 @@ workers = available_cpus()
 worker_class = "gthread"
 threads = 4
 
-# Cloud Run owns request timeouts (the service's --timeout); a gunicorn timeout would
-# only kill workers in the middle of long admin requests.
-timeout = 0
+# What bounds a request is the database's limits on each of its statements (portal/limits.py:
+# statement_timeout, lock_timeout, connect_timeout, the pool's wait), set for this process
+# below. gunicorn's `timeout` cannot: a gthread worker's heartbeat comes from its main
+# loop, not from the request threads, so it only restarts a worker whose main loop
+# stopped (a deadlock, a C extension holding the GIL).
+timeout = 30
 # Cloud Run sends SIGTERM, then SIGKILL 10 s later: in-flight requests get 8 s to finish
 # and gunicorn exits on its own before the hard kill.
 graceful_timeout = 8
@@ -63,3 +73,18 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 if os.environ.get("LOG_FORMAT", "json") == "json":
     logconfig_dict = gunicorn_logconfig(level=loglevel)
+
+# Liveness on a port of its own, answered by a thread of the master process: it never
+# waits behind request threads busy with a slow database (portal/liveness.py). Cloud Run's
+# liveness probe targets this port; 0 switches it off.
+HEALTH_PORT = int(os.environ.get("HEALTH_PORT", "8081"))
+
+
+def when_ready(server) -> None:
+    if HEALTH_PORT:
+        liveness.start(server, HEALTH_PORT)
+
+
+def post_fork(server, worker) -> None:
+    # The worker inherits the master's listening socket; only the master answers on it.
+    liveness.close_inherited()

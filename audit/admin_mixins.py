@@ -13,9 +13,11 @@ changelist's actions nor the user password view; :meth:`AuditedAdminMixin.get_ur
 wraps every POST to this ModelAdmin's URLs in ``transaction.atomic``, so a change and
 its audit entry commit or roll back together whatever the view.
 
-Before-state: the object is read from the database when the view loads it
-(:meth:`get_object`) or, at the latest, just before it is saved (:meth:`save_model`),
-i.e. before the form's values reach the database.
+Before-state: the object as the view loads it for a save (:meth:`get_object`), which
+is after the row is locked ``FOR UPDATE`` in the view's transaction
+(:class:`portal.admin.concurrency.VersionedChangeMixin` comes after this mixin), so the
+"old" values are exactly the ones the update overwrites; at the latest it is read just
+before it is saved (:meth:`save_model`), before the form's values reach the database.
 """
 
 import functools

@@ -42,6 +42,7 @@ from portal.admin.display import (
 )
 from portal.admin.estimates import count_rows
 from portal.admin.filters import BucketFilter, ChoicesFilter, DateRangeFilter, IndexedValuesFilter
+from portal.limits import degrade
 
 from . import selectors, services
 from .models import (
@@ -175,8 +176,9 @@ class CodexSessionAdmin(PortalModelAdmin):
     latest_executions_shown = 20
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        qs = super().get_queryset(request).annotate(**selectors.session_usage_annotations())
+        qs = super().get_queryset(request)
         if is_changelist_request(request):
+            qs = qs.annotate(**selectors.session_usage_annotations())
             # The list never shows the metadata: don't fetch and parse fifty JSON documents.
             qs = qs.defer("metadata")
         return qs
@@ -238,6 +240,19 @@ class CodexSessionAdmin(PortalModelAdmin):
 
     @admin.display(description="usage")
     def usage_summary(self, obj: CodexSession) -> str:
+        if getattr(obj, "usage", None) is None and obj.pk is not None:
+            # The change page reads the session without its usage, so that a lock or a
+            # slow query on the executions makes this field unavailable, not the page.
+            panel: dict = {}
+            with degrade(panel, "usage", tables=[ExecutionHistory._meta.db_table]):
+                obj.usage = (  # type: ignore[attr-defined]
+                    CodexSession.objects.filter(pk=obj.pk)
+                    .annotate(**selectors.session_usage_annotations())
+                    .values_list("usage", flat=True)  # type: ignore[misc]
+                    .first()
+                )
+            if "usage" in panel:
+                return str(panel["usage"])
         usage = self._usage(obj)
         return format_html(
             "{} executions · {} tokens · {} in total",
@@ -255,12 +270,21 @@ class CodexSessionAdmin(PortalModelAdmin):
         session_id = parse_uuid(object_id)
         if session_id is not None:
             executions = selectors.session_executions(session_id)
-            extra_context.update(
-                latest_executions=selectors.latest_executions(
-                    session_id, limit=self.latest_executions_shown
-                ),
-                executions_count=count_rows(executions),
-                executions_url=_changelist_url(ExecutionHistory, session=str(session_id)),
+            # A panel of its own: a lock or a slow query on the executions leaves the
+            # session itself editable.
+            with degrade(
+                extra_context,
+                "latest_executions_unavailable",
+                tables=[ExecutionHistory._meta.db_table],
+            ):
+                extra_context.update(
+                    latest_executions=selectors.latest_executions(
+                        session_id, limit=self.latest_executions_shown
+                    ),
+                    executions_count=count_rows(executions),
+                )
+            extra_context["executions_url"] = _changelist_url(
+                ExecutionHistory, session=str(session_id)
             )
         return super().change_view(request, object_id, form_url, extra_context)
 

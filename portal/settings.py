@@ -16,6 +16,8 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.limits import is_web_process as _web_process
+from portal.limits import web_options
 from portal.settings_secrets import load_settings_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -181,7 +183,17 @@ else:
     DATABASES = {"default": environ.Env.db_url_config(_devdb.url())}
 
 DATABASES["default"]["ENGINE"] = DATABASE_ENGINE
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Production keeps each thread's connection open (with a health check before reuse):
+# opening a PostgreSQL connection per request costs a third of the throughput
+# (docs/benchmarks.md), and a dead connection is replaced on the next request. The pool
+# (DATABASE_POOL_MAX_SIZE below) is the alternative; it needs CONN_MAX_AGE=0.
+DATABASES["default"].setdefault(
+    "CONN_MAX_AGE",
+    env.int(
+        "CONN_MAX_AGE",
+        default=60 if PRODUCTION and not env.int("DATABASE_POOL_MAX_SIZE", default=0) else 0,
+    ),
+)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str(
     "TEST_DATABASE_NAME", default="test_portal"
@@ -349,10 +361,38 @@ GOOGLE_CLOUD_PROJECT = env.str("GOOGLE_CLOUD_PROJECT", default="")
 if env.str("DATABASE_PASSWORD", default=""):
     DATABASES["default"]["PASSWORD"] = env.str("DATABASE_PASSWORD")
 
-# Never wait minutes for an unreachable server (libpq's default is no limit).
+# Never wait minutes for an unreachable server (libpq's default is no limit; libpq
+# counts whole seconds and treats anything below 2 as 2). It covers the whole start-up,
+# so a server that accepts TCP and never answers costs a request this long.
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10)
+    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
 )
+
+# The bounds of a web request's database work (portal/limits.py, docs/deploy.md). Under
+# gunicorn every connection starts with these limits; management commands never get them.
+WEB_STATEMENT_TIMEOUT_MS = env.int("WEB_STATEMENT_TIMEOUT_MS", default=5000)
+WEB_LOCK_TIMEOUT_MS = env.int("WEB_LOCK_TIMEOUT_MS", default=1000)
+WEB_IDLE_IN_TRANSACTION_TIMEOUT_MS = env.int("WEB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=10000)
+# One panel of the dashboard or of a change page: it shows "unavailable: <reason>" past these.
+PANEL_STATEMENT_TIMEOUT_MS = env.int("PANEL_STATEMENT_TIMEOUT_MS", default=2000)
+PANEL_LOCK_TIMEOUT_MS = env.int("PANEL_LOCK_TIMEOUT_MS", default=300)
+# The row of a change page (read, and locked for the update on a save).
+CHANGE_LOCK_TIMEOUT_MS = env.int("CHANGE_LOCK_TIMEOUT_MS", default=3000)
+if _web_process():
+    _options = DATABASES["default"]["OPTIONS"]
+    _options["options"] = " ".join(
+        filter(
+            None,
+            [
+                _options.get("options", ""),
+                web_options(
+                    WEB_STATEMENT_TIMEOUT_MS,
+                    WEB_LOCK_TIMEOUT_MS,
+                    WEB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+                ),
+            ],
+        )
+    )
 
 # Django's psycopg connection pool, per process, switched on by its own variable: the
 # pool options cannot be written in a DATABASE_URL. Django refuses a pool together with
@@ -367,8 +407,14 @@ if DATABASE_POOL_MAX_SIZE:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_MAX_SIZE,
-        # Seconds a request waits for a free connection before failing.
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        # Seconds a request waits for a free connection before it answers 503
+        # "database busy" (portal/outage.py).
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
+        # How long the pool keeps retrying to replace a lost connection before it gives
+        # up and lets the next request start a fresh attempt. Short, so that after an
+        # outage the pool is back within a second of the database (its own backoff
+        # doubles from 1 s up to this).
+        "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=1.0),
     }
 
 # Uploaded media (exports, reports) on a private GCS bucket when GS_BUCKET_NAME is set.
@@ -404,6 +450,8 @@ elif LOG_FORMAT != "text":
 
 # Seconds /readyz waits for the database (connect, locks, query) before answering 503.
 READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=3.0)
+# A database outage is logged once per this many seconds, not once per request.
+OUTAGE_LOG_INTERVAL_SECONDS = env.int("OUTAGE_LOG_INTERVAL_SECONDS", default=60)
 # Database diagnostics: the pages (/admin/diagnostics/) can inspect several databases. Every
 # DATABASE_URL_<NAME> variable adds a database alias <name> (lower case), e.g.
 # DATABASE_URL_MONITOR for the same database through a role that holds only pg_monitor,

@@ -10,3 +10,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]
+
+# A database outage, a full server or a statement past its bound answers a plain 503
+# page instead of a 500 (portal/outage.py).
+handler500 = "portal.outage.server_error"

@@ -8,6 +8,7 @@ from django.contrib import admin
 
 from audit.admin_mixins import AuditedAdminMixin
 from portal.admin.changelist import LargeTableAdminMixin
+from portal.admin.concurrency import VersionedChangeMixin
 from portal.admin.export import CsvExportMixin
 from portal.admin.hardening import HardenedAdminMixin
 from portal.admin.secrets import MaskedSecretsMixin
@@ -16,6 +17,7 @@ from portal.admin.secrets import MaskedSecretsMixin
 class PortalModelAdmin(
     AuditedAdminMixin,
     MaskedSecretsMixin,
+    VersionedChangeMixin,
     HardenedAdminMixin,
     CsvExportMixin,
     LargeTableAdminMixin,
@@ -23,7 +25,9 @@ class PortalModelAdmin(
 ):
     """The portal's ModelAdmin.
 
-    Auditing of every write (:class:`audit.admin_mixins.AuditedAdminMixin`), fixes for
+    Auditing of every write (:class:`audit.admin_mixins.AuditedAdminMixin`), change forms
+    that refuse a stale save and lock the row they update
+    (:class:`portal.admin.concurrency.VersionedChangeMixin`), fixes for
     Django admin inputs that would otherwise raise (:mod:`portal.admin.hardening`), and
     large-table list defaults (estimated counts, no facets, bounded pagination, CSV
     export, 404 for unknown ids, hostile query strings answered without a server

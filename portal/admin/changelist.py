@@ -10,13 +10,14 @@ list filters :mod:`portal.admin.filters`.
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters, ModelAdmin
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR, ChangeList
+from django.contrib.admin.views.main import ERROR_FLAG, ORDER_VAR, PAGE_VAR, SEARCH_VAR, ChangeList
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import DataError, OperationalError, connections, models, router, transaction
@@ -24,11 +25,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import SimpleTemplateResponse, TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 
 from portal.admin.estimates import RowCount, count_rows, humanize
 from portal.admin.forms import JSONTextarea, PrettyJSONFormField
 from portal.admin.validation import invalid_lookups
+from portal.limits import LOCK_NOT_AVAILABLE, describe, is_timeout, sqlstate
 
 #: Estimated lists paginate this deep at most; older rows are reached by filtering or by
 #: reversing the order (both index-backed), never by an OFFSET of millions.
@@ -153,7 +156,7 @@ def set_local(name: str, value: str, using: str = "default") -> None:
 
 def is_query_canceled(exc: BaseException) -> bool:
     """A statement stopped by ``statement_timeout`` (SQLSTATE 57014)."""
-    return getattr(exc.__cause__, "sqlstate", None) == "57014"
+    return sqlstate(exc) == "57014"
 
 
 if TYPE_CHECKING:
@@ -175,8 +178,10 @@ class LargeTableAdminMixin(_ModelAdminBase):
     #: Longer search strings return nothing with a message (they cannot be meant).
     max_search_length = 200
     #: No list page may keep the database busy longer than this (a safety net: the
-    #: lists are built to answer in milliseconds).
-    list_statement_timeout = "15s"
+    #: lists are built to answer in milliseconds), nor wait longer than
+    #: ``list_lock_timeout`` for a lock (DDL or a bulk write on the table).
+    list_statement_timeout = "5s"
+    list_lock_timeout = "1s"
     formfield_overrides = {
         models.JSONField: {"form_class": PrettyJSONFormField, "widget": JSONTextarea},
     }
@@ -228,29 +233,66 @@ class LargeTableAdminMixin(_ModelAdminBase):
                 request, "Some filter or sort values in the address were not valid and were reset."
             )
         extra_context = {**(extra_context or {}), **self._list_context(request)}
+        using = self._db(request)
         try:
             # A savepoint: a query that PostgreSQL rejects must not poison an outer
             # transaction. The response is rendered here so such errors surface here.
-            with transaction.atomic(using=self._db(request)):
-                set_local("statement_timeout", self.list_statement_timeout, self._db(request))
+            with transaction.atomic(using=using):
+                set_local("statement_timeout", self.list_statement_timeout, using)
+                set_local("lock_timeout", self.list_lock_timeout, using)
                 response = super().changelist_view(request, extra_context)
                 if isinstance(response, SimpleTemplateResponse):
                     response.render()
         except (DataError, OperationalError) as exc:
-            if isinstance(exc, OperationalError) and not is_query_canceled(exc):
+            if is_timeout(exc):
+                return self.list_unavailable(request, exc)
+            if isinstance(exc, OperationalError):
                 raise
-            if is_query_canceled(exc):
-                messages.warning(
-                    request,
-                    f"The list took longer than {self.list_statement_timeout} to compute "
-                    "and was stopped. Narrow it with a filter or a more specific search.",
-                )
             if ERROR_FLAG in request.GET:
                 return SimpleTemplateResponse(
                     "admin/invalid_setup.html", {"title": "Invalid list parameters"}, status=400
                 )
             return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
         return response
+
+    def list_unavailable(self, request: HttpRequest, exc: BaseException) -> TemplateResponse:
+        """The list's page when its query was stopped: the search and filters as they
+        were, what happened, and narrower next steps. 503: the list exists, the server
+        could not produce it in time."""
+        tables = [self.opts.db_table] + [
+            f.related_model._meta.db_table
+            for f in self.opts.concrete_fields
+            if f.is_relation and f.related_model is not None
+        ]
+        reason = describe(
+            exc,
+            statement_ms=_ms(self.list_statement_timeout),
+            lock_ms=_ms(self.list_lock_timeout),
+            tables=tables,
+            using=self._db(request),
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{str(self.opts.verbose_name_plural).capitalize()}: not shown",
+            "opts": self.opts,
+            "reason": reason,
+            "is_lock": sqlstate(exc) == LOCK_NOT_AVAILABLE,
+            **narrower_steps(request, self.date_hierarchy or self._date_filter_field(request)),
+        }
+        response = TemplateResponse(
+            request, "admin/portal/list_unavailable.html", context, status=503
+        )
+        response["Retry-After"] = "5"
+        return response
+
+    def _date_filter_field(self, request: HttpRequest) -> str | None:
+        from portal.admin.filters import DateRangeFilter
+
+        for entry in self.get_list_filter(request):
+            if isinstance(entry, tuple) and len(entry) == 2 and entry[1] is DateRangeFilter:
+                field = entry[0]
+                return field if isinstance(field, str) else field.name
+        return None
 
     def _db(self, request: HttpRequest) -> str:
         return router.db_for_read(self.model)
@@ -298,6 +340,55 @@ def drop_invalid_filters(model: type[models.Model], request: HttpRequest) -> Htt
         messages.warning(request, f"Filter {shown!r} ignored: the value {reason}.")
     request.GET = params  # type: ignore[assignment]  # a mutable copy, on purpose
     return request
+
+
+def _ms(value: str) -> int:
+    """A PostgreSQL duration as written in these admins ("400ms", "5s") in milliseconds."""
+    value = value.strip()
+    if value.endswith("ms"):
+        return int(float(value[:-2]))
+    if value.endswith("s"):
+        return int(float(value[:-1]) * 1000)
+    return int(float(value))
+
+
+def narrower_steps(request: HttpRequest, date_field: str | None) -> dict[str, Any]:
+    """The list's search and filters as they were, and smaller lists to try instead."""
+    params = request.GET.copy()
+    for name in (PAGE_VAR, ERROR_FLAG):
+        params.pop(name, None)
+    term = params.get(SEARCH_VAR, "")
+    filters = []
+    for key in params:
+        if key in {SEARCH_VAR, ORDER_VAR}:
+            continue
+        without = params.copy()
+        without.pop(key)
+        filters.append(
+            {"name": key, "value": ", ".join(params.getlist(key)), "without": without.urlencode()}
+        )
+    hidden = [(k, v) for k in params if k != SEARCH_VAR for v in params.getlist(k)]
+    steps = []
+    if date_field and f"{date_field}__gte" not in params:
+        since = (timezone.now() - datetime.timedelta(days=1)).replace(second=0, microsecond=0)
+        narrower = params.copy()
+        narrower[f"{date_field}__gte"] = timezone.localtime(since).isoformat("T", "minutes")
+        steps.append({"label": "the same list, last 24 hours only", "query": narrower.urlencode()})
+    if term:
+        without = params.copy()
+        without.pop(SEARCH_VAR)
+        steps.append({"label": "the same filters without the search", "query": without.urlencode()})
+    if ORDER_VAR in params:
+        without = params.copy()
+        without.pop(ORDER_VAR)
+        steps.append({"label": "the default order (index-backed)", "query": without.urlencode()})
+    return {
+        "search_term": term,
+        "hidden_params": hidden,
+        "active_filters": filters,
+        "retry_query": params.urlencode(),
+        "narrower": steps,
+    }
 
 
 def parse_uuid(value: str) -> UUID | None:

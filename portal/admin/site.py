@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
 
 from portal.admin.display import compact, duration_ms, preview, status_badge
+from portal.limits import degrade
 
 #: (slug, heading, model labels in display order). Models not listed join the group of
 #: their app (``APP_GROUPS``), after the listed ones; other apps get a group of their own.
@@ -142,85 +143,91 @@ class PortalAdminSite(admin.AdminSite):
         context: dict[str, Any] = {"window": window, "diagnostics_url": self.diagnostics_url()}
 
         if user.has_perm("core.view_codexsession"):
-            statuses = selectors.sessions_by_status(window)
-            context["sessions"] = {
-                "rows": [
-                    {
-                        "badge": status_badge(s.status),
-                        "today": f"{s.today:,}",
-                        "week": f"{s.week:,}",
-                        "today_url": _changelist(
-                            "core.CodexSession", status=s.status, created_at__gte=since_today
-                        ),
-                        "week_url": _changelist(
-                            "core.CodexSession", status=s.status, created_at__gte=since_week
-                        ),
-                    }
-                    for s in statuses
-                ],
-                "today": f"{sum(s.today for s in statuses):,}",
-                "week": f"{sum(s.week for s in statuses):,}",
-                "today_url": _changelist("core.CodexSession", created_at__gte=since_today),
-                "week_url": _changelist("core.CodexSession", created_at__gte=since_week),
-            }
+            with degrade(context, "sessions", tables=['core"."codex_sessions']):
+                statuses = selectors.sessions_by_status(window)
+                context["sessions"] = {
+                    "rows": [
+                        {
+                            "badge": status_badge(s.status),
+                            "today": f"{s.today:,}",
+                            "week": f"{s.week:,}",
+                            "today_url": _changelist(
+                                "core.CodexSession", status=s.status, created_at__gte=since_today
+                            ),
+                            "week_url": _changelist(
+                                "core.CodexSession", status=s.status, created_at__gte=since_week
+                            ),
+                        }
+                        for s in statuses
+                    ],
+                    "today": f"{sum(s.today for s in statuses):,}",
+                    "week": f"{sum(s.week for s in statuses):,}",
+                    "today_url": _changelist("core.CodexSession", created_at__gte=since_today),
+                    "week_url": _changelist("core.CodexSession", created_at__gte=since_week),
+                }
         if user.has_perm("core.view_executionhistory"):
-            totals = selectors.execution_window(window)
-            context["executions"] = {
-                "count": compact(totals.executions),
-                "count_full": f"{totals.executions:,}",
-                "tokens": compact(totals.tokens),
-                "tokens_full": f"{totals.tokens:,}",
-                "time": duration_ms(totals.time_ms),
-                "url": _changelist("core.ExecutionHistory", created_at__gte=since_day),
-                "slow_url": _changelist(
-                    "core.ExecutionHistory", created_at__gte=since_day, time="5"
-                ),
-                "slowest": [
-                    {
-                        "id": e.pk,
-                        "url": reverse("admin:core_executionhistory_change", args=[e.pk]),
-                        "session": e.session_id,
-                        "session_url": reverse(
-                            "admin:core_codexsession_change", args=[e.session_id]
-                        ),
-                        "prompt": preview(e.prompt_head, 70),
-                        "time": duration_ms(e.execution_time_ms),
-                        "tokens": "—" if e.tokens_used is None else f"{e.tokens_used:,}",
-                        "created_at": e.created_at,
-                    }
-                    for e in selectors.slowest_executions(window)
-                ],
-            }
+            with degrade(
+                context, "executions", tables=['core"."execution_history', 'core"."execution_hours']
+            ):
+                totals = selectors.execution_window(window)
+                context["executions"] = {
+                    "count": compact(totals.executions),
+                    "count_full": f"{totals.executions:,}",
+                    "tokens": compact(totals.tokens),
+                    "tokens_full": f"{totals.tokens:,}",
+                    "time": duration_ms(totals.time_ms),
+                    "url": _changelist("core.ExecutionHistory", created_at__gte=since_day),
+                    "slow_url": _changelist(
+                        "core.ExecutionHistory", created_at__gte=since_day, time="5"
+                    ),
+                    "slowest": [
+                        {
+                            "id": e.pk,
+                            "url": reverse("admin:core_executionhistory_change", args=[e.pk]),
+                            "session": e.session_id,
+                            "session_url": reverse(
+                                "admin:core_codexsession_change", args=[e.session_id]
+                            ),
+                            "prompt": preview(e.prompt_head, 70),
+                            "time": duration_ms(e.execution_time_ms),
+                            "tokens": "—" if e.tokens_used is None else f"{e.tokens_used:,}",
+                            "created_at": e.created_at,
+                        }
+                        for e in selectors.slowest_executions(window)
+                    ],
+                }
         if user.has_perm("core.view_sandboxexecution"):
-            failures = selectors.failed_sandbox_runs(window)
-            context["sandbox"] = {
-                "day": str(failures["day"]),
-                "week": str(failures["week"]),
-                "day_url": _changelist(
-                    "core.SandboxExecution", outcome="failed", executed_at__gte=since_day
-                ),
-                "week_url": _changelist(
-                    "core.SandboxExecution", outcome="failed", executed_at__gte=since_week
-                ),
-                "latest": [
-                    {
-                        "id": run.pk,
-                        "url": reverse("admin:core_sandboxexecution_change", args=[run.pk]),
-                        "error": preview(run.error_head, 90),
-                        "sql": preview(run.sql_head, 60),
-                        "executed_at": run.executed_at,
-                    }
-                    for run in failures["latest"]
-                ],
-            }
+            with degrade(context, "sandbox", tables=['core"."sandbox_executions']):
+                failures = selectors.failed_sandbox_runs(window)
+                context["sandbox"] = {
+                    "day": str(failures["day"]),
+                    "week": str(failures["week"]),
+                    "day_url": _changelist(
+                        "core.SandboxExecution", outcome="failed", executed_at__gte=since_day
+                    ),
+                    "week_url": _changelist(
+                        "core.SandboxExecution", outcome="failed", executed_at__gte=since_week
+                    ),
+                    "latest": [
+                        {
+                            "id": run.pk,
+                            "url": reverse("admin:core_sandboxexecution_change", args=[run.pk]),
+                            "error": preview(run.error_head, 90),
+                            "sql": preview(run.sql_head, 60),
+                            "executed_at": run.executed_at,
+                        }
+                        for run in failures["latest"]
+                    ],
+                }
         if user.has_perm("core.view_mcpcache"):
-            context["cache"] = {
-                "expired": str(selectors.expired_cache_entries(window.now)),
-                "url": _changelist("core.McpCache", expired="yes"),
-                "purge_url": reverse("admin:core_mcpcache_purge_expired", current_app=self.name)
-                if user.has_perm("core.delete_mcpcache")
-                else None,
-            }
+            with degrade(context, "cache", tables=['core"."mcp_cache']):
+                context["cache"] = {
+                    "expired": str(selectors.expired_cache_entries(window.now)),
+                    "url": _changelist("core.McpCache", expired="yes"),
+                    "purge_url": reverse("admin:core_mcpcache_purge_expired", current_app=self.name)
+                    if user.has_perm("core.delete_mcpcache")
+                    else None,
+                }
         return context
 
     def diagnostics_url(self) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -59,28 +58,26 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def database_elsewhere() -> Iterator[None]:
-    """Point the default connection's settings at a port nobody listens on."""
+@pytest.mark.django_db(transaction=True)
+def test_readiness_is_503_when_the_database_refuses(client, settings, caplog):
+    settings.OUTAGE_LOG_INTERVAL_SECONDS = 0
+    connection.close()
     saved = connection.settings_dict["PORT"]
     connection.settings_dict["PORT"] = str(_closed_port())
     try:
-        yield
+        with caplog.at_level(logging.WARNING):
+            response = client.get("/readyz")
     finally:
         connection.settings_dict["PORT"] = saved
-
-
-def test_readiness_is_503_when_the_database_refuses(client, database_elsewhere, caplog):
-    with caplog.at_level(logging.WARNING):
-        response = client.get("/readyz")
+        connection.close()
 
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable"}
+    assert response.json() == {"status": "unavailable", "reason": "database unreachable"}
     assert "no-store" in response["Cache-Control"]
     # One warning naming the failure; no ERROR per failed probe for Error Reporting.
     failures = [(r.name, r.levelname) for r in caplog.records if r.levelno >= logging.WARNING]
-    assert failures == [("portal.health", "WARNING")]
-    assert "OperationalError" in caplog.records[0].getMessage()
+    assert failures == [("portal.outage", "WARNING")]
+    assert "database unreachable" in caplog.records[0].getMessage()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -95,4 +92,5 @@ def test_readiness_gives_up_on_a_database_that_does_not_answer_in_time(client, s
         blocker.rollback()
 
     assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "reason": "waiting for a lock"}
     assert client.get("/readyz").status_code == 200

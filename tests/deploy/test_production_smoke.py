@@ -114,6 +114,9 @@ def production_env(port: int, database_url: str, static_root: Path) -> dict[str,
         DATABASE_URL=database_url,
         STATIC_ROOT=str(static_root),
         GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}",
+        # The master's liveness listener, on loopback and a port of its own per server.
+        HEALTH_PORT=str(_free_port()),
+        HEALTH_HOST="127.0.0.1",
     )
     return env
 
@@ -240,7 +243,7 @@ def test_readiness_follows_the_database_down_and_up_again(server, workdir, smoke
     finally:
         again = devdb.ensure_running(workdir / "pg")
     assert down.status == 503
-    assert down.json() == {"status": "unavailable"}
+    assert down.json() == {"status": "unavailable", "reason": "database unreachable"}
     assert alive.status == 200  # liveness does not depend on the database
 
     assert again.port == smoke_db.port, "the restarted cluster moved to another port"
@@ -369,7 +372,8 @@ def test_sigterm_lets_a_slow_request_finish_then_stops(workdir, smoke_db, static
             def readyz_lock_waiters() -> int:
                 row = observer.execute(
                     "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE application_name = 'portal readyz' AND wait_event_type = 'Lock'"
+                    "WHERE query = 'SELECT 1 FROM django_migrations LIMIT 1' "
+                    "AND wait_event_type = 'Lock'"
                 ).fetchone()
                 assert row is not None  # count(*) returns a row
                 return row[0]
@@ -405,6 +409,65 @@ def test_sigterm_lets_a_slow_request_finish_then_stops(workdir, smoke_db, static
     assert logs.count("Worker exiting (pid:") == _gunicorn_setting("workers")
     assert "SIGKILL" not in logs
     assert "Shutting down: Master" in logs
+
+
+def test_liveness_port_answers_while_every_request_thread_waits_on_a_lock(
+    workdir, smoke_db, static_root, migrated
+):
+    """Every request thread of every worker waits on a lock; the liveness port, served
+    by the master, still answers each probe within a probe's timeout."""
+    health_port = _free_port()
+    server = start_server(
+        workdir,
+        smoke_db,
+        static_root,
+        READYZ_TIMEOUT="8",
+        HEALTH_PORT=str(health_port),
+        HEALTH_HOST="127.0.0.1",
+    )
+    threads_total = int(str(_gunicorn_setting("workers"))) * int(str(_gunicorn_setting("threads")))
+    try:
+        with (
+            psycopg.connect(smoke_db.url()) as blocker,
+            psycopg.connect(smoke_db.url(), autocommit=True) as observer,
+        ):
+            blocker.execute("LOCK TABLE django_migrations IN ACCESS EXCLUSIVE MODE")
+            results: list[object] = []
+
+            def stuck_request() -> None:
+                try:
+                    results.append(get(server.port, "/readyz", timeout=60).status)
+                except Exception as exc:  # counted below
+                    results.append(exc)
+
+            stuck = [threading.Thread(target=stuck_request) for _ in range(threads_total + 4)]
+            for t in stuck:
+                t.start()
+
+            def lock_waiters() -> int:
+                row = observer.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE query = 'SELECT 1 FROM django_migrations LIMIT 1' "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchone()
+                assert row is not None  # count(*) returns a row
+                return row[0]
+
+            _wait_until(
+                lambda: lock_waiters() == threads_total,
+                "the request threads never all waited for the lock",
+            )
+            probes = [get(health_port, "/healthz", timeout=1) for _ in range(20)]
+            blocker.rollback()
+            for t in stuck:
+                t.join(timeout=60)
+    finally:
+        server.stop()
+
+    assert [p.status for p in probes] == [200] * 20
+    assert probes[0].json() == {"status": "ok", "workers": _gunicorn_setting("workers")}
+    # The stuck requests all ended with an answer: ready once the lock went, or 503.
+    assert all(r in {200, 503} for r in results), results
 
 
 def _answers(port: int) -> bool:

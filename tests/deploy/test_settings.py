@@ -326,7 +326,12 @@ def test_pool_variable_switches_on_djangos_psycopg_pool(load_settings):
     )
 
     db = s["DATABASES"]["default"]
-    assert db["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 10.0}
+    assert db["OPTIONS"]["pool"] == {
+        "min_size": 1,
+        "max_size": 4,
+        "timeout": 3.0,
+        "reconnect_timeout": 1.0,
+    }
     assert db["CONN_MAX_AGE"] == 0
 
 
@@ -370,7 +375,7 @@ def test_pool_options_open_a_working_pool(load_settings):
 
 def test_connect_timeout_bounds_every_connection(load_settings):
     s = load_settings(ALLOWED_HOSTS="x.example.com", **MINIMAL_PRODUCTION)
-    assert s["DATABASES"]["default"]["OPTIONS"]["connect_timeout"] == 10
+    assert s["DATABASES"]["default"]["OPTIONS"]["connect_timeout"] == 3
 
 
 # --- static files, media, logs --------------------------------------------------------

@@ -1,0 +1,177 @@
+"""Change forms that cannot lose someone else's update.
+
+The version a change form was read at travels with it: a hidden ``_portal_version``
+field, a signed token holding a keyed digest of each field the form writes, as the row
+was stored when the form was rendered. Why digests of the stored values and not an
+``updated_at`` column: the gateway writes several tables directly and not every table
+has such a column, and only the fields the form writes back can be overwritten; a digest
+of those is exact for every table whoever wrote the row. Keyed (HMAC with SECRET_KEY),
+so the page reveals nothing of a value it does not show (a password hash).
+
+On a save, :meth:`VersionedChangeMixin.get_object` locks the row (``SELECT ... FOR
+UPDATE``, in the view's transaction) and reads it again after the lock: the form's
+check, the audit entry's "before" values (:mod:`audit.admin_mixins`) and the update all
+see the row as it is overwritten, and no other save can slip in between. If a field the
+form writes changed since the form was read, the save is refused with a message naming
+those fields and their current values; the form is shown again with the user's input
+and the current version, so a second save overwrites knowingly.
+
+A POST without a token (a client that is not the rendered form) is not checked.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db import connections, router
+from django.db.models import Model
+from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
+
+from portal.limits import bounded
+
+VERSION_FIELD = "_portal_version"
+_SALT = "portal.admin.concurrency"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: Values never shown in the "what changed" message.
+_SECRET_NAMES = ("password", "secret", "token", "key")
+
+
+def _normal(value: Any) -> str:
+    if isinstance(value, list | tuple | set):
+        return json.dumps(sorted(str(getattr(v, "pk", v)) for v in value))
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, Model):
+        return str(value.pk)
+    return "" if value is None else str(value)
+
+
+def _stored_value(obj: Model, name: str) -> Any:
+    field = obj._meta.get_field(name)
+    return field.value_from_object(obj)  # type: ignore[union-attr]
+
+
+def _digest(name: str, value: Any) -> str:
+    return salted_hmac(_SALT, f"{name}\x00{_normal(value)}").hexdigest()[:20]
+
+
+def _model_fields(obj: Model, names: Any) -> list[str]:
+    known = {f.name for f in obj._meta.get_fields() if getattr(f, "concrete", False)}
+    known |= {f.name for f in obj._meta.many_to_many}
+    return sorted(n for n in names if n in known)
+
+
+def version_token(obj: Model, field_names: Any) -> str:
+    """The signed version of ``obj`` as stored, for the fields a form writes."""
+    digests = {n: _digest(n, _stored_value(obj, n)) for n in _model_fields(obj, field_names)}
+    return signing.dumps({"pk": str(obj.pk), "d": digests}, salt=_SALT, compress=True)
+
+
+def changed_since(token: str, obj: Model) -> list[str] | None:
+    """Field names whose stored value differs from the token's; None if the token is
+    not a valid version of this object (forged, or for another row)."""
+    try:
+        data = signing.loads(token, salt=_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("pk") != str(obj.pk):
+        return None
+    digests = data.get("d") or {}
+    return [
+        name
+        for name in _model_fields(obj, digests)
+        if digests[name] != _digest(name, _stored_value(obj, name))
+    ]
+
+
+def _shown(obj: Model, name: str) -> str:
+    field = obj._meta.get_field(name)
+    label = str(getattr(field, "verbose_name", name))
+    if any(part in name.lower() for part in _SECRET_NAMES):
+        return label
+    value = _normal(_stored_value(obj, name))
+    value = value if len(value) <= 60 else value[:57] + "…"
+    return f"{label} (now {value!r})"
+
+
+def stale_message(obj: Model, names: list[str]) -> str:
+    return (
+        f"This {obj._meta.verbose_name} was changed by someone else after you opened it: "
+        f"{', '.join(_shown(obj, n) for n in names)}. Nothing was saved. The form shows "
+        "your input; save again to overwrite those changes, or reload the page to start "
+        "from the current values."
+    )
+
+
+class VersionedChangeMixin:
+    """Optimistic concurrency for the change form; the row locked for the update."""
+
+    def _lock_row(self, request: HttpRequest, obj: Model | None) -> bool:
+        if obj is None or request.method in _SAFE_METHODS:
+            return False
+        using = router.db_for_write(type(obj))
+        if not connections[using].in_atomic_block:
+            return False
+        # Read-only admins never write, and a view may not be lockable.
+        if not (
+            self.has_change_permission(request, obj)  # type: ignore[attr-defined]
+            or self.has_delete_permission(request, obj)  # type: ignore[attr-defined]
+        ):
+            return False
+        model = type(obj)
+        list(model._base_manager.using(using).select_for_update().filter(pk=obj.pk).values("pk"))
+        return True
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        if self._lock_row(request, obj):
+            # Read again now that the row is ours: the state the form is checked against
+            # and the audit trail records is the one the update overwrites.
+            obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        return obj
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A change page never waits long for a row or table another session holds.
+        using = router.db_for_write(self.model)  # type: ignore[attr-defined]
+        with bounded(settings.WEB_STATEMENT_TIMEOUT_MS, settings.CHANGE_LOCK_TIMEOUT_MS, using):
+            response = super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+        return response
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
+        if not change or obj is None:
+            return form_class
+
+        def clean(form: Any) -> dict[str, Any]:
+            cleaned = form_class.clean(form)
+            # The version to render if the form is shown again: the stored row, before
+            # the form's values are copied onto the instance.
+            form.portal_version = version_token(form.instance, form.fields)
+            token = form.data.get(VERSION_FIELD)
+            if token:
+                changed = changed_since(token, form.instance)
+                if changed is None:
+                    raise ValidationError(
+                        "This form belongs to another version of the page; reload it.",
+                        code="bad_version",
+                    )
+                if changed:
+                    raise ValidationError(stale_message(form.instance, changed), code="stale")
+            return cleaned
+
+        versioned = type(form_class.__name__, (form_class,), {"clean": clean})
+        return versioned
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if change and obj is not None and obj.pk is not None and "adminform" in context:
+            form = context["adminform"].form
+            token = getattr(form, "portal_version", None)
+            context[VERSION_FIELD.lstrip("_")] = token or version_token(obj, form.fields)
+        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[misc]

@@ -7,9 +7,17 @@ import re
 import uuid
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from core.models import CodexSession, ExecutionHistory
+from portal.admin.estimates import (
+    RowCount,
+    count_rows,
+    humanize,
+    planner_estimate,
+    statistics_stale,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +84,56 @@ def test_a_malformed_date_is_still_refused_with_the_message(admin_client):
     response = admin_client.get(SESSIONS, {"created_at__gte": "yesterday"})
     assert response.status_code == 302
     assert "e=1" in response["Location"]
+
+
+# --- Counts after a bulk change -----------------------------------------------------------
+
+
+def _load_then_delete(keep: int) -> None:
+    """40,000 executions analyzed, then all but ``keep`` deleted without a new ANALYZE:
+    the planner still expects about 40,000 rows (the state right after a bulk change)."""
+    session = _session()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO core.execution_history (session_id, prompt, tokens_used) "
+            "SELECT %(s)s, 'p' || g, g FROM generate_series(1, 40000) g",
+            {"s": session.pk},
+        )
+        cursor.execute("ANALYZE core.execution_history")
+        cursor.execute("DELETE FROM core.execution_history WHERE tokens_used > %(k)s", {"k": keep})
+        # Statistics reach pg_stat_user_tables when the backend next reports them.
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT 1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stale_statistics_are_not_shown_as_a_count(admin_client):
+    _load_then_delete(3_748)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM core.execution_history")
+        assert cursor.fetchone()[0] == 3_748
+    assert planner_estimate(ExecutionHistory.objects.all()) > 30_000  # the stale figure
+    assert statistics_stale(ExecutionHistory, "default")
+    assert count_rows(ExecutionHistory.objects.all()) == RowCount(3_748, "exact")
+    response = admin_client.get(EXECUTIONS)
+    cl = response.context["cl"]
+    assert cl.count_display == "3,748"
+    assert cl.paginator.num_pages == 75  # 3,748 / 50, not the capped 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fresh_statistics_keep_the_cheap_estimate():
+    _load_then_delete(40_000)  # nothing deleted
+    assert not statistics_stale(ExecutionHistory, "default")
+    assert count_rows(ExecutionHistory.objects.all()).kind == "estimate"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stale_statistics_over_the_bound_say_more_than(monkeypatch):
+    from portal.admin import estimates
+
+    monkeypatch.setattr(estimates, "STALE_EXACT_BELOW", 2_000)
+    _load_then_delete(3_748)
+    count = count_rows(ExecutionHistory.objects.all())
+    assert count == RowCount(2_001, "at_least")
+    assert humanize(count) == "more than 2,000"

@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import get_script_prefix, get_urlconf, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import record_cache_purge
 from portal.admin.base import PortalModelAdmin, ReadOnlyModelAdmin
@@ -30,6 +31,7 @@ from portal.admin.changelist import (
     is_query_canceled,
     parse_uuid,
     set_local,
+    uuid_prefix_q,
 )
 from portal.admin.display import (
     duration_ms,
@@ -79,6 +81,11 @@ def _change_url(model, pk) -> str:
         f"admin:{opts.app_label}_{opts.model_name}_change", get_script_prefix(), get_urlconf()
     )
     return pattern.replace("__pk__", quote(str(pk)))
+
+
+#: In the execution search a hex word this long is also taken as a session id prefix
+#: (shorter ones are too often plain words: "added", "facade").
+SESSION_PREFIX_IN_TEXT_SEARCH = 8
 
 
 def session_link(session_id) -> str:
@@ -155,7 +162,10 @@ class CodexSessionAdmin(PortalModelAdmin):
     # Only orderings an index serves: (created_at) for the list, the pk for ties.
     sortable_by = ["created_at"]
     search_fields = ["user_id"]  # the search box; get_search_results does the work
-    search_help_text = "An exact session id (UUID) or user id."
+    search_help_text = _(
+        "A session id or its first characters (as the list shows them), "
+        "or a user id or its beginning."
+    )
     readonly_fields = [
         "session_id",
         "user_id",
@@ -187,7 +197,13 @@ class CodexSessionAdmin(PortalModelAdmin):
         uuid = parse_uuid(term)
         if uuid is not None:
             return queryset.filter(Q(pk=uuid) | Q(user_id=term)), False
-        return queryset.filter(user_id=term), False
+        # A prefix of the user id (LIKE 'x%': the pattern index) or of the session id
+        # (a range on the primary key); both served by an index, combined by a BitmapOr.
+        condition = Q(user_id__startswith=term)
+        prefix = uuid_prefix_q("pk", term)
+        if prefix is not None:
+            condition |= prefix
+        return queryset.filter(condition), False
 
     # The gateway creates sessions; their executions would cascade on delete.
     def has_add_permission(self, request) -> bool:
@@ -354,9 +370,10 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
     ]
     sortable_by = ["created_at"]
     search_fields = ["prompt"]  # the search box; get_search_results does the work
-    search_help_text = (
+    search_help_text = _(
         'Words in the prompt or response (full text: "exact phrase", -without, or); '
-        "a number finds that execution, a UUID the executions of that session."
+        "a number finds that execution, a session id (or its first 8 characters) "
+        "the executions of that session."
     )
     fields = [
         "session_col",
@@ -388,6 +405,11 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
         condition = Q(search_document=search_query(term))
         if term.isdigit() and len(term) < 19:
             condition |= Q(pk=int(term))
+        if len(term) >= SESSION_PREFIX_IN_TEXT_SEARCH:
+            # The session column shows 8 characters: those find the session's rows.
+            prefix = uuid_prefix_q("session_id", term)
+            if prefix is not None:
+                condition |= prefix
         return queryset.filter(condition), False
 
     @admin.display(description="session")
@@ -442,7 +464,7 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
     list_filter = [OutcomeFilter, ("executed_at", DateRangeFilter)]
     sortable_by = ["executed_at"]
     search_fields = ["id"]  # the search box; get_search_results does the work
-    search_help_text = "A run id, or a session id (UUID) for that session's runs."
+    search_help_text = _("A run id, or a session id (or its first characters) for its runs.")
     fields = [
         "session_col",
         "executed_at",
@@ -467,9 +489,10 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
         uuid = parse_uuid(term)
         if uuid is not None:
             return queryset.filter(session_id=uuid), False
+        condition = uuid_prefix_q("session_id", term) or Q(pk__in=[])
         if term.isdigit() and len(term) < 19:
-            return queryset.filter(pk=int(term)), False
-        return queryset.none(), False
+            condition |= Q(pk=int(term))
+        return queryset.filter(condition), False
 
     def _failed(self, obj: SandboxExecution) -> bool:
         head = getattr(obj, "error_head", None)

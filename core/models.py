@@ -95,7 +95,13 @@ class CodexSession(models.Model):
             ),
             models.Index(fields=["status", "-created_at"], name="codex_sessions_status_idx"),
             models.Index(fields=["model", "-created_at"], name="codex_sessions_model_idx"),
-            models.Index(fields=["user_id"], name="codex_sessions_user_idx"),
+            # Pattern operators: serves both "user_id = x" and the search box's prefix
+            # match (LIKE 'x%') in any collation.
+            models.Index(
+                fields=["user_id"],
+                opclasses=["varchar_pattern_ops"],
+                name="codex_sessions_user_prefix_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,8 +9,11 @@ import uuid
 import pytest
 from django.db import connection
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
-from core.models import CodexSession, ExecutionHistory
+from core.models import CodexSession, ExecutionHistory, SandboxExecution
+from portal.admin.changelist import uuid_prefix_range
 from portal.admin.estimates import (
     RowCount,
     count_rows,
@@ -20,6 +23,7 @@ from portal.admin.estimates import (
 )
 
 pytestmark = pytest.mark.django_db
+ZEROS = "0000-0000-0000-000000000000"
 
 SESSIONS = "/admin/core/codexsession/"
 EXECUTIONS = "/admin/core/executionhistory/"
@@ -137,3 +141,105 @@ def test_stale_statistics_over_the_bound_say_more_than(monkeypatch):
     count = count_rows(ExecutionHistory.objects.all())
     assert count == RowCount(2_001, "at_least")
     assert humanize(count) == "more than 2,000"
+
+
+# --- Search by what the list shows ----------------------------------------------------------
+
+
+def _changelist(rf, admin_user, model, query: str):
+    from django.contrib import admin
+
+    request = rf.get(f"/admin/?{query}")
+    request.user = admin_user
+    return admin.site._registry[model].get_changelist_instance(request)
+
+
+def test_the_eight_characters_a_list_shows_find_the_session(admin_client):
+    sessions = [_session(user_id=f"u{i}") for i in range(30)]
+    target = sessions[7]
+    shown = str(target.pk)[:8]
+    response = admin_client.get(SESSIONS)
+    assert f"{shown}…" in response.content.decode()  # what the list shows...
+    response = admin_client.get(SESSIONS, {"q": shown})  # ...is what finds it
+    found = [s.pk for s in response.context["cl"].result_list]
+    assert found == [s.pk for s in sessions if str(s.pk).startswith(shown)]
+    assert target.pk in found
+    # With the dash too, as a UUID is written.
+    response = admin_client.get(SESSIONS, {"q": str(target.pk)[:13]})
+    assert [s.pk for s in response.context["cl"].result_list] == [target.pk]
+
+
+def test_the_beginning_of_a_user_id_finds_its_sessions(admin_client):
+    mine = [_session(user_id="usr_3fa9c0d2e1b4"), _session(user_id="usr_3fa9c0d2e1b4")]
+    _session(user_id="usr_77aa00")
+    _session(user_id="x-usr_3fa9")  # contains it, does not start with it
+    response = admin_client.get(SESSIONS, {"q": "usr_3fa9"})
+    assert {s.pk for s in response.context["cl"].result_list} == {s.pk for s in mine}
+    # LIKE wildcards in the term are literal characters.
+    response = admin_client.get(SESSIONS, {"q": "usr_%"})
+    assert list(response.context["cl"].result_list) == []
+
+
+@pytest.mark.parametrize(
+    ("prefix", "low", "high"),
+    [
+        ("3f2a9c1e", "3f2a9c1e-" + ZEROS, "3f2a9c1f-" + ZEROS),
+        ("3F2A-9C", "3f2a9c00-" + ZEROS, "3f2a9d00-" + ZEROS),
+        ("abff", "abff0000-" + ZEROS, "ac000000-" + ZEROS),
+        ("ffff", "ffff0000-" + ZEROS, None),
+    ],
+)
+def test_uuid_prefix_ranges(prefix, low, high):
+    bounds = uuid_prefix_range(prefix)
+    assert bounds is not None
+    assert str(bounds[0]) == low
+    assert (str(bounds[1]) if bounds[1] else None) == high
+
+
+@given(st.uuids(), st.integers(min_value=4, max_value=31))
+def test_a_prefix_range_holds_exactly_the_uuids_with_that_prefix(value, length):
+    text = value.hex
+    low, high = uuid_prefix_range(text[:length])
+    assert low <= value and (high is None or value < high)
+    # The neighbours just outside the range do not share the prefix.
+    below = int(low.hex, 16) - 1
+    if below >= 0:
+        assert not f"{below:032x}".startswith(text[:length])
+    if high is not None:
+        assert not high.hex.startswith(text[:length])
+
+
+@pytest.mark.parametrize("term", ["abc", "zzzzzzzz", "g1234567", "", "-" * 8])
+def test_what_is_not_a_uuid_prefix(term):
+    assert uuid_prefix_range(term) is None
+
+
+def test_session_prefix_and_user_prefix_search_use_indexes(rf, admin_user):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO core.codex_sessions (session_id, user_id, model, status) "
+            "SELECT gen_random_uuid(), 'usr_' || md5(g::text), 'gpt-5', 'completed' "
+            "FROM generate_series(1, 20000) g"
+        )
+        cursor.execute("ANALYZE core.codex_sessions")
+    for term, index in (
+        ("3f2a9c1e", "codex_sessions_pkey"),
+        ("usr_3fa9", "codex_sessions_user_prefix_idx"),
+    ):
+        queryset = _changelist(rf, admin_user, CodexSession, f"q={term}").queryset
+        plan = queryset[:50].explain()
+        assert index in plan, plan
+        assert "Seq Scan" not in plan, plan
+
+
+def test_execution_and_sandbox_lists_find_a_session_by_its_prefix(admin_client):
+    session, other = _session(), _session()
+    ExecutionHistory.objects.create(session=session, prompt="mine")
+    ExecutionHistory.objects.create(session=other, prompt="other")
+    SandboxExecution.objects.create(session=session, sql_query="select 1")
+    SandboxExecution.objects.create(session=other, sql_query="select 2")
+    shown = str(session.pk)[:8]
+    response = admin_client.get(EXECUTIONS, {"q": shown})
+    assert [e.prompt for e in response.context["cl"].result_list] == ["mine"]
+    response = admin_client.get("/admin/core/sandboxexecution/", {"q": shown})
+    assert [r.sql_query for r in response.context["cl"].result_list] == ["select 1"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
@@ -23,6 +24,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import Company, User
+from audit.models import ActivityLog
 from audit.services import record_cache_purge
 from portal.admin.base import PortalModelAdmin, ReadOnlyModelAdmin
 from portal.admin.changelist import (
@@ -39,13 +42,16 @@ from portal.admin.display import (
     pretty_json,
     preview,
     readable_text,
+    related_links,
+    result_table,
     status_badge,
 )
 from portal.admin.estimates import count_rows
 from portal.admin.filters import BucketFilter, ChoicesFilter, DateRangeFilter, IndexedValuesFilter
 
-from . import selectors, services
+from . import pricing, selectors, services, story
 from .models import (
+    SESSION_STATUSES,
     Automation,
     CodexSession,
     ExecutionHistory,
@@ -102,6 +108,11 @@ def session_link(session_id) -> str:
 # --- Projects -----------------------------------------------------------------------
 
 
+def project_label(project: Project) -> str:
+    """A project's name with its company's: names repeat across companies."""
+    return f"{project.name} ({project.company.name})"
+
+
 @admin.register(Project)
 class ProjectAdmin(PortalModelAdmin):
     list_display = ["name", "company", "owner", "status", "created_at"]
@@ -113,18 +124,68 @@ class ProjectAdmin(PortalModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "description", "status"]}),
         ("Ownership", {"fields": ["company", "owner"]}),
+        (_("Related"), {"fields": ["related_col"]}),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def get_queryset(self, request):
+        # The company names the project in pickers (autocomplete_label).
+        return super().get_queryset(request).select_related("company")
+
+    @staticmethod
+    def autocomplete_label(project: Project) -> str:
+        return project_label(project)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "related_col"]
+
+    @admin.display(description=_("related"))
+    def related_col(self, obj: Project) -> str:
+        if obj.pk is None:
+            return "—"
+        return related_links(
+            [
+                (_("Automations"), _changelist_url(Automation, project=str(obj.pk))),
+                (
+                    _("Company %(name)s") % {"name": obj.company.name},
+                    _change_url(Company, obj.company_id),
+                ),
+                (
+                    _("Owner %(email)s") % {"email": obj.owner.email},
+                    _change_url(User, obj.owner_id),
+                ),
+                (
+                    _("Audit entries"),
+                    _changelist_url(
+                        ActivityLog, resource_type="core.project", resource_id=str(obj.pk)
+                    ),
+                ),
+            ]
+        )
 
 
 @admin.register(Automation)
 class AutomationAdmin(PortalModelAdmin):
-    list_display = ["name", "type", "project", "is_active", "created_at"]
+    list_display = ["name", "type", "project_col", "is_active", "created_at"]
     list_filter = ["type", "is_active", ("created_at", DateRangeFilter)]
-    list_select_related = ["project"]
+    list_select_related = ["project__company"]
     search_fields = ["name", "project__name"]
     autocomplete_fields = ["project"]
     readonly_fields = ["created_at", "updated_at"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "project" and field is not None:
+            field.queryset = field.queryset.select_related("company")
+            field.label_from_instance = project_label
+        return field
+
+    @admin.display(description=_("project"), ordering="project__name")
+    def project_col(self, obj: Automation) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', _change_url(Project, obj.project_id), project_label(obj.project)
+        )
+
     fieldsets = [
         (None, {"fields": ["name", "type", "project", "is_active"]}),
         (
@@ -139,6 +200,24 @@ class AutomationAdmin(PortalModelAdmin):
 
 
 # --- Agent sessions -----------------------------------------------------------------
+
+
+class CodexSessionForm(forms.ModelForm):
+    """Status from the known statuses (plus the current one, if the gateway wrote another)."""
+
+    status = forms.ChoiceField(label=_("status"))
+
+    class Meta:
+        model = CodexSession
+        fields = ["status"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = list(SESSION_STATUSES)
+        current = self.instance.status if self.instance else ""
+        if current and current not in {value for value, _label in choices}:
+            choices.append((current, current))
+        self.fields["status"].choices = choices
 
 
 @admin.register(CodexSession)
@@ -181,7 +260,9 @@ class CodexSessionAdmin(PortalModelAdmin):
         ("Metadata", {"fields": ["metadata_pretty"]}),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
-    latest_executions_shown = 20
+    #: The session page's timeline shows this many executions (oldest first), then a link.
+    timeline_shown = 100
+    form = CodexSessionForm
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request).annotate(**selectors.session_usage_annotations())
@@ -265,19 +346,66 @@ class CodexSessionAdmin(PortalModelAdmin):
     def metadata_pretty(self, obj: CodexSession) -> str:
         return pretty_json(obj.metadata)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = extra_context or {}
-        session_id = parse_uuid(object_id)
-        if session_id is not None:
-            executions = selectors.session_executions(session_id)
-            extra_context.update(
-                latest_executions=selectors.latest_executions(
-                    session_id, limit=self.latest_executions_shown
-                ),
-                executions_count=count_rows(executions),
-                executions_url=_changelist_url(ExecutionHistory, session=str(session_id)),
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(self.story_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def story_context(self, request: HttpRequest, obj: CodexSession) -> dict:
+        """The top of a session's page: status and failure, totals and cost, related rows,
+        and its executions as a timeline (bounded)."""
+        usage = self._usage(obj)
+        steps = story.timeline(
+            obj.created_at, selectors.session_timeline(obj.pk, limit=self.timeline_shown)
+        )
+        cost = pricing.estimate_cost(obj.model, usage["tokens"])
+        return {
+            "story": {
+                "status": status_badge(obj.status),
+                "failure": story.failure_reason(obj.metadata),
+                "executions": f"{usage['executions']:,}",
+                "tokens": f"{usage['tokens']:,}",
+                "time": duration_ms(usage["time_ms"]),
+                "cost": None if cost is None else f"${cost:,.2f}",
+                "price": pricing.price_per_million(obj.model),
+                "steps": steps,
+                "more": max(usage["executions"] - len(steps), 0),
+                "executions_url": _changelist_url(ExecutionHistory, session=str(obj.pk)),
+                "related": related_links(self.related(request, obj)),
+            }
+        }
+
+    def related(self, request: HttpRequest, obj: CodexSession) -> list[tuple[str, str | None]]:
+        user = story.portal_user_for(obj.user_id)
+        project = story.project_for(obj.metadata)
+        links: list[tuple[str, str | None]] = []
+        if user is not None:
+            links.append((_("User %(email)s") % {"email": user.email}, _change_url(User, user.pk)))
+        links.append(
+            (
+                _("Sessions of caller %(id)s") % {"id": obj.user_id},
+                _changelist_url(CodexSession, user_id=obj.user_id),
             )
-        return super().change_view(request, object_id, form_url, extra_context)
+        )
+        if project is not None:
+            links.append(
+                (
+                    _("Project %(name)s (%(company)s)")
+                    % {"name": project.name, "company": project.company.name},
+                    _change_url(Project, project.pk),
+                )
+            )
+        links += [
+            (_("Executions"), _changelist_url(ExecutionHistory, session=str(obj.pk))),
+            (_("Sandbox runs"), _changelist_url(SandboxExecution, session=str(obj.pk))),
+            (
+                _("Audit entries"),
+                _changelist_url(
+                    ActivityLog, resource_type="core.codexsession", resource_id=str(obj.pk)
+                ),
+            ),
+        ]
+        return links
 
 
 class SessionFilter(admin.SimpleListFilter):
@@ -429,13 +557,22 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
     def time_col(self, obj: ExecutionHistory) -> str:
         return duration_ms(obj.execution_time_ms)
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            before, after = selectors.neighbour_executions(obj)
+            context.update(previous_execution=before, next_execution=after)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="prompt")
     def prompt_text(self, obj: ExecutionHistory) -> str:
-        return readable_text(obj.prompt)
+        jump = None
+        if obj.response is not None and len(obj.prompt) > 2_000:
+            jump = ("portal-response", _("Jump to the response ↓"))
+        return readable_text(obj.prompt, anchor="portal-prompt", jump=jump)
 
     @admin.display(description="response")
     def response_text(self, obj: ExecutionHistory) -> str:
-        return readable_text(obj.response)
+        return readable_text(obj.response, anchor="portal-response")
 
 
 # --- Sandbox runs and tool cache ----------------------------------------------------
@@ -461,7 +598,7 @@ class OutcomeFilter(ChoicesFilter):
 class SandboxExecutionAdmin(ReadOnlyModelAdmin):
     list_display = ["id", "session_col", "sql_col", "outcome_col", "executed_at"]
     list_display_links = ["id"]
-    list_filter = [OutcomeFilter, ("executed_at", DateRangeFilter)]
+    list_filter = [OutcomeFilter, SessionFilter, ("executed_at", DateRangeFilter)]
     sortable_by = ["executed_at"]
     search_fields = ["id"]  # the search box; get_search_results does the work
     search_help_text = _("A run id, or a session id (or its first characters) for its runs.")
@@ -524,11 +661,11 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
     def error_text(self, obj: SandboxExecution) -> str:
         if obj.error is None:
             return "—"
-        return format_html('<pre class="portal-pre portal-error">{}</pre>', obj.error)
+        return format_html('<pre class="portal-pre portal-code portal-error">{}</pre>', obj.error)
 
     @admin.display(description="result")
     def result_pretty(self, obj: SandboxExecution) -> str:
-        return pretty_json(obj.result)
+        return result_table(obj.result)
 
 
 class ExpiryFilter(ChoicesFilter):

@@ -9,6 +9,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
 
 from core.search import search_vector, time_bucket, token_bucket
 from portal.db.fields import created_at, updated_at, uuid_pk
@@ -70,6 +71,17 @@ class Automation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+#: The statuses the gateway writes, with their labels. Not a database constraint (the
+#: gateway owns the column); the admin offers only these, so a typo cannot make a new one.
+SESSION_STATUSES = [
+    ("active", _("Active")),
+    ("completed", _("Completed")),
+    ("failed", _("Failed")),
+    ("timeout", _("Timed out")),
+    ("cancelled", _("Cancelled")),
+]
 
 
 class CodexSession(models.Model):

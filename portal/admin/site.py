@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, reverse
@@ -46,6 +47,18 @@ def _changelist(label: str, **params: Any) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
+class PortalAutocompleteJsonView(AutocompleteJsonView):
+    """Autocomplete answers labelled by the ModelAdmin's ``autocomplete_label(obj)`` when
+    it has one (two projects of the same name in two companies must be told apart)."""
+
+    def serialize_result(self, obj, to_field_name):
+        result = super().serialize_result(obj, to_field_name)
+        label = getattr(self.model_admin, "autocomplete_label", None)
+        if label is not None:
+            result["text"] = str(label(obj))
+        return result
+
+
 class PortalAdminSite(admin.AdminSite):
     site_url = None  # the portal has no public site to "view"
     site_header = "Agent Gateway Portal"
@@ -61,6 +74,9 @@ class PortalAdminSite(admin.AdminSite):
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         return [*self.extra_urls(), *super().get_urls()]
+
+    def autocomplete_view(self, request: HttpRequest):
+        return PortalAutocompleteJsonView.as_view(admin_site=self)(request)
 
     # --- The app list is built once per request ----------------------------------------
 

@@ -344,7 +344,20 @@ def latest_failed_sessions(*, limit: int = 8) -> list[CodexSession]:
 def failed_sessions_by_hour(
     since: datetime.datetime, until: datetime.datetime
 ) -> dict[datetime.datetime, int]:
-    """Failed and timed-out sessions per UTC hour (index-only on (status, created_at))."""
+    """Failed and timed-out sessions per UTC hour, from the (status, created_at) index.
+
+    Cached for ``PAST_DAYS_CACHE_SECONDS`` like the other past-days session counts (a
+    session's status may still change after its hour).
+    """
+    key = f"portal:failed-by-hour:{_database()}:{since.isoformat()}:{until.isoformat()}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = _failed_by_hour(since, until)
+        cache.set(key, counts, PAST_DAYS_CACHE_SECONDS)
+    return counts
+
+
+def _failed_by_hour(since: datetime.datetime, until: datetime.datetime) -> dict:
     rows = (
         CodexSession.objects.filter(
             status__in=FAILED_STATUSES, created_at__gte=since, created_at__lt=until
@@ -357,10 +370,29 @@ def failed_sessions_by_hour(
     return {row["hour"].astimezone(datetime.UTC): row["n"] for row in rows}
 
 
-def hourly_totals(window: Window, *, days: int = 7) -> dict[datetime.datetime, ExecutionWindow]:
-    """Executions, tokens and time per whole UTC hour of the last ``days`` days, from
-    the stored rollup (missing hours computed once, in one grouped scan, and stored)."""
+#: A dashboard view computes at most this many missing hours of the chart's week (the
+#: newest first: they are the 24-hour card's hours too), so a fresh database's first
+#: view costs what it did before the charts; the week fills in over the next views.
+CHART_HOURS_PER_VIEW = 24
+
+
+def hourly_totals(
+    window: Window, *, days: int = 7, budget: int = CHART_HOURS_PER_VIEW
+) -> dict[datetime.datetime, ExecutionWindow | None]:
+    """Executions, tokens and time per whole UTC hour of the last ``days`` days.
+
+    Stored hours come from the rollup (core.execution_hours, one small read); up to
+    ``budget`` missing ones, newest first, are computed in one grouped scan and stored.
+    Hours still missing after that are None.
+    """
     settled_until = _hour_floor(window.now - SETTLED_AFTER)
     first = settled_until - days * 24 * HOUR
     hours = [first + i * HOUR for i in range(days * 24)]
-    return _settled_hours(hours)
+    found: dict[datetime.datetime, ExecutionWindow | None] = {
+        row.hour.astimezone(datetime.UTC): ExecutionWindow(row.executions, row.tokens, row.time_ms)
+        for row in ExecutionHour.objects.filter(hour__gte=hours[0], hour__lte=hours[-1])
+    }
+    missing = [hour for hour in hours if hour not in found][-budget:] if budget > 0 else []
+    if missing:
+        found.update(_settled_hours(missing))
+    return {hour: found.get(hour) for hour in hours}

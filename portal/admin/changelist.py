@@ -240,7 +240,12 @@ class LargeTableAdminMixin:
             f"admin:{self.opts.app_label}_{self.opts.model_name}_export_csv",
             current_app=self.admin_site.name,
         )
-        return {"export_csv_url": f"{url}?{params.urlencode()}" if params else url}
+        spreadsheet = params.copy()
+        spreadsheet["dialect"] = "spreadsheet"
+        return {
+            "export_csv_url": f"{url}?{params.urlencode()}" if params else url,
+            "export_spreadsheet_url": f"{url}?{spreadsheet.urlencode()}",
+        }
 
     # --- Unknown objects are a 404, not a redirect to the index --------------------
 

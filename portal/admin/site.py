@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from portal.admin.display import compact, duration_ms, preview, status_badge
 
@@ -140,6 +141,7 @@ class PortalAdminSite(admin.AdminSite):
     def dashboard_context(self, request: HttpRequest) -> dict[str, Any]:
         """The figures a user may see (by view permission), each with its list link."""
         from core import selectors
+        from core.story import failure_reason
 
         user = request.user
         window = selectors.Window.starting(timezone.now())
@@ -171,6 +173,11 @@ class PortalAdminSite(admin.AdminSite):
                 "week_url": _changelist("core.CodexSession", created_at__gte=since_week),
             }
         if user.has_perm("core.view_executionhistory"):
+            # The charts first: they compute the newest missing hours, which the
+            # 24-hour card then finds stored.
+            context["charts"] = self.hourly_charts(
+                window, failures=user.has_perm("core.view_codexsession")
+            )
             totals = selectors.execution_window(window)
             context["executions"] = {
                 "count": compact(totals.executions),
@@ -198,6 +205,19 @@ class PortalAdminSite(admin.AdminSite):
                     for e in selectors.slowest_executions(window)
                 ],
             }
+        if user.has_perm("core.view_codexsession"):
+            context["failed_sessions"] = [
+                {
+                    "id": str(s.pk),
+                    "url": reverse("admin:core_codexsession_change", args=[s.pk]),
+                    "badge": status_badge(s.status),
+                    "reason": (reason.summary if (reason := failure_reason(s.metadata)) else ""),
+                    "model": s.model,
+                    "created_at": s.created_at,
+                }
+                for s in selectors.latest_failed_sessions()
+            ]
+            context["failed_sessions_url"] = _changelist("core.CodexSession", status="failed")
         if user.has_perm("core.view_sandboxexecution"):
             failures = selectors.failed_sandbox_runs(window)
             context["sandbox"] = {
@@ -229,6 +249,38 @@ class PortalAdminSite(admin.AdminSite):
                 else None,
             }
         return context
+
+    def hourly_charts(self, window, *, failures: bool) -> dict[str, Any]:
+        """The last 7 days per hour: executions, tokens and (with ``failures``) failed
+        sessions, as server-side SVG (diagnostics.charts) from the hourly rollup."""
+        from core import selectors
+        from diagnostics.charts import Series, line_chart
+
+        hours = selectors.hourly_totals(window)
+        known = [(hour, t) for hour, t in hours.items() if t is not None]
+        charts = [
+            line_chart(
+                _("Executions per hour, last 7 days"),
+                [Series(_("executions"), tuple((h, float(t.executions)) for h, t in known))],
+                lambda v: compact(int(v)),
+            ),
+            line_chart(
+                _("Tokens per hour, last 7 days"),
+                [Series(_("tokens"), tuple((h, float(t.tokens)) for h, t in known))],
+                lambda v: compact(int(v)),
+            ),
+        ]
+        if failures and hours:
+            first = min(hours)
+            failed = selectors.failed_sessions_by_hour(first, max(hours) + selectors.HOUR)
+            charts.append(
+                line_chart(
+                    _("Failed or timed-out sessions per hour, last 7 days"),
+                    [Series(_("failed"), tuple((h, float(failed.get(h, 0))) for h in hours))],
+                    lambda v: f"{int(v):,}",
+                )
+            )
+        return {"charts": charts, "missing_hours": len(hours) - len(known)}
 
     def diagnostics_url(self) -> str:
         return reverse("admin:diagnostics", current_app=self.name)

@@ -5,15 +5,28 @@ list shows, readable long content, one set of units, and spreadsheet-ready CSV."
 import datetime
 import re
 import uuid
+from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.models import CodexSession, ExecutionHistory, SandboxExecution
+from accounts.models import Company, OAuthAccount, User
+from core.models import (
+    Automation,
+    CodexSession,
+    ExecutionHistory,
+    ExecutionHour,
+    Project,
+    SandboxExecution,
+)
+from core.pricing import estimate_cost
+from core.story import Failure, failure_reason
 from portal.admin.changelist import uuid_prefix_range
+from portal.admin.display import duration_ms
 from portal.admin.estimates import (
     RowCount,
     count_rows,
@@ -243,3 +256,204 @@ def test_execution_and_sandbox_lists_find_a_session_by_its_prefix(admin_client):
     assert [e.prompt for e in response.context["cl"].result_list] == ["mine"]
     response = admin_client.get("/admin/core/sandboxexecution/", {"q": shown})
     assert [r.sql_query for r in response.context["cl"].result_list] == ["select 1"]
+
+
+# --- The session page tells the story ---------------------------------------------------------
+
+
+def _user(email="dana@example.com", **kwargs):
+    return User.objects.create_user(email=email, password="x-Pa55word-long", **kwargs)
+
+
+def test_a_failed_sessions_reason_is_at_the_top_of_its_page(admin_client):
+    metadata = {"a_first_key": 1, "zz": "x" * 50, "error": {"code": "upstream_5xx"}}
+    session = _session(status="failed", metadata=metadata)
+    page = admin_client.get(f"{SESSIONS}{session.pk}/change/").content.decode()
+    reason = page.index('class="portal-failure-reason">upstream_5xx<')
+    assert reason < page.index("<fieldset")  # above every field
+    assert 'role="alert"' in page
+
+
+def test_a_timeout_reason_uses_the_one_duration_format():
+    failure = failure_reason({"error": {"code": "timeout", "after_ms": 600_000}})
+    assert failure is not None and failure.summary == "timeout · after 10.0 min"
+    assert failure_reason({"repo": "x"}) is None
+    assert failure_reason({"error": "boom", "traceback": "Traceback..."}) == Failure(
+        "boom", "Traceback..."
+    )
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(0, "0 ms"), (999, "999 ms"), (1000, "1.0 s"), (24_631, "24.6 s"), (600_000, "10.0 min")],
+)
+def test_one_duration_format(ms, text):
+    assert duration_ms(ms) == text
+
+
+def test_the_timeline_shows_time_tokens_duration_and_gaps(admin_client):
+    session = _session(model="gpt-5")
+    start = session.created_at
+    for i, (offset_s, ms, tokens) in enumerate([(10, 2_000, 1_000), (20, 4_000, 3_000)]):
+        e = ExecutionHistory.objects.create(
+            session=session, prompt=f"step {i}", tokens_used=tokens, execution_time_ms=ms
+        )
+        ExecutionHistory.objects.filter(pk=e.pk).update(
+            created_at=start + datetime.timedelta(seconds=offset_s)
+        )
+    response = admin_client.get(f"{SESSIONS}{session.pk}/change/")
+    steps = response.context["story"]["steps"]
+    assert [s.offset for s in steps] == ["+10.0 s", "+20.0 s"]
+    # Recorded 10 s apart, the second ran 4 s: idle for 6 s before it.
+    assert [s.gap for s in steps] == ["", "6.0 s"]
+    assert [s.duration for s in steps] == ["2.0 s", "4.0 s"]
+    story = response.context["story"]
+    assert (story["executions"], story["tokens"], story["time"]) == ("2", "4,000", "6.0 s")
+    # 4,000 tokens at the configured price of gpt-5 per million tokens.
+    expected = Decimal(str(settings.PORTAL_MODEL_PRICES["gpt-5"])) * 4_000 / 1_000_000
+    assert story["cost"] == f"${expected.quantize(Decimal('0.01')):,.2f}"
+    assert "ms</td>" not in response.content.decode().replace("0 ms</td>", "")
+
+
+def test_cost_estimates_follow_the_price_table(settings):
+    settings.PORTAL_MODEL_PRICES = {"m": 2.5}
+    assert estimate_cost("m", 1_000_000) == Decimal("2.50")
+    assert estimate_cost("m", 1_234) == Decimal("0.00")
+    assert estimate_cost("unknown", 10) is None
+
+
+def _links(html: str) -> dict[str, str]:
+    block = html[html.index('class="portal-related"') :]
+    block = block[: block.index("</ul>")]
+    return {
+        re.sub(r"<[^>]+>", "", label).strip(): href.replace("&amp;", "&")
+        for href, label in re.findall(r'<a href="([^"]+)">(.*?)</a>', block)
+    }
+
+
+def test_session_links_lead_to_filtered_lists_of_exactly_its_rows(admin_client):
+    company = Company.objects.create(name="Acme", domain="acme.example")
+    user = _user(keycloak_id="kc-42", company=company)
+    project = Project.objects.create(name="infra", company=company, owner=user)
+    session = _session(user_id="kc-42", metadata={"project_id": str(project.pk)})
+    other = _session(user_id="kc-42")
+    _session(user_id="someone-else")
+    SandboxExecution.objects.create(session=session, sql_query="select 1")
+    SandboxExecution.objects.create(session=other, sql_query="select 2")
+    ExecutionHistory.objects.create(session=session, prompt="p")
+    links = _links(admin_client.get(f"{SESSIONS}{session.pk}/change/").content.decode())
+    assert links["User dana@example.com"] == f"/admin/accounts/user/{user.pk}/change/"
+    assert links["Project infra (Acme)"] == f"/admin/core/project/{project.pk}/change/"
+    expected_rows = {
+        "Sessions of caller kc-42": {session.pk, other.pk},
+        "Executions": set(
+            ExecutionHistory.objects.filter(session=session).values_list("pk", flat=True)
+        ),
+        "Sandbox runs": set(
+            SandboxExecution.objects.filter(session=session).values_list("pk", flat=True)
+        ),
+        "Audit entries": set(),
+    }
+    for label, rows in expected_rows.items():
+        response = admin_client.get(links[label])
+        assert response.status_code == 200, (label, links[label])
+        assert {r.pk for r in response.context["cl"].result_list} == rows, label
+
+
+def test_user_and_company_links_lead_to_their_rows(admin_client):
+    company = Company.objects.create(name="Acme", domain="acme.example")
+    user = _user(keycloak_id="kc-7", company=company)
+    by_email, by_kc = _session(user_id=user.email), _session(user_id="kc-7")
+    by_opaque = _session(user_id=f"usr_{user.pk.hex[:24]}")
+    _session(user_id="kc-8")
+    project = Project.objects.create(name="infra", company=company, owner=user)
+    OAuthAccount.objects.create(user=user, provider="google", provider_account_id="g-1")
+    mine = {by_email.pk, by_kc.pk, by_opaque.pk}
+    links = _links(admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode())
+    sessions = admin_client.get(links["Agent sessions"])
+    assert {s.pk for s in sessions.context["cl"].result_list} == mine
+    projects = admin_client.get(links["Projects owned"])
+    assert [p.pk for p in projects.context["cl"].result_list] == [project.pk]
+    oauth = admin_client.get(links["OAuth accounts"])
+    assert len(oauth.context["cl"].result_list) == 1
+    for label in ("Audit entries by this user", "Audit entries about this user", "Security events"):
+        assert admin_client.get(links[label]).status_code == 200, label
+    links = _links(
+        admin_client.get(f"/admin/accounts/company/{company.pk}/change/").content.decode()
+    )
+    sessions = admin_client.get(links["Agent sessions of its users"])
+    assert {s.pk for s in sessions.context["cl"].result_list} == mine
+    for label in ("Users", "Projects", "OAuth accounts", "Audit entries"):
+        response = admin_client.get(links[label])
+        assert response.status_code == 200, label
+    assert len(admin_client.get(links["OAuth accounts"]).context["cl"].result_list) == 1
+    links = _links(admin_client.get(f"/admin/core/project/{project.pk}/change/").content.decode())
+    Automation.objects.create(name="sync", type="n8n", project=project)
+    response = admin_client.get(links["Automations"])
+    assert [a.name for a in response.context["cl"].result_list] == ["sync"]
+
+
+def test_previous_and_next_execution_within_the_session(admin_client):
+    session, other = _session(), _session()
+    rows = [ExecutionHistory.objects.create(session=session, prompt=f"s{i}") for i in range(3)]
+    ExecutionHistory.objects.create(session=other, prompt="elsewhere")
+    same_moment = rows[0].created_at
+    ExecutionHistory.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=same_moment)
+    middle = admin_client.get(f"{EXECUTIONS}{rows[1].pk}/change/")
+    assert middle.context["previous_execution"].pk == rows[0].pk
+    assert middle.context["next_execution"].pk == rows[2].pk
+    first = admin_client.get(f"{EXECUTIONS}{rows[0].pk}/change/")
+    assert first.context["previous_execution"] is None
+    page = first.content.decode()
+    assert f'href="/admin/core/executionhistory/{rows[1].pk}/change/" rel="next"' in page
+
+
+# --- Failures in sight -------------------------------------------------------------------------
+
+
+def test_the_dashboard_lists_the_latest_failed_sessions(admin_client):
+    old = _session(status="failed", metadata={"error": {"code": "sandbox_crashed"}})
+    _at(old, timezone.now() - datetime.timedelta(days=3))
+    new = _session(status="timeout", metadata={"error": {"code": "timeout", "after_ms": 5000}})
+    _session(status="completed")
+    response = admin_client.get("/admin/")
+    rows = response.context["failed_sessions"]
+    assert [r["id"] for r in rows] == [str(new.pk), str(old.pk)]
+    assert [r["reason"] for r in rows] == ["timeout · after 5.0 s", "sandbox_crashed"]
+
+
+def test_the_execution_list_filters_failed_sessions(admin_client):
+    failed, ok = _session(status="failed"), _session(status="completed")
+    ExecutionHistory.objects.create(session=failed, prompt="bad", response="x")
+    ExecutionHistory.objects.create(session=ok, prompt="good", response=None)
+    response = admin_client.get(EXECUTIONS, {"outcome": "failed_session"})
+    assert [e.prompt for e in response.context["cl"].result_list] == ["bad"]
+    response = admin_client.get(EXECUTIONS, {"outcome": "no_response"})
+    assert [e.prompt for e in response.context["cl"].result_list] == ["good"]
+    assert admin_client.get(EXECUTIONS, {"outcome": "bogus"}).status_code == 302
+
+
+def test_the_dashboard_charts_come_from_the_hourly_rollup(admin_client):
+    now = timezone.now()
+    hour = now.astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
+    target = hour - datetime.timedelta(hours=30)
+    session = _session(status="failed")
+    _at(session, target + datetime.timedelta(minutes=5))
+    for _ in range(3):
+        e = ExecutionHistory.objects.create(session=session, prompt="p", tokens_used=100)
+        ExecutionHistory.objects.filter(pk=e.pk).update(
+            created_at=target + datetime.timedelta(minutes=10)
+        )
+    first = admin_client.get("/admin/").context["charts"]
+    # A first view sums up only the newest 24 missing hours (the 24-hour card's).
+    assert first["missing_hours"] == 7 * 24 - 24
+    assert not ExecutionHour.objects.filter(hour=target).exists()
+    response = admin_client.get("/admin/")  # the next view adds the next 24
+    stored = ExecutionHour.objects.get(hour=target)
+    assert (stored.executions, stored.tokens) == (3, 300)
+    charts = response.context["charts"]["charts"]
+    assert len(charts) == 3
+    executions, tokens, failures = ({row[0]: row[1] for row in c.table[1:]} for c in charts)
+    label = timezone.localtime(target).strftime("%Y-%m-%d %H:%M")
+    assert (executions[label], tokens[label], failures[label]) == ("3", "300", "1")
+    assert "<svg" in response.content.decode()

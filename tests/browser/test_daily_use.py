@@ -20,7 +20,7 @@ from core.models import (
     SandboxExecution,
 )
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, SCREENSHOTS
 
 WIDTHS = {"desktop": (1400, 900), "phone": (390, 844)}
 SCHEMES = ["light", "dark"]
@@ -109,6 +109,11 @@ def world(transactional_db, superuser):
     return {"user": user, "company": company, "project": project, "session": failed}
 
 
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"daily-use-{name}.png"), full_page=True)
+
+
 def _context(browser, live_server, superuser, width: str, scheme: str):
     w, h = WIDTHS[width]
     context = browser.new_context(viewport={"width": w, "height": h}, color_scheme=scheme)
@@ -126,13 +131,26 @@ def _overflow(page) -> dict:
     return page.evaluate(
         """() => {
           const doc = document.documentElement;
-          const content = document.querySelector('#content');
+          const content = document.querySelector('#content-main');
           const results = document.querySelector('#changelist .results');
           return {
             page: doc.scrollWidth - doc.clientWidth,
             content: content ? content.scrollWidth - content.clientWidth : 0,
             results: results ? results.scrollWidth - results.clientWidth : 0,
           };
+        }"""
+    )
+
+
+def _widest(page) -> list[str]:
+    """The elements that stick out of the content box (to say what to fix)."""
+    return page.evaluate(
+        """() => {
+          const box = document.querySelector('#content-main').getBoundingClientRect();
+          return [...document.querySelectorAll('#content-main *')]
+            .filter(e => e.getBoundingClientRect().right > box.right + 1)
+            .slice(0, 5)
+            .map(e => e.tagName + '#' + e.id + '.' + e.className);
         }"""
     )
 
@@ -167,7 +185,7 @@ def _pages(world) -> list[str]:
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("width", list(WIDTHS))
 def test_every_page_fits_without_sideways_scrolling(
-    browser, live_server, superuser, world, width, scheme, screenshot
+    browser, live_server, superuser, world, width, scheme
 ):
     context, page = _context(browser, live_server, superuser, width, scheme)
     try:
@@ -182,15 +200,16 @@ def test_every_page_fits_without_sideways_scrolling(
             if width == "phone":
                 sticking_out.pop("results")
             if any(v > 0 for v in sticking_out.values()):
-                misfits[path] = sticking_out
+                misfits[path] = {**sticking_out, "widest": _widest(page)}
+                _shot(page, f"misfit-{width}-{scheme}-{path.strip('/').replace('/', '-')}")
             if "/change/" not in path and path != "/admin/":
                 # The row's link (its first column) stays visible.
                 first = page.locator("#result_list tbody tr").first.locator("th, td").nth(1)
                 assert first.is_visible(), path
         page.goto(f"{live_server.url}/admin/core/codexsession/{world['session'].pk}/change/")
-        screenshot(f"session-{width}-{scheme}")
+        _shot(page, f"session-{width}-{scheme}")
         page.goto(f"{live_server.url}/admin/core/codexsession/")
-        screenshot(f"sessions-{width}-{scheme}")
+        _shot(page, f"sessions-{width}-{scheme}")
         assert misfits == {}
     finally:
         context.close()
@@ -199,7 +218,7 @@ def test_every_page_fits_without_sideways_scrolling(
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("width", list(WIDTHS))
 def test_a_one_sided_date_range_from_the_form(
-    browser, live_server, superuser, world, width, scheme, screenshot
+    browser, live_server, superuser, world, width, scheme
 ):
     context, page = _context(browser, live_server, superuser, width, scheme)
     try:
@@ -213,16 +232,14 @@ def test_a_one_sided_date_range_from_the_form(
         assert "created_at__lt" not in page.url  # the empty Until box is left out
         assert "were not valid" not in page.content()
         assert page.locator("#result_list tbody tr").count() == 9
-        screenshot(f"one-sided-{width}-{scheme}")
+        _shot(page, f"one-sided-{width}-{scheme}")
     finally:
         context.close()
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_the_session_story_and_its_links(
-    browser, live_server, superuser, world, width, scheme, screenshot
-):
+def test_the_session_story_and_its_links(browser, live_server, superuser, world, width, scheme):
     context, page = _context(browser, live_server, superuser, width, scheme)
     session = world["session"]
     try:
@@ -241,7 +258,7 @@ def test_the_session_story_and_its_links(
         assert page.locator(".portal-timeline tbody tr").count() == 5
         timeline = page.locator(".portal-timeline").inner_text()
         assert "24.6 s" in timeline and "10.0 min" in timeline and "640 ms" in timeline
-        screenshot(f"story-{width}-{scheme}")
+        _shot(page, f"story-{width}-{scheme}")
         page.locator(".portal-related a", has_text="Project infra-terraform").click()
         page.wait_for_url(f"**/core/project/{world['project'].pk}/change/")
         page.locator(".portal-related a", has_text="Automations").click()
@@ -264,9 +281,7 @@ def test_the_session_story_and_its_links(
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_long_content_is_folded_and_readable(
-    browser, live_server, superuser, world, width, scheme, screenshot
-):
+def test_long_content_is_folded_and_readable(browser, live_server, superuser, world, width, scheme):
     context, page = _context(browser, live_server, superuser, width, scheme)
     session = world["session"]
     rows = list(ExecutionHistory.objects.filter(session=session).order_by("id"))
@@ -295,6 +310,6 @@ def test_long_content_is_folded_and_readable(
         assert page.locator(".portal-result thead th").all_inner_texts() == ["plan", "n"]
         sql = page.locator(".portal-sql").inner_text()
         assert "group by plan" in " ".join(sql.split())  # as it ran, not re-cased
-        screenshot(f"sandbox-{width}-{scheme}")
+        _shot(page, f"sandbox-{width}-{scheme}")
     finally:
         context.close()

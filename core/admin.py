@@ -37,6 +37,7 @@ from portal.admin.changelist import (
     uuid_prefix_q,
 )
 from portal.admin.display import (
+    StrOrPromise,
     duration_ms,
     formatted_sql,
     pretty_json,
@@ -214,11 +215,13 @@ class CodexSessionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = list(SESSION_STATUSES)
+        choices: list[tuple[str, StrOrPromise]] = list(SESSION_STATUSES)
         current = self.instance.status if self.instance else ""
         if current and current not in {value for value, _label in choices}:
             choices.append((current, current))
-        self.fields["status"].choices = choices
+        status = self.fields["status"]
+        assert isinstance(status, forms.ChoiceField)
+        status.choices = choices
 
 
 @admin.register(CodexSession)
@@ -388,10 +391,12 @@ class CodexSessionAdmin(PortalModelAdmin):
             }
         }
 
-    def related(self, request: HttpRequest, obj: CodexSession) -> list[tuple[str, str | None]]:
+    def related(
+        self, request: HttpRequest, obj: CodexSession
+    ) -> list[tuple[StrOrPromise, str | None]]:
         user = story.portal_user_for(obj.user_id)
         project = story.project_for(obj.metadata)
-        links: list[tuple[str, str | None]] = []
+        links: list[tuple[StrOrPromise, str | None]] = []
         if user is not None:
             links.append((_("User %(email)s") % {"email": user.email}, _change_url(User, user.pk)))
         links.append(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import sqlparse
+from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+
+StrOrPromise = str | Promise
 
 #: Beyond this many characters a JSON or SQL display is cut (with a note): a
 #: multi-megabyte value would make the page unusable, and CSV export has it whole.
@@ -284,7 +288,7 @@ def status_badge(status: str | None) -> SafeString:
     return format_html('<span class="portal-badge portal-{}">{}</span>', tone, status or "—")
 
 
-def related_links(links: list[tuple[str, str | None]]) -> SafeString:
+def related_links(links: Sequence[tuple[StrOrPromise, str | None]]) -> SafeString:
     """Links to related rows, each a filtered list or one object's page (never an inline
     of unbounded size). A link without a URL is shown as plain text."""
     if not links:

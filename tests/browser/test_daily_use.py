@@ -203,9 +203,10 @@ def test_every_page_fits_without_sideways_scrolling(
                 misfits[path] = {**sticking_out, "widest": _widest(page)}
                 _shot(page, f"misfit-{width}-{scheme}-{path.strip('/').replace('/', '-')}")
             if "/change/" not in path and path != "/admin/":
-                # The row's link (its first column) stays visible.
-                first = page.locator("#result_list tbody tr").first.locator("th, td").nth(1)
-                assert first.is_visible(), path
+                # The row's link (the column Django renders as a header cell) stays.
+                rows = page.locator("#result_list tbody tr")
+                if rows.count():
+                    assert rows.first.locator("th").first.is_visible(), path
         page.goto(f"{live_server.url}/admin/core/codexsession/{world['session'].pk}/change/")
         _shot(page, f"session-{width}-{scheme}")
         page.goto(f"{live_server.url}/admin/core/codexsession/")

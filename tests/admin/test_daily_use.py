@@ -2,7 +2,9 @@
 between related rows, counts that are honest after a bulk load, search by what the
 list shows, readable long content, one set of units, and spreadsheet-ready CSV."""
 
+import csv
 import datetime
+import io
 import re
 import uuid
 from decimal import Decimal
@@ -457,3 +459,98 @@ def test_the_dashboard_charts_come_from_the_hourly_rollup(admin_client):
     label = timezone.localtime(target).strftime("%Y-%m-%d %H:%M")
     assert (executions[label], tokens[label], failures[label]) == ("3", "300", "1")
     assert "<svg" in response.content.decode()
+
+
+# --- CSV for people and spreadsheets ----------------------------------------------------------
+
+
+def _csv(response, delimiter=","):
+    body = b"".join(response.streaming_content).decode("utf-8")
+    return body, list(csv.reader(io.StringIO(body.removeprefix("\ufeff")), delimiter=delimiter))
+
+
+def test_csv_headers_are_the_names_the_pages_show(admin_client):
+    _user(keycloak_id="kc-1")
+    _body, rows = _csv(admin_client.get("/admin/accounts/user/export.csv"))
+    assert "Identity provider id" in rows[0] and "keycloak_id" not in rows[0]
+    assert "Company" in rows[0] and "company_id" not in rows[0]
+
+
+def test_session_csv_has_the_usage_columns_the_list_shows(admin_client):
+    session = _session()
+    for tokens, ms in ((1_000, 640), (2_500, 24_631)):
+        ExecutionHistory.objects.create(
+            session=session, prompt="p", tokens_used=tokens, execution_time_ms=ms
+        )
+    _session(user_id="idle")
+    _body, rows = _csv(admin_client.get(f"{SESSIONS}export.csv", {"user_id": "user-1"}))
+    header, [row] = rows[0], rows[1:]
+    usage = {name: row[header.index(name)] for name in ("Executions", "Tokens", "Total time (ms)")}
+    assert usage == {"Executions": "2", "Tokens": "3500", "Total time (ms)": "25271"}
+
+
+def test_the_spreadsheet_dialect_uses_semicolons_and_a_byte_order_mark(admin_client):
+    _session(user_id="José; Müller")
+    response = admin_client.get(f"{SESSIONS}export.csv", {"dialect": "spreadsheet"})
+    body, rows = _csv(response, delimiter=";")
+    assert body.startswith("\ufeff")
+    assert rows[0][:2] == ["Session id", "User id"]
+    assert rows[1][1] == "José; Müller"  # quoted, survives the separator
+    # Plain CSV stays as it was; an unknown dialect falls back to it; the dialect is
+    # not taken for a filter of the list.
+    plain, _rows = _csv(admin_client.get(f"{SESSIONS}export.csv", {"dialect": "bogus"}))
+    assert not plain.startswith("\ufeff") and plain.split("\r\n")[0].count(",") > 2
+    page = admin_client.get(SESSIONS, {"status": "completed"}).content.decode()
+    assert "export.csv?status=completed&amp;dialect=spreadsheet" in page
+
+
+# --- One vocabulary -----------------------------------------------------------------------------
+
+
+def test_session_status_is_a_choice_not_free_text(admin_client):
+    session = _session(status="completed")
+    url = f"{SESSIONS}{session.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert '<select name="status"' in page
+    response = admin_client.post(url, {"status": "complted"})  # a typo
+    assert response.status_code == 200  # the form again, with its error
+    session.refresh_from_db()
+    assert session.status == "completed"
+    assert admin_client.post(url, {"status": "failed"}).status_code == 302
+    session.refresh_from_db()
+    assert session.status == "failed"
+
+
+def test_an_unknown_status_the_gateway_wrote_stays_choosable(admin_client):
+    session = _session(status="paused_by_gateway")
+    page = admin_client.get(f"{SESSIONS}{session.pk}/change/").content.decode()
+    assert '<option value="paused_by_gateway" selected>' in page
+
+
+def test_the_project_picker_names_the_company(admin_client):
+    user = _user()
+    for name in ("Acme", "Borealis"):
+        company = Company.objects.create(name=name, domain=f"{name.lower()}.example")
+        Project.objects.create(name="infra-terraform", company=company, owner=user)
+    response = admin_client.get(
+        "/admin/autocomplete/",
+        {
+            "term": "infra",
+            "app_label": "core",
+            "model_name": "automation",
+            "field_name": "project",
+        },
+    )
+    labels = sorted(r["text"] for r in response.json()["results"])
+    assert labels == ["infra-terraform (Acme)", "infra-terraform (Borealis)"]
+
+
+def test_the_audit_action_filter_speaks_one_vocabulary(admin_client):
+    from audit.admin import ACTION_LABELS
+
+    response = admin_client.get("/admin/audit/activitylog/")
+    spec = next(s for s in response.context["cl"].filter_specs if s.parameter_name == "action")
+    values = [value for value, _label in spec.lookup_choices]
+    assert "change" in values and "diagnostics.cancel_backend" in values
+    assert "update" not in values and "cancel_query" not in values
+    assert values == list(ACTION_LABELS)

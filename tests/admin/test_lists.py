@@ -263,10 +263,11 @@ def test_csv_export_streams_the_current_filtered_list(admin_client, session):
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][:3] == ["id", "session_id", "prompt"]
+    # Headed as the pages name the columns (verbose names).
+    assert rows[0][:3] == ["ID", "Session", "Prompt"]
     assert [r[2] for r in rows[1:]] == ['\'=HYPERLINK("x")']
     # The stored search document is PostgreSQL's, not data anyone exports.
-    assert "search_document" not in rows[0] and "created_at" in rows[0]
+    assert "Search document" not in rows[0] and "Created at" in rows[0]
 
 
 def test_the_list_links_to_the_csv_of_what_it_shows(admin_client, session):
@@ -308,4 +309,4 @@ def test_csv_export_memory_stays_flat_however_many_rows(admin_client, session):
 def test_json_values_export_as_json(admin_client, session):
     response = admin_client.get("/admin/core/codexsession/export.csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert json.loads(rows[0]["metadata"]) == {"repo": "acme/api", "labels": ["ci", "flaky"]}
+    assert json.loads(rows[0]["Metadata"]) == {"repo": "acme/api", "labels": ["ci", "flaky"]}

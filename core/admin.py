@@ -207,7 +207,7 @@ class AutomationAdmin(PortalModelAdmin):
 class CodexSessionForm(forms.ModelForm):
     """Status from the known statuses (plus the current one, if the gateway wrote another)."""
 
-    status = forms.ChoiceField(label=_("status"))
+    status = forms.ChoiceField(label=_("Status"))
 
     class Meta:
         model = CodexSession

@@ -250,7 +250,7 @@ def test_the_session_story_and_its_links(browser, live_server, superuser, world,
         page.wait_for_load_state()
         assert page.locator("#result_list tbody tr").count() == 1
         page.locator("#result_list tbody tr").first.locator("a").first.click()
-        page.wait_for_url(f"**/codexsession/{session.pk}/change/")
+        page.wait_for_url(f"**/codexsession/{session.pk}/change/**")
         failure = page.locator(".portal-failure")
         assert failure.is_visible()
         assert "upstream_5xx" in failure.inner_text()
@@ -261,7 +261,7 @@ def test_the_session_story_and_its_links(browser, live_server, superuser, world,
         assert "24.6 s" in timeline and "10.0 min" in timeline and "640 ms" in timeline
         _shot(page, f"story-{width}-{scheme}")
         page.locator(".portal-related a", has_text="Project infra-terraform").click()
-        page.wait_for_url(f"**/core/project/{world['project'].pk}/change/")
+        page.wait_for_url(f"**/core/project/{world['project'].pk}/change/**")
         page.locator(".portal-related a", has_text="Automations").click()
         page.wait_for_load_state()
         assert page.locator("#result_list tbody tr").count() == 1
@@ -272,7 +272,7 @@ def test_the_session_story_and_its_links(browser, live_server, superuser, world,
         assert page.locator("#result_list tbody tr").count() == 2
         page.go_back()
         page.locator(".portal-related a", has_text="User dana.ops@acme.example").click()
-        page.wait_for_url(f"**/accounts/user/{world['user'].pk}/change/")
+        page.wait_for_url(f"**/accounts/user/{world['user'].pk}/change/**")
         page.locator(".portal-related a", has_text="Agent sessions").click()
         page.wait_for_load_state()
         assert page.locator("#result_list tbody tr").count() == 1

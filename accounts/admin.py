@@ -215,7 +215,7 @@ class UserCompanyFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         value = self.value()
-        company = Company.objects.filter(pk=value).first() if _is_uuid(value) else None
+        company = Company.objects.filter(pk=str(value)).first() if _is_uuid(value) else None
         return [(str(company.pk), company.name)] if company else []
 
     def queryset(self, request, queryset):

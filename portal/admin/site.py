@@ -260,13 +260,13 @@ class PortalAdminSite(admin.AdminSite):
         known = [(hour, t) for hour, t in hours.items() if t is not None]
         charts = [
             line_chart(
-                _("Executions per hour, last 7 days"),
-                [Series(_("executions"), tuple((h, float(t.executions)) for h, t in known))],
+                str(_("Executions per hour, last 7 days")),
+                [Series(str(_("executions")), tuple((h, float(t.executions)) for h, t in known))],
                 lambda v: compact(int(v)),
             ),
             line_chart(
-                _("Tokens per hour, last 7 days"),
-                [Series(_("tokens"), tuple((h, float(t.tokens)) for h, t in known))],
+                str(_("Tokens per hour, last 7 days")),
+                [Series(str(_("tokens")), tuple((h, float(t.tokens)) for h, t in known))],
                 lambda v: compact(int(v)),
             ),
         ]
@@ -275,8 +275,8 @@ class PortalAdminSite(admin.AdminSite):
             failed = selectors.failed_sessions_by_hour(first, max(hours) + selectors.HOUR)
             charts.append(
                 line_chart(
-                    _("Failed or timed-out sessions per hour, last 7 days"),
-                    [Series(_("failed"), tuple((h, float(failed.get(h, 0))) for h in hours))],
+                    str(_("Failed or timed-out sessions per hour, last 7 days")),
+                    [Series(str(_("failed")), tuple((h, float(failed.get(h, 0))) for h in hours))],
                     lambda v: f"{int(v):,}",
                 )
             )

@@ -157,8 +157,8 @@ def _widest(page) -> list[str]:
 
 def _pages(world) -> list[str]:
     s, u, c, p = world["session"], world["user"], world["company"], world["project"]
-    execution = ExecutionHistory.objects.filter(session=s).order_by("id").first()
-    run = SandboxExecution.objects.filter(error__isnull=True).first()
+    execution = ExecutionHistory.objects.filter(session=s).order_by("id")[:1].get()
+    run = SandboxExecution.objects.get(error__isnull=True)
     return [
         "/admin/",
         "/admin/core/codexsession/",

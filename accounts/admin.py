@@ -6,23 +6,37 @@ change-password form) adapted to the email login; the password hash is never sho
 
 from __future__ import annotations
 
+import uuid
 from typing import cast
 
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import PortalModelAdmin
+from portal.admin.display import related_links
 from portal.admin.filters import DateRangeFilter
+from portal.admin.site import _changelist
 
 from .models import Company, OAuthAccount, User
 from .privileges import GuardedGroupForm, GuardedUserForm, guarded_form, may_manage
+
+
+def caller_ids(user: User) -> list[str]:
+    """The ids the gateway may name this user by in a session's ``user_id``: its
+    identity-provider id, its email, or ``usr_`` and the first 24 hex digits of its id."""
+    ids = [user.email, f"usr_{user.pk.hex[:24]}"]
+    if user.keycloak_id:
+        ids.insert(0, user.keycloak_id)
+    return ids
 
 
 def _clean_email(form: forms.ModelForm) -> str:
@@ -78,7 +92,7 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
     search_fields = ["email", "first_name", "last_name", "keycloak_id", "company__name"]
     autocomplete_fields = ["company"]
     filter_horizontal = ["groups", "user_permissions"]
-    readonly_fields = ["password_status", "last_login", "created_at", "updated_at"]
+    readonly_fields = ["password_status", "related_col", "last_login", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["email", "password_status"]}),
         (
@@ -90,6 +104,7 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
             "Permissions",
             {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]},
         ),
+        (_("Related"), {"fields": ["related_col"]}),
         ("Dates", {"fields": ["last_login", "created_at", "updated_at"]}),
     ]
     add_fieldsets = [
@@ -120,6 +135,32 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return super().has_delete_permission(request, obj) and may_manage(request.user, obj)
+
+    @admin.display(description=_("related"))
+    def related_col(self, obj: User) -> str:
+        if obj.pk is None:
+            return "—"
+        return related_links(
+            [
+                (
+                    _("Agent sessions"),
+                    _changelist("core.CodexSession", user_id__in=",".join(caller_ids(obj))),
+                ),
+                (_("Projects owned"), _changelist("core.Project", owner=str(obj.pk))),
+                (_("OAuth accounts"), _changelist("accounts.OAuthAccount", user=str(obj.pk))),
+                (
+                    _("Audit entries by this user"),
+                    _changelist("audit.ActivityLog", user=str(obj.pk)),
+                ),
+                (
+                    _("Audit entries about this user"),
+                    _changelist(
+                        "audit.ActivityLog", resource_type="accounts.user", resource_id=str(obj.pk)
+                    ),
+                ),
+                (_("Security events"), _changelist("audit.SecurityEvent", user=str(obj.pk))),
+            ]
+        )
 
     @admin.display(description="name")
     def full_name(self, obj: User) -> str:
@@ -152,13 +193,73 @@ class CompanyAdmin(PortalModelAdmin):
     list_display = ["name", "domain", "subscription_plan", "max_users", "is_active", "created_at"]
     list_filter = ["subscription_plan", "is_active", ("created_at", DateRangeFilter)]
     search_fields = ["name", "domain"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["related_col", "created_at", "updated_at"]
+    #: A company's sessions are linked as one list of its users' caller ids up to this
+    #: many users (the address stays short); beyond, through its users.
+    max_users_linked = 50
+
+    @admin.display(description=_("related"))
+    def related_col(self, obj: Company) -> str:
+        if obj.pk is None:
+            return "—"
+        users = list(obj.users.order_by("pk")[: self.max_users_linked + 1])
+        links = [(_("Users"), _changelist("accounts.User", company=str(obj.pk)))]
+        if users and len(users) <= self.max_users_linked:
+            ids = ",".join(i for u in users for i in caller_ids(u))
+            links.append(
+                (
+                    _("Agent sessions of its users"),
+                    _changelist("core.CodexSession", user_id__in=ids),
+                )
+            )
+        links += [
+            (_("Projects"), _changelist("core.Project", company=str(obj.pk))),
+            (
+                _("OAuth accounts"),
+                _changelist("accounts.OAuthAccount", company=str(obj.pk)),
+            ),
+            (
+                _("Audit entries"),
+                _changelist(
+                    "audit.ActivityLog", resource_type="accounts.company", resource_id=str(obj.pk)
+                ),
+            ),
+        ]
+        return related_links(links)
+
+
+class UserCompanyFilter(admin.SimpleListFilter):
+    """Rows whose user belongs to one company (``?company=<uuid>``), shown while active."""
+
+    title = _("company")
+    parameter_name = "company"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        company = Company.objects.filter(pk=str(value)).first() if _is_uuid(value) else None
+        return [(str(company.pk), company.name)] if company else []
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not _is_uuid(value):
+            raise IncorrectLookupParameters("company must be a UUID")
+        return queryset.filter(user__company_id=value)
+
+
+def _is_uuid(value: str | None) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 @admin.register(OAuthAccount)
 class OAuthAccountAdmin(PortalModelAdmin):
     list_display = ["provider", "provider_account_id", "user", "created_at"]
-    list_filter = ["provider", ("created_at", DateRangeFilter)]
+    list_filter = ["provider", UserCompanyFilter, ("created_at", DateRangeFilter)]
     list_select_related = ["user"]
     search_fields = ["provider_account_id", "user__email"]
     autocomplete_fields = ["user"]

@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import ReadOnlyModelAdmin
 from portal.admin.filters import DateRangeFilter
@@ -88,6 +89,34 @@ class ActorFilter(admin.SimpleListFilter):
         return queryset
 
 
+#: The actions the portal records (audit.services, diagnostics.actions), with labels.
+ACTION_LABELS = {
+    "create": _("Created"),
+    "change": _("Changed"),
+    "delete": _("Deleted"),
+    "purge": _("Purged expired cache"),
+    "view": _("Viewed"),
+    "export": _("Exported"),
+    "diagnostics.cancel_backend": _("Cancelled a query"),
+    "diagnostics.terminate_backend": _("Terminated a database session"),
+    "diagnostics.reset_query_stats": _("Reset query statistics"),
+}
+
+
+class ActionFilter(admin.SimpleListFilter):
+    """One vocabulary: the portal's action names, shown by label."""
+
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return list(ACTION_LABELS.items())
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(action=value) if value else queryset
+
+
 class AuditMedia:
     css = {"all": ["audit/audit.css"]}
 
@@ -120,12 +149,12 @@ class ActivityLogAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
     list_display = [
         "created_at",
         "actor_email",
-        "action",
+        "action_col",
         "resource_type",
         "object_link",
         "ip_address",
     ]
-    list_filter = [ActorFilter, "action", "resource_type", ("created_at", DateRangeFilter)]
+    list_filter = [ActorFilter, ActionFilter, "resource_type", ("created_at", DateRangeFilter)]
     search_fields = ["actor_email", "object_repr", "=resource_id", "=request_id"]
     show_full_result_count = False
     fields = [
@@ -144,6 +173,13 @@ class ActivityLogAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
     ]
     readonly_fields = ["object_link", "changes", "other_details"]
     Media = AuditMedia
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_col(self, entry: ActivityLog) -> str:
+        label = ACTION_LABELS.get(entry.action)
+        if label is None:
+            return entry.action
+        return format_html('<span title="{}">{}</span>', entry.action, label)
 
     @admin.display(description="object")
     def object_link(self, entry: ActivityLog) -> str:

@@ -11,6 +11,7 @@ import functools
 from typing import cast
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
@@ -22,7 +23,10 @@ from django.template.response import TemplateResponse
 from django.urls import get_script_prefix, get_urlconf, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
+from accounts.models import Company, User
+from audit.models import ActivityLog
 from audit.services import record_cache_purge
 from portal.admin.base import PortalModelAdmin, ReadOnlyModelAdmin
 from portal.admin.changelist import (
@@ -31,21 +35,27 @@ from portal.admin.changelist import (
     is_query_canceled,
     parse_uuid,
     set_local,
+    uuid_prefix_q,
 )
 from portal.admin.display import (
+    StrOrPromise,
     duration_ms,
     formatted_sql,
     pretty_json,
     preview,
     readable_text,
+    related_links,
+    result_table,
     status_badge,
 )
 from portal.admin.estimates import count_rows
+from portal.admin.export import CsvColumn
 from portal.admin.filters import BucketFilter, ChoicesFilter, DateRangeFilter, IndexedValuesFilter
 from portal.limits import degrade
 
-from . import selectors, services
+from . import pricing, selectors, services, story
 from .models import (
+    SESSION_STATUSES,
     Automation,
     CodexSession,
     ExecutionHistory,
@@ -83,6 +93,11 @@ def _change_url(model, pk) -> str:
     return pattern.replace("__pk__", quote(str(pk)))
 
 
+#: In the execution search a hex word this long is also taken as a session id prefix
+#: (shorter ones are too often plain words: "added", "facade").
+SESSION_PREFIX_IN_TEXT_SEARCH = 8
+
+
 def session_link(session_id) -> str:
     if session_id is None:
         return "—"
@@ -97,6 +112,11 @@ def session_link(session_id) -> str:
 # --- Projects -----------------------------------------------------------------------
 
 
+def project_label(project: Project) -> str:
+    """A project's name with its company's: names repeat across companies."""
+    return f"{project.name} ({project.company.name})"
+
+
 @admin.register(Project)
 class ProjectAdmin(PortalModelAdmin):
     list_display = ["name", "company", "owner", "status", "created_at"]
@@ -108,18 +128,68 @@ class ProjectAdmin(PortalModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "description", "status"]}),
         ("Ownership", {"fields": ["company", "owner"]}),
+        (_("Related"), {"fields": ["related_col"]}),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def get_queryset(self, request):
+        # The company names the project in pickers (autocomplete_label).
+        return super().get_queryset(request).select_related("company")
+
+    @staticmethod
+    def autocomplete_label(project: Project) -> str:
+        return project_label(project)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "related_col"]
+
+    @admin.display(description=_("related"))
+    def related_col(self, obj: Project) -> str:
+        if obj.pk is None:
+            return "—"
+        return related_links(
+            [
+                (_("Automations"), _changelist_url(Automation, project=str(obj.pk))),
+                (
+                    _("Company %(name)s") % {"name": obj.company.name},
+                    _change_url(Company, obj.company_id),
+                ),
+                (
+                    _("Owner %(email)s") % {"email": obj.owner.email},
+                    _change_url(User, obj.owner_id),
+                ),
+                (
+                    _("Audit entries"),
+                    _changelist_url(
+                        ActivityLog, resource_type="core.project", resource_id=str(obj.pk)
+                    ),
+                ),
+            ]
+        )
 
 
 @admin.register(Automation)
 class AutomationAdmin(PortalModelAdmin):
-    list_display = ["name", "type", "project", "is_active", "created_at"]
+    list_display = ["name", "type", "project_col", "is_active", "created_at"]
     list_filter = ["type", "is_active", ("created_at", DateRangeFilter)]
-    list_select_related = ["project"]
+    list_select_related = ["project__company"]
     search_fields = ["name", "project__name"]
     autocomplete_fields = ["project"]
     readonly_fields = ["created_at", "updated_at"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "project" and field is not None:
+            field.queryset = field.queryset.select_related("company")
+            field.label_from_instance = project_label
+        return field
+
+    @admin.display(description=_("project"), ordering="project__name")
+    def project_col(self, obj: Automation) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', _change_url(Project, obj.project_id), project_label(obj.project)
+        )
+
     fieldsets = [
         (None, {"fields": ["name", "type", "project", "is_active"]}),
         (
@@ -134,6 +204,26 @@ class AutomationAdmin(PortalModelAdmin):
 
 
 # --- Agent sessions -----------------------------------------------------------------
+
+
+class CodexSessionForm(forms.ModelForm):
+    """Status from the known statuses (plus the current one, if the gateway wrote another)."""
+
+    status = forms.ChoiceField(label=_("Status"))
+
+    class Meta:
+        model = CodexSession
+        fields = ["status"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices: list[tuple[str, StrOrPromise]] = list(SESSION_STATUSES)
+        current = self.instance.status if self.instance else ""
+        if current and current not in {value for value, _label in choices}:
+            choices.append((current, current))
+        status = self.fields["status"]
+        assert isinstance(status, forms.ChoiceField)
+        status.choices = choices
 
 
 @admin.register(CodexSession)
@@ -157,7 +247,10 @@ class CodexSessionAdmin(PortalModelAdmin):
     # Only orderings an index serves: (created_at) for the list, the pk for ties.
     sortable_by = ["created_at"]
     search_fields = ["user_id"]  # the search box; get_search_results does the work
-    search_help_text = "An exact session id (UUID) or user id."
+    search_help_text = _(
+        "A session id or its first characters (as the list shows them), "
+        "or a user id or its beginning."
+    )
     readonly_fields = [
         "session_id",
         "user_id",
@@ -173,7 +266,9 @@ class CodexSessionAdmin(PortalModelAdmin):
         ("Metadata", {"fields": ["metadata_pretty"]}),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
-    latest_executions_shown = 20
+    #: The session page's timeline shows this many executions (oldest first), then a link.
+    timeline_shown = 100
+    form = CodexSessionForm
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)
@@ -190,7 +285,25 @@ class CodexSessionAdmin(PortalModelAdmin):
         uuid = parse_uuid(term)
         if uuid is not None:
             return queryset.filter(Q(pk=uuid) | Q(user_id=term)), False
-        return queryset.filter(user_id=term), False
+        # A prefix of the user id (LIKE 'x%': the pattern index) or of the session id
+        # (a range on the primary key); both served by an index, combined by a BitmapOr.
+        condition = Q(user_id__startswith=term)
+        prefix = uuid_prefix_q("pk", term)
+        if prefix is not None:
+            condition |= prefix
+        return queryset.filter(condition), False
+
+    def get_csv_columns(self, request):
+        # What the list shows beside the fields: the usage figures, as plain numbers.
+        def part(key):
+            return lambda usage: (usage or {}).get(key, 0)
+
+        return [
+            *super().get_csv_columns(request),
+            CsvColumn(str(_("Executions")), "usage", part("executions")),
+            CsvColumn(str(_("Tokens")), "usage", part("tokens")),
+            CsvColumn(str(_("Total time (ms)")), "usage", part("time_ms")),
+        ]
 
     # The gateway creates sessions; their executions would cascade on delete.
     def has_add_permission(self, request) -> bool:
@@ -238,21 +351,26 @@ class CodexSessionAdmin(PortalModelAdmin):
     def time_col(self, obj: CodexSession) -> str:
         return duration_ms(self._usage(obj)["time_ms"])
 
+    def _loaded_usage(self, obj: CodexSession) -> dict:
+        """The session's usage, read now when the page's queryset left it out (the change
+        page does, so that a lock or a slow query on the executions makes only the
+        figures unavailable, not the page); run it inside :func:`degrade`."""
+        if getattr(obj, "usage", None) is None and obj.pk is not None:
+            obj.usage = (  # type: ignore[attr-defined]
+                CodexSession.objects.filter(pk=obj.pk)
+                .annotate(**selectors.session_usage_annotations())
+                .values_list("usage", flat=True)  # type: ignore[misc]
+                .first()
+            )
+        return self._usage(obj)
+
     @admin.display(description="usage")
     def usage_summary(self, obj: CodexSession) -> str:
-        if getattr(obj, "usage", None) is None and obj.pk is not None:
-            # The change page reads the session without its usage, so that a lock or a
-            # slow query on the executions makes this field unavailable, not the page.
-            panel: dict = {}
-            with degrade(panel, "usage", tables=[ExecutionHistory._meta.db_table]):
-                obj.usage = (  # type: ignore[attr-defined]
-                    CodexSession.objects.filter(pk=obj.pk)
-                    .annotate(**selectors.session_usage_annotations())
-                    .values_list("usage", flat=True)  # type: ignore[misc]
-                    .first()
-                )
-            if "usage" in panel:
-                return str(panel["usage"])
+        panel: dict = {}
+        with degrade(panel, "usage", tables=[ExecutionHistory._meta.db_table]):
+            self._loaded_usage(obj)
+        if "usage" in panel:
+            return str(panel["usage"])
         usage = self._usage(obj)
         return format_html(
             "{} executions · {} tokens · {} in total",
@@ -265,28 +383,76 @@ class CodexSessionAdmin(PortalModelAdmin):
     def metadata_pretty(self, obj: CodexSession) -> str:
         return pretty_json(obj.metadata)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = extra_context or {}
-        session_id = parse_uuid(object_id)
-        if session_id is not None:
-            executions = selectors.session_executions(session_id)
-            # A panel of its own: a lock or a slow query on the executions leaves the
-            # session itself editable.
-            with degrade(
-                extra_context,
-                "latest_executions_unavailable",
-                tables=[ExecutionHistory._meta.db_table],
-            ):
-                extra_context.update(
-                    latest_executions=selectors.latest_executions(
-                        session_id, limit=self.latest_executions_shown
-                    ),
-                    executions_count=count_rows(executions),
-                )
-            extra_context["executions_url"] = _changelist_url(
-                ExecutionHistory, session=str(session_id)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(self.story_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def story_context(self, request: HttpRequest, obj: CodexSession) -> dict:
+        """The top of a session's page: status and failure, totals and cost, related rows,
+        and its executions as a timeline (bounded)."""
+        # A panel of its own: a lock or a slow query on the executions leaves the session
+        # itself readable and editable (the figures and the timeline say "unavailable").
+        panel: dict = {}
+        usage = self._usage(obj)
+        steps: list = []
+        with degrade(panel, "story_unavailable", tables=[ExecutionHistory._meta.db_table]):
+            usage = self._loaded_usage(obj)
+            steps = story.timeline(
+                obj.created_at, selectors.session_timeline(obj.pk, limit=self.timeline_shown)
             )
-        return super().change_view(request, object_id, form_url, extra_context)
+        if panel:
+            return panel
+        cost = pricing.estimate_cost(obj.model, usage["tokens"])
+        return {
+            "story": {
+                "status": status_badge(obj.status),
+                "failure": story.failure_reason(obj.metadata),
+                "executions": f"{usage['executions']:,}",
+                "tokens": f"{usage['tokens']:,}",
+                "time": duration_ms(usage["time_ms"]),
+                "cost": None if cost is None else f"${cost:,.2f}",
+                "price": pricing.price_per_million(obj.model),
+                "steps": steps,
+                "more": max(usage["executions"] - len(steps), 0),
+                "executions_url": _changelist_url(ExecutionHistory, session=str(obj.pk)),
+                "related": related_links(self.related(request, obj)),
+            }
+        }
+
+    def related(
+        self, request: HttpRequest, obj: CodexSession
+    ) -> list[tuple[StrOrPromise, str | None]]:
+        user = story.portal_user_for(obj.user_id)
+        project = story.project_for(obj.metadata)
+        links: list[tuple[StrOrPromise, str | None]] = []
+        if user is not None:
+            links.append((_("User %(email)s") % {"email": user.email}, _change_url(User, user.pk)))
+        links.append(
+            (
+                _("Sessions of caller %(id)s") % {"id": obj.user_id},
+                _changelist_url(CodexSession, user_id=obj.user_id),
+            )
+        )
+        if project is not None:
+            links.append(
+                (
+                    _("Project %(name)s (%(company)s)")
+                    % {"name": project.name, "company": project.company.name},
+                    _change_url(Project, project.pk),
+                )
+            )
+        links += [
+            (_("Executions"), _changelist_url(ExecutionHistory, session=str(obj.pk))),
+            (_("Sandbox runs"), _changelist_url(SandboxExecution, session=str(obj.pk))),
+            (
+                _("Audit entries"),
+                _changelist_url(
+                    ActivityLog, resource_type="core.codexsession", resource_id=str(obj.pk)
+                ),
+            ),
+        ]
+        return links
 
 
 class SessionFilter(admin.SimpleListFilter):
@@ -309,6 +475,32 @@ class SessionFilter(admin.SimpleListFilter):
 
             raise IncorrectLookupParameters("session must be a UUID")
         return queryset.filter(session_id=uuid)
+
+
+class ExecutionOutcomeFilter(ChoicesFilter):
+    """Executions of failed or timed-out sessions, or without a response.
+
+    The list walks the created_at index and checks each row's session by primary key:
+    failures are common enough (about one session in five in the demo data) for a page
+    to fill quickly.
+    """
+
+    title = _("outcome")
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("failed_session", _("In a failed or timed-out session")),
+            ("no_response", _("Without a response")),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.clean_value()
+        if value == "failed_session":
+            return queryset.filter(session__status__in=selectors.FAILED_STATUSES)
+        if value == "no_response":
+            return queryset.filter(response__isnull=True)
+        return queryset
 
 
 class TokenBucketFilter(BucketFilter):
@@ -374,15 +566,17 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
     list_display_links = ["id"]
     list_filter = [
         ("created_at", DateRangeFilter),
+        ExecutionOutcomeFilter,
         SessionFilter,
         TokenBucketFilter,
         TimeBucketFilter,
     ]
     sortable_by = ["created_at"]
     search_fields = ["prompt"]  # the search box; get_search_results does the work
-    search_help_text = (
+    search_help_text = _(
         'Words in the prompt or response (full text: "exact phrase", -without, or); '
-        "a number finds that execution, a UUID the executions of that session."
+        "a number finds that execution, a session id (or its first 8 characters) "
+        "the executions of that session."
     )
     fields = [
         "session_col",
@@ -414,6 +608,11 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
         condition = Q(search_document=search_query(term))
         if term.isdigit() and len(term) < 19:
             condition |= Q(pk=int(term))
+        if len(term) >= SESSION_PREFIX_IN_TEXT_SEARCH:
+            # The session column shows 8 characters: those find the session's rows.
+            prefix = uuid_prefix_q("session_id", term)
+            if prefix is not None:
+                condition |= prefix
         return queryset.filter(condition), False
 
     @admin.display(description="session")
@@ -433,13 +632,22 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
     def time_col(self, obj: ExecutionHistory) -> str:
         return duration_ms(obj.execution_time_ms)
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            before, after = selectors.neighbour_executions(obj)
+            context.update(previous_execution=before, next_execution=after)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="prompt")
     def prompt_text(self, obj: ExecutionHistory) -> str:
-        return readable_text(obj.prompt)
+        jump = None
+        if obj.response is not None and len(obj.prompt) > 2_000:
+            jump = ("portal-response", _("Jump to the response ↓"))
+        return readable_text(obj.prompt, anchor="portal-prompt", jump=jump)
 
     @admin.display(description="response")
     def response_text(self, obj: ExecutionHistory) -> str:
-        return readable_text(obj.response)
+        return readable_text(obj.response, anchor="portal-response")
 
 
 # --- Sandbox runs and tool cache ----------------------------------------------------
@@ -465,10 +673,10 @@ class OutcomeFilter(ChoicesFilter):
 class SandboxExecutionAdmin(ReadOnlyModelAdmin):
     list_display = ["id", "session_col", "sql_col", "outcome_col", "executed_at"]
     list_display_links = ["id"]
-    list_filter = [OutcomeFilter, ("executed_at", DateRangeFilter)]
+    list_filter = [OutcomeFilter, SessionFilter, ("executed_at", DateRangeFilter)]
     sortable_by = ["executed_at"]
     search_fields = ["id"]  # the search box; get_search_results does the work
-    search_help_text = "A run id, or a session id (UUID) for that session's runs."
+    search_help_text = _("A run id, or a session id (or its first characters) for its runs.")
     fields = [
         "session_col",
         "executed_at",
@@ -493,9 +701,10 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
         uuid = parse_uuid(term)
         if uuid is not None:
             return queryset.filter(session_id=uuid), False
+        condition = uuid_prefix_q("session_id", term) or Q(pk__in=[])
         if term.isdigit() and len(term) < 19:
-            return queryset.filter(pk=int(term)), False
-        return queryset.none(), False
+            condition |= Q(pk=int(term))
+        return queryset.filter(condition), False
 
     def _failed(self, obj: SandboxExecution) -> bool:
         head = getattr(obj, "error_head", None)
@@ -527,11 +736,11 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
     def error_text(self, obj: SandboxExecution) -> str:
         if obj.error is None:
             return "—"
-        return format_html('<pre class="portal-pre portal-error">{}</pre>', obj.error)
+        return format_html('<pre class="portal-pre portal-code portal-error">{}</pre>', obj.error)
 
     @admin.display(description="result")
     def result_pretty(self, obj: SandboxExecution) -> str:
-        return pretty_json(obj.result)
+        return result_table(obj.result)
 
 
 class ExpiryFilter(ChoicesFilter):

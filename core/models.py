@@ -9,6 +9,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
 
 from core.search import search_vector, time_bucket, token_bucket
 from portal.db.fields import created_at, updated_at, uuid_pk
@@ -72,6 +73,17 @@ class Automation(models.Model):
         return self.name
 
 
+#: The statuses the gateway writes, with their labels. Not a database constraint (the
+#: gateway owns the column); the admin offers only these, so a typo cannot make a new one.
+SESSION_STATUSES = [
+    ("active", _("Active")),
+    ("completed", _("Completed")),
+    ("failed", _("Failed")),
+    ("timeout", _("Timed out")),
+    ("cancelled", _("Cancelled")),
+]
+
+
 class CodexSession(models.Model):
     """One agent session of the gateway. ``user_id`` is the caller's id, not a FK."""
 
@@ -95,7 +107,13 @@ class CodexSession(models.Model):
             ),
             models.Index(fields=["status", "-created_at"], name="codex_sessions_status_idx"),
             models.Index(fields=["model", "-created_at"], name="codex_sessions_model_idx"),
-            models.Index(fields=["user_id"], name="codex_sessions_user_idx"),
+            # Pattern operators: serves both "user_id = x" and the search box's prefix
+            # match (LIKE 'x%') in any collation.
+            models.Index(
+                fields=["user_id"],
+                opclasses=["varchar_pattern_ops"],
+                name="codex_sessions_user_prefix_idx",
+            ),
         ]
 
     def __str__(self) -> str:

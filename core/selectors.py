@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.core.cache import cache
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, JSONObject, Left, TruncHour
 from django.utils import timezone
 
@@ -301,3 +301,110 @@ def failed_sandbox_runs(window: Window, *, limit: int = 5) -> dict:
 def expired_cache_entries(now: datetime.datetime) -> RowCount:
     """Tool cache entries past their expiry (expires_at index; estimated when many)."""
     return count_rows(McpCache.objects.filter(expires_at__lt=now))
+
+
+# --- One session's story ------------------------------------------------------------
+
+#: Statuses that end a session without its result.
+FAILED_STATUSES = ("failed", "timeout")
+
+
+def session_timeline(session_id, *, limit: int = 100) -> list[ExecutionHistory]:
+    """The session's first ``limit`` executions, oldest first, without their texts.
+
+    Read through the (session, created_at) index; prompts are cut to a line's worth.
+    """
+    return list(
+        ExecutionHistory.objects.filter(session_id=session_id)
+        .order_by("created_at", "id")
+        .annotate(prompt_head=Left("prompt", 160))
+        .defer("prompt", "response")[:limit]
+    )
+
+
+def neighbour_executions(
+    execution: ExecutionHistory,
+) -> tuple[ExecutionHistory | None, ExecutionHistory | None]:
+    """The executions just before and after ``execution`` in its session (by time, id).
+
+    Two index probes on (session, created_at); ties on created_at broken by id.
+    """
+    same = ExecutionHistory.objects.filter(session_id=execution.session_id).only("id", "created_at")
+    moment, pk = execution.created_at, execution.pk
+    before = (
+        same.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    after = (
+        same.filter(Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk))
+        .order_by("created_at", "id")
+        .first()
+    )
+    return before, after
+
+
+def latest_failed_sessions(*, limit: int = 8) -> list[CodexSession]:
+    """The newest failed or timed-out sessions: ``limit`` rows per status from the
+    (status, created_at) index, merged here (an IN list would sort both statuses)."""
+    rows: list[CodexSession] = []
+    for status in FAILED_STATUSES:
+        rows += list(CodexSession.objects.filter(status=status).order_by("-created_at")[:limit])
+    return sorted(rows, key=lambda s: s.created_at, reverse=True)[:limit]
+
+
+def failed_sessions_by_hour(
+    since: datetime.datetime, until: datetime.datetime
+) -> dict[datetime.datetime, int]:
+    """Failed and timed-out sessions per UTC hour, from the (status, created_at) index.
+
+    Cached for ``PAST_DAYS_CACHE_SECONDS`` like the other past-days session counts (a
+    session's status may still change after its hour).
+    """
+    key = f"portal:failed-by-hour:{_database()}:{since.isoformat()}:{until.isoformat()}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = _failed_by_hour(since, until)
+        cache.set(key, counts, PAST_DAYS_CACHE_SECONDS)
+    return counts
+
+
+def _failed_by_hour(since: datetime.datetime, until: datetime.datetime) -> dict:
+    rows = (
+        CodexSession.objects.filter(
+            status__in=FAILED_STATUSES, created_at__gte=since, created_at__lt=until
+        )
+        .annotate(hour=TruncHour("created_at", tzinfo=datetime.UTC))
+        .order_by()
+        .values("hour")
+        .annotate(n=Count("*"))
+    )
+    return {row["hour"].astimezone(datetime.UTC): row["n"] for row in rows}
+
+
+#: A dashboard view computes at most this many missing hours of the chart's week (the
+#: newest first: they are the 24-hour card's hours too), so a fresh database's first
+#: view costs what it did before the charts; the week fills in over the next views.
+CHART_HOURS_PER_VIEW = 24
+
+
+def hourly_totals(
+    window: Window, *, days: int = 7, budget: int = CHART_HOURS_PER_VIEW
+) -> dict[datetime.datetime, ExecutionWindow | None]:
+    """Executions, tokens and time per whole UTC hour of the last ``days`` days.
+
+    Stored hours come from the rollup (core.execution_hours, one small read); up to
+    ``budget`` missing ones, newest first, are computed in one grouped scan and stored.
+    Hours still missing after that are None.
+    """
+    settled_until = _hour_floor(window.now - SETTLED_AFTER)
+    first = settled_until - days * 24 * HOUR
+    hours = [first + i * HOUR for i in range(days * 24)]
+    found: dict[datetime.datetime, ExecutionWindow | None] = {
+        row.hour.astimezone(datetime.UTC): ExecutionWindow(row.executions, row.tokens, row.time_ms)
+        for row in ExecutionHour.objects.filter(hour__gte=hours[0], hour__lte=hours[-1])
+    }
+    missing = [hour for hour in hours if hour not in found][-budget:] if budget > 0 else []
+    if missing:
+        found.update(_settled_hours(missing))
+    return {hour: found.get(hour) for hour in hours}

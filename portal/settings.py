@@ -480,6 +480,27 @@ for _alias in DIAGNOSTICS_DATABASES:
 PORTAL_APPLICATION_NAME = env.str("PORTAL_APPLICATION_NAME", default="portal")
 for _db in DATABASES.values():
     _db.setdefault("OPTIONS", {}).setdefault("application_name", PORTAL_APPLICATION_NAME)
+# Session cost estimates (core/pricing.py): USD per million tokens, per model name. A
+# JSON object in PORTAL_MODEL_PRICES replaces the whole table; models not in it show
+# no cost. Blended prices: the gateway records one token count per execution.
+PORTAL_MODEL_PRICES = env.json(
+    "PORTAL_MODEL_PRICES",
+    default={
+        "gpt-5-codex": 3.0,
+        "gpt-5": 3.0,
+        "gpt-4.1": 4.0,
+        "o4-mini": 2.0,
+        "claude-sonnet-4.5": 6.0,
+        "gemini-2.5-pro": 3.5,
+    },
+)
+if not isinstance(PORTAL_MODEL_PRICES, dict) or not all(
+    isinstance(v, int | float) and v >= 0 for v in PORTAL_MODEL_PRICES.values()
+):
+    raise ImproperlyConfigured(
+        "PORTAL_MODEL_PRICES must be a JSON object of model name -> non-negative number "
+        "(USD per million tokens)"
+    )
 # Every diagnostic query runs with these local limits (milliseconds).
 DIAGNOSTICS_STATEMENT_TIMEOUT_MS = env.int("DIAGNOSTICS_STATEMENT_TIMEOUT_MS", default=5000)
 DIAGNOSTICS_LOCK_TIMEOUT_MS = env.int("DIAGNOSTICS_LOCK_TIMEOUT_MS", default=500)

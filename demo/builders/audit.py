@@ -36,18 +36,22 @@ def plan_audit(plan: SeedPlan, rng: random.Random) -> None:
         when = past_moment(rng, now, 60, bias=1.2)
         resource_type, obj = rng.choice(targets)
         action = weighted(
-            rng, [("view", 40), ("update", 30), ("create", 10), ("export", 8), ("delete", 4)]
+            rng, [("view", 40), ("change", 30), ("create", 10), ("export", 8), ("delete", 4)]
         )
         details: dict[str, Any] = {}
-        if action == "update":
+        # The app's vocabulary (audit.services): "change" with {"old", "new"} per field.
+        if action == "change":
             if resource_type == "core.project":
-                details = {"changes": {"status": ["active", rng.choice(["paused", "archived"])]}}
+                new = rng.choice(["paused", "archived"])
+                details = {"changes": {"status": {"old": "active", "new": new}}}
             elif resource_type == "core.automation":
-                details = {"changes": {"is_active": [True, False]}}
+                details = {"changes": {"is_active": {"old": True, "new": False}}}
             elif resource_type == "accounts.user":
-                details = {"changes": {"department": ["", "Engineering"]}}
+                details = {"changes": {"department": {"old": "", "new": "Engineering"}}}
             else:
-                details = {"changes": {"max_users": [10, rng.choice([25, 50, 100])]}}
+                details = {
+                    "changes": {"max_users": {"old": 10, "new": rng.choice([25, 50, 100])}}
+                }
         elif action == "export":
             details = {"format": rng.choice(["csv", "json"]), "rows": rng.randint(10, 5000)}
         plan.activity.append(
@@ -69,15 +73,18 @@ def plan_audit(plan: SeedPlan, rng: random.Random) -> None:
     # Database-diagnostics actions and a system job without a user.
     for i in range(30):
         actor = rng.choice(actors)
-        action = rng.choice(["cancel_query", "terminate_backend", "purge_expired_cache"])
-        system = action == "purge_expired_cache"
+        # The names the diagnostics actions and the cache purge record.
+        action = rng.choice(
+            ["diagnostics.cancel_backend", "diagnostics.terminate_backend", "purge"]
+        )
+        system = action == "purge"
         plan.activity.append(
             ActivityLog(
                 id=demo_uuid("activity-ops", i),
                 user=None if system else actor,
                 actor_email="" if system else actor.email,
                 action=action,
-                resource_type="core.mcpcache" if system else "diagnostics.backend",
+                resource_type="core.mcpcache" if system else "pg_backend",
                 resource_id="" if system else str(rng.randint(1000, 65000)),
                 object_repr="expired tool cache" if system else "pid backend",
                 details={"deleted": rng.randint(10, 4000)}

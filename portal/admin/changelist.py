@@ -307,7 +307,12 @@ class LargeTableAdminMixin(_ModelAdminBase):
             f"admin:{self.opts.app_label}_{self.opts.model_name}_export_csv",
             current_app=self.admin_site.name,
         )
-        return {"export_csv_url": f"{url}?{params.urlencode()}" if params else url}
+        spreadsheet = params.copy()
+        spreadsheet["dialect"] = "spreadsheet"
+        return {
+            "export_csv_url": f"{url}?{params.urlencode()}" if params else url,
+            "export_spreadsheet_url": f"{url}?{spreadsheet.urlencode()}",
+        }
 
     # --- Unknown objects are a 404, not a redirect to the index --------------------
 
@@ -396,3 +401,38 @@ def parse_uuid(value: str) -> UUID | None:
         return UUID(value.strip())
     except (ValueError, AttributeError):
         return None
+
+
+#: A UUID prefix as a list shows it (``3f2a9c1e``, with or without dashes): at least this
+#: many hex digits, so that a short word is not taken for one.
+MIN_UUID_PREFIX = 4
+
+
+def uuid_prefix_range(value: str) -> tuple[UUID, UUID | None] | None:
+    """The UUIDs that start with the hex prefix ``value``, as ``[low, high)``.
+
+    PostgreSQL orders ``uuid`` byte by byte, which is the order of their hex text, so
+    ``id >= low AND id < high`` is the prefix match, served by the uuid column's B-tree
+    index (``high`` is None when the prefix is all ``f``: no upper bound).
+    """
+    digits = value.strip().replace("-", "").lower()
+    hex_only = all(c in "0123456789abcdef" for c in digits)
+    if not (MIN_UUID_PREFIX <= len(digits) < 32) or not hex_only:
+        return None
+    low = UUID(digits.ljust(32, "0"))
+    following = int(digits, 16) + 1
+    if following >= 16 ** len(digits):
+        return low, None
+    return low, UUID(f"{following:0{len(digits)}x}".ljust(32, "0"))
+
+
+def uuid_prefix_q(field: str, value: str) -> models.Q | None:
+    """``Q`` for ``field`` starting with the UUID prefix ``value`` (None: not a prefix)."""
+    bounds = uuid_prefix_range(value)
+    if bounds is None:
+        return None
+    low, high = bounds
+    condition = models.Q(**{f"{field}__gte": low})
+    if high is not None:
+        condition &= models.Q(**{f"{field}__lt": high})
+    return condition

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import sqlparse
+from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+
+StrOrPromise = str | Promise
 
 #: Beyond this many characters a JSON or SQL display is cut (with a note): a
 #: multi-megabyte value would make the page unusable, and CSV export has it whole.
@@ -40,25 +44,143 @@ def pretty_json(value: Any, *, limit: int = MAX_DISPLAY_CHARS) -> SafeString:
 
 
 def formatted_sql(sql: str | None, *, limit: int = MAX_DISPLAY_CHARS) -> SafeString:
-    """SQL re-indented with sqlparse (keywords upper-cased) in a ``<pre>`` block."""
+    """SQL as it ran, in a ``<pre>`` block.
+
+    Text that has line breaks is shown verbatim. A one-line statement is broken into
+    lines by sqlparse with case left alone: the formatter only changes whitespace
+    (a word it takes for a keyword, such as a column ``plan``, keeps its case).
+    """
     if not sql:
         return format_html('<span class="portal-muted">{}</span>', "—")
     text, omitted = _cut(sql, limit)
-    pretty = sqlparse.format(text, reindent=True, keyword_case="upper", strip_whitespace=False)
+    if "\n" not in text.strip():
+        text = sqlparse.format(text, reindent=True, keyword_case=None, identifier_case=None)
     return format_html(
         '<pre class="portal-pre portal-code portal-sql">{}</pre>{}',
-        pretty.strip(),
+        text.strip(),
         _cut_note(omitted),
     )
 
 
-def readable_text(text: str | None) -> SafeString:
-    """A prompt or response: whitespace kept, fenced ``` code blocks set apart.
+def result_table(value: Any, *, max_rows: int = 200) -> SafeString:
+    """A sandbox result: ``{"columns": [...], "rows": [[...], ...]}`` as a table (the first
+    ``max_rows`` rows); anything else as pretty JSON."""
+    if not (
+        isinstance(value, dict)
+        and isinstance(value.get("columns"), list)
+        and isinstance(value.get("rows"), list)
+        and all(isinstance(r, list) for r in value["rows"])
+    ):
+        return pretty_json(value)
+    columns, rows = value["columns"], value["rows"]
+    head = format_html_join("", '<th scope="col">{}</th>', ((str(c),) for c in columns))
 
-    Shown whole (a reader needs the full text); everything is escaped.
+    def cell(v: Any) -> str:
+        if v is None:
+            return "NULL"
+        if isinstance(v, dict | list):
+            return json.dumps(v, ensure_ascii=False)
+        return str(v)
+
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        (
+            (format_html_join("", "<td>{}</td>", ((cell(v),) for v in row)),)
+            for row in rows[:max_rows]
+        ),
+    )
+    note = ""
+    if len(rows) > max_rows:
+        note = format_html(
+            '<p class="portal-cut">… {} more rows not shown.</p>', f"{len(rows) - max_rows:,}"
+        )
+    others = {k: v for k, v in value.items() if k not in {"columns", "rows"}}
+    extra = pretty_json(others) if others else ""
+    return format_html(
+        '<div class="portal-scroll"><table class="portal-table portal-result">'
+        "<thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>{}{}",
+        head,
+        body,
+        note,
+        extra,
+    )
+
+
+#: Texts longer than this are folded on the detail page (a summary line opens them).
+FOLD_CHARS = 4_000
+_TRACEBACK_START = "Traceback (most recent call last):"
+
+
+def _split_tracebacks(prose: str) -> list[tuple[str, str]]:
+    """Prose with Python tracebacks (outside code fences) set apart as code."""
+    parts: list[tuple[str, str]] = []
+    lines = prose.split("\n")
+    buffer: list[str] = []
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() == _TRACEBACK_START:
+            if buffer:
+                parts.append(("prose", "\n".join(buffer)))
+                buffer = []
+            block = [lines[i]]
+            i += 1
+            # Indented frame lines, then the unindented exception line.
+            while i < len(lines) and lines[i].startswith((" ", "\t")):
+                block.append(lines[i])
+                i += 1
+            if i < len(lines) and lines[i].strip():
+                block.append(lines[i])
+                i += 1
+            parts.append(("traceback", "\n".join(block)))
+            continue
+        buffer.append(lines[i])
+        i += 1
+    if buffer:
+        parts.append(("prose", "\n".join(buffer)))
+    return parts
+
+
+def readable_text(
+    text: str | None, *, anchor: str = "", jump: tuple[str, StrOrPromise] | None = None
+) -> SafeString:
+    """A prompt or response: whitespace kept, fenced ``` code blocks and tracebacks set
+    apart in code type, a text that is a JSON document indented.
+
+    Shown whole (a reader needs the full text), but folded behind a summary line when
+    longer than ``FOLD_CHARS``; ``jump`` is an optional (anchor, label) link placed at
+    the top (e.g. from a long prompt to the response); ``anchor`` the id of this text.
+    Everything is escaped.
     """
     if text is None:
         return format_html('<span class="portal-muted">{}</span>', "—")
+    stripped = text.strip()
+    document = None
+    if stripped[:1] in {"{", "["}:
+        try:
+            document = json.loads(stripped)
+        except ValueError:
+            document = None
+    body = pretty_json(document) if isinstance(document, dict | list) else _text_blocks(text)
+    jump_link = format_html('<a class="portal-jump" href="#{}">{}</a>', *jump) if jump else ""
+    id_attr = format_html(' id="{}"', anchor) if anchor else ""
+    if len(text) <= FOLD_CHARS:
+        return format_html('<div class="portal-long"{}>{}{}</div>', id_attr, jump_link, body)
+    summary = format_html(
+        '<summary>{} <span class="portal-muted">({})</span></summary>',
+        preview(text, 140),
+        f"{len(text):,} characters — show all",
+    )
+    return format_html(
+        '<div class="portal-long"{}>{}<details class="portal-fold">{}{}</details></div>',
+        id_attr,
+        jump_link,
+        summary,
+        body,
+    )
+
+
+def _text_blocks(text: str) -> SafeString:
     parts: list[tuple[str, str, str]] = []
     pos = 0
     for match in _FENCE.finditer(text):
@@ -71,20 +193,29 @@ def readable_text(text: str | None) -> SafeString:
     blocks = []
     for kind, lang, body in parts:
         if kind == "code":
-            blocks.append(
-                format_html(
-                    '<div class="portal-codeblock">{}<pre class="portal-pre portal-code">'
-                    "<code>{}</code></pre></div>",
-                    format_html('<span class="portal-lang">{}</span>', lang) if lang else "",
-                    body,
+            blocks.append(_code_block(lang, body))
+            continue
+        for sub_kind, sub_body in _split_tracebacks(body):
+            if sub_kind == "traceback":
+                blocks.append(_code_block("traceback", sub_body, css=" portal-traceback"))
+            elif sub_body.strip():
+                blocks.append(
+                    format_html(
+                        '<div class="portal-prose">{}</div>', _inline_code(sub_body.strip("\n"))
+                    )
                 )
-            )
-        elif body.strip():
-            blocks.append(
-                format_html('<div class="portal-prose">{}</div>', _inline_code(body.strip("\n")))
-            )
     return format_html(
         '<div class="portal-text">{}</div>', format_html_join("", "{}", ((b,) for b in blocks))
+    )
+
+
+def _code_block(lang: str, body: str, css: str = "") -> SafeString:
+    return format_html(
+        '<div class="portal-codeblock">{}<pre class="portal-pre portal-code{}">'
+        "<code>{}</code></pre></div>",
+        format_html('<span class="portal-lang">{}</span>', lang) if lang else "",
+        css,
+        body,
     )
 
 
@@ -155,3 +286,19 @@ def status_badge(status: str | None) -> SafeString:
     """A coloured label for a session status (unknown statuses are grey)."""
     tone = STATUS_TONES.get((status or "").lower(), "muted")
     return format_html('<span class="portal-badge portal-{}">{}</span>', tone, status or "—")
+
+
+def related_links(links: Sequence[tuple[StrOrPromise, str | None]]) -> SafeString:
+    """Links to related rows, each a filtered list or one object's page (never an inline
+    of unbounded size). A link without a URL is shown as plain text."""
+    if not links:
+        return format_html('<span class="portal-muted">{}</span>', "—")
+    items = format_html_join(
+        "",
+        "<li>{}</li>",
+        (
+            (format_html('<a href="{}">{}</a>', url, label) if url else label,)
+            for label, url in links
+        ),
+    )
+    return format_html('<ul class="portal-related">{}</ul>', items)

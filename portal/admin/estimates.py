@@ -11,8 +11,15 @@ or more on the count alone. Here counting goes in two steps:
    (``SELECT count(*) FROM (... LIMIT n)``): a wrong estimate can never turn into a
    full scan.
 
-The SQL is Django's (``QuerySet.explain`` and a sliced ``count``), so values stay
-parameters.
+The planner's estimate is only as good as the table's statistics. Right after a bulk
+load or a mass delete (before autovacuum's ANALYZE runs) it can be off by a factor of
+ten, so step 1 is trusted only when the statistics are fresh (:func:`statistics_stale`,
+from ``pg_class.reltuples`` and ``pg_stat_user_tables.n_mod_since_analyze``); when they
+are stale the rows are counted for real under a larger bound (``STALE_EXACT_BELOW``),
+and beyond it the count says "more than N", never a figure it cannot stand behind.
+
+The SQL is Django's (``QuerySet.explain`` and a sliced ``count``) or parameterised, so
+values stay parameters.
 """
 
 from __future__ import annotations
@@ -20,10 +27,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db import connections
+from django.db.models import Model, QuerySet
 
 #: Below this planner estimate the count is exact (bounded at this many rows + 1).
 EXACT_BELOW = 10_000
+#: With stale statistics the count is exact up to this many rows (an index-only scan of
+#: at most this many entries), "more than" beyond.
+STALE_EXACT_BELOW = 100_000
+#: Statistics are stale when more rows changed since the last ANALYZE than this share of
+#: the rows it saw (plus a floor for small tables). Autovacuum analyzes after 10 % (its
+#: default scale factor), so a table it keeps up with never looks stale.
+STALE_FRACTION = 0.2
+STALE_MIN_ROWS = 1_000
+
+STATISTICS_QUERY = """
+SELECT c.reltuples::bigint,
+       coalesce(s.n_mod_since_analyze, 0),
+       s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL
+FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.oid = to_regclass(%(table)s)
+"""
 
 
 @dataclass(frozen=True)
@@ -58,11 +82,36 @@ def planner_estimate(queryset: QuerySet) -> int:
     return max(int(plan[0]["Plan"]["Plan Rows"]), 0)
 
 
+def statistics_stale(model: type[Model], using: str) -> bool:
+    """Whether the planner's row estimates for ``model``'s table can be trusted.
+
+    Stale: never analyzed (``reltuples`` is -1 until the first VACUUM or ANALYZE), or
+    more rows inserted, updated or deleted since the last ANALYZE than
+    ``STALE_FRACTION`` of the rows it counted (plus ``STALE_MIN_ROWS``).
+    """
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(STATISTICS_QUERY, {"table": connection.ops.quote_name(model._meta.db_table)})
+        row = cursor.fetchone()
+    if row is None:
+        return True
+    reltuples, modified, analyzed = row
+    if reltuples < 0 or not analyzed:
+        return True
+    return modified > STALE_FRACTION * reltuples + STALE_MIN_ROWS
+
+
 def count_rows(queryset: QuerySet, *, exact_below: int = EXACT_BELOW) -> RowCount:
     """Exact when cheap, the planner's estimate otherwise; never an unbounded ``COUNT(*)``."""
     estimate = planner_estimate(queryset)
     if estimate >= exact_below:
-        return RowCount(estimate, "estimate")
+        if not statistics_stale(queryset.model, queryset.db):
+            return RowCount(estimate, "estimate")
+        # The estimate rests on statistics from before a bulk change: count instead.
+        bounded = queryset.order_by()[: STALE_EXACT_BELOW + 1].count()
+        if bounded <= STALE_EXACT_BELOW:
+            return RowCount(bounded, "exact")
+        return RowCount(bounded, "at_least")
     bounded = queryset.order_by()[: exact_below + 1].count()
     if bounded <= exact_below:
         return RowCount(bounded, "exact")

@@ -29,6 +29,7 @@ from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from audit.services import record_export
 from portal.admin.validation import invalid_lookups
@@ -57,9 +58,33 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def stream_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(header)
+#: ``?dialect=`` of the export: the standard comma-separated file, or one a spreadsheet
+#: in a comma-decimal locale (Excel, LibreOffice in de/fr/pt-BR...) opens in columns:
+#: ``;`` between cells and a UTF-8 byte order mark so accents survive.
+DIALECTS: dict[str, dict[str, Any]] = {
+    "csv": {"delimiter": ",", "bom": False},
+    "spreadsheet": {"delimiter": ";", "bom": True},
+}
+DIALECT_PARAM = "dialect"
+
+
+@dataclass(frozen=True)
+class CsvColumn:
+    """One exported column: its header, the queryset value it reads, and how a value of
+    that source becomes the cell (default: as it is)."""
+
+    label: str
+    source: str
+    cell: Callable[[Any], Any] | None = None
+
+
+def stream_csv(
+    header: list[str], rows: Iterable[Iterable[Any]], *, dialect: str = "csv"
+) -> Iterator[str]:
+    options = DIALECTS[dialect]
+    writer = csv.writer(_Echo(), delimiter=options["delimiter"])
+    first = writer.writerow(header)
+    yield ("\ufeff" + first) if options["bom"] else first
     for row in rows:
         yield writer.writerow([_csv_cell(v) for v in row])
 
@@ -119,7 +144,7 @@ class CsvExportMixin(_ModelAdminBase):
     csv_chunk_size = 2000
 
     def csv_rows(
-        self, request: HttpRequest, fields: list[models.Field], rows: Iterable[Any]
+        self, request: HttpRequest, fields: list[models.Field | None], rows: Iterable[Any]
     ) -> Iterable[Any]:
         """The value-masking hook (portal/admin/secrets.py): rows as they are exported."""
         return rows
@@ -135,6 +160,14 @@ class CsvExportMixin(_ModelAdminBase):
             if not f.generated
             and f.name not in self.csv_exclude_fields
             and f.attname not in self.csv_exclude_fields
+        ]
+
+    def get_csv_columns(self, request: HttpRequest) -> list[CsvColumn]:
+        """The exported columns, headed as the pages name them (the fields' verbose
+        names). A ModelAdmin adds the computed columns its list shows."""
+        return [
+            CsvColumn(capfirst(str(f.verbose_name)), f.attname)
+            for f in self.get_csv_fields(request)
         ]
 
     def get_urls(self):
@@ -157,6 +190,14 @@ class CsvExportMixin(_ModelAdminBase):
         """
         if not self.csv_export_enabled(request):
             raise PermissionDenied
+        dialect = request.GET.get(DIALECT_PARAM, "csv")
+        if dialect not in DIALECTS:
+            dialect = "csv"
+        if DIALECT_PARAM in request.GET:
+            # Not a filter of the list: the changelist must not see it.
+            params = request.GET.copy()
+            del params[DIALECT_PARAM]
+            request.GET = params  # type: ignore[assignment]  # a mutable copy, on purpose
         changelist_url = reverse(
             f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist",
             current_app=self.admin_site.name,
@@ -168,12 +209,23 @@ class CsvExportMixin(_ModelAdminBase):
             cl = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return HttpResponseRedirect(f"{changelist_url}?{ERROR_FLAG}=1")
-        fields = self.get_csv_fields(request)
-        rows: Iterable[Any] = keyset_rows(
-            cl.queryset, [f.attname for f in fields], self.csv_chunk_size
+        columns = self.get_csv_columns(request)
+        sources = list(dict.fromkeys(c.source for c in columns))
+        position = {source: i for i, source in enumerate(sources)}
+        by_attname = {f.attname: f for f in self.opts.concrete_fields}
+        # Secrets are masked on the values as read (the JSON columns among the sources).
+        fetched = self.csv_rows(
+            request,
+            [by_attname.get(source) for source in sources],
+            keyset_rows(cl.queryset, sources, self.csv_chunk_size),
         )
-        rows = self.csv_rows(request, fields, rows)
-        columns = [f.attname for f in fields]
+        rows = (
+            [
+                c.cell(row[position[c.source]]) if c.cell else row[position[c.source]]
+                for c in columns
+            ]
+            for row in fetched
+        )
         counted = _CountedRows(rows)
 
         def on_end(count: int, status: str, error: str) -> None:
@@ -182,13 +234,15 @@ class CsvExportMixin(_ModelAdminBase):
                 model=self.model,
                 rows=count,
                 status=status,
-                columns=columns,
+                columns=sources,
                 request=request,
                 error=error,
             )
 
         response = StreamingHttpResponse(
-            audited_stream(stream_csv(columns, counted), counted, on_end),
+            audited_stream(
+                stream_csv([c.label for c in columns], counted, dialect=dialect), counted, on_end
+            ),
             content_type="text/csv; charset=utf-8",
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

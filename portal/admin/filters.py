@@ -11,6 +11,7 @@ from django.contrib.admin.utils import get_last_value_from_parameters
 from django.contrib.admin.views.main import PAGE_VAR
 from django.db import connections, models, router
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 def _parse_moment(value: str, *, end: bool = False) -> datetime.datetime:
@@ -38,7 +39,11 @@ class DateRangeFilter(admin.FieldListFilter):
     template = "admin/portal/filters/date_range.html"
     #: (label, days back, whole days?): "Past 7 days" is today and the six days before,
     #: as on the dashboard.
-    quick_ranges = (("Past 24 hours", 1, False), ("Today", 0, True), ("Past 7 days", 6, True))
+    quick_ranges = (
+        (_("Past 24 hours"), 1, False),
+        (_("Today"), 0, True),
+        (_("Past 7 days"), 6, True),
+    )
 
     def __init__(self, field, request, params, model, model_admin, field_path):
         self.lookup_since = f"{field_path}__gte"
@@ -56,8 +61,11 @@ class DateRangeFilter(admin.FieldListFilter):
         values = self.used_parameters.get(name)
         if not values:
             return None
-        value = values[-1] if isinstance(values, list) else values
-        return _parse_moment(str(value), end=end)
+        value = str(values[-1] if isinstance(values, list) else values)
+        if not value.strip():
+            # An empty "From" or "Until" box (a one-sided range): no bound on that side.
+            return None
+        return _parse_moment(value, end=end)
 
     def expected_parameters(self) -> list[str | None]:
         return [self.lookup_since, self.lookup_until]
@@ -77,7 +85,7 @@ class DateRangeFilter(admin.FieldListFilter):
         yield {
             "selected": self.since is None and self.until is None,
             "query_string": changelist.get_query_string(remove=self.expected_parameters()),
-            "display": "Any date",
+            "display": _("Any date"),
         }
         for label, days, whole_days in self.quick_ranges:
             since = (today if whole_days else now) - datetime.timedelta(days=days)

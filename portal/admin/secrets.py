@@ -34,8 +34,11 @@ def mask_object(obj: models.Model) -> models.Model:
     return obj
 
 
-def mask_rows(fields: Sequence[models.Field], rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
-    """CSV rows (values in ``fields`` order) with the JSON columns masked."""
+def mask_rows(
+    fields: Sequence[models.Field | None], rows: Iterable[Sequence[Any]]
+) -> Iterator[list[Any]]:
+    """CSV rows (values in ``fields`` order; None for a computed column) with the JSON
+    columns masked."""
     positions = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
     for row in rows:
         values = list(row)

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.db import transaction
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
@@ -51,6 +53,18 @@ def _changelist(label: str, **params: Any) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
+class PortalAutocompleteJsonView(AutocompleteJsonView):
+    """Autocomplete answers labelled by the ModelAdmin's ``autocomplete_label(obj)`` when
+    it has one (two projects of the same name in two companies must be told apart)."""
+
+    def serialize_result(self, obj, to_field_name):
+        result = super().serialize_result(obj, to_field_name)
+        label = getattr(self.model_admin, "autocomplete_label", None)
+        if label is not None:
+            result["text"] = str(label(obj))
+        return result
+
+
 class PortalAdminSite(admin.AdminSite):
     site_url = None  # the portal has no public site to "view"
     site_header = "Agent Gateway Portal"
@@ -71,6 +85,9 @@ class PortalAdminSite(admin.AdminSite):
         # The user's own new password and its audit entries commit or roll back together.
         with transaction.atomic():
             return super().password_change(request, extra_context)
+
+    def autocomplete_view(self, request: HttpRequest):
+        return PortalAutocompleteJsonView.as_view(admin_site=self)(request)
 
     # --- The app list is built once per request ----------------------------------------
 
@@ -134,6 +151,7 @@ class PortalAdminSite(admin.AdminSite):
     def dashboard_context(self, request: HttpRequest) -> dict[str, Any]:
         """The figures a user may see (by view permission), each with its list link."""
         from core import selectors
+        from core.story import failure_reason
 
         user = request.user
         window = selectors.Window.starting(timezone.now())
@@ -166,6 +184,20 @@ class PortalAdminSite(admin.AdminSite):
                     "week_url": _changelist("core.CodexSession", created_at__gte=since_week),
                 }
         if user.has_perm("core.view_executionhistory"):
+            # The charts first: they compute the newest missing hours, which the
+            # 24-hour card then finds stored.
+            with degrade(
+                context,
+                "charts",
+                tables=[
+                    'core"."execution_hours',
+                    'core"."execution_history',
+                    'core"."codex_sessions',
+                ],
+            ):
+                context["charts"] = self.hourly_charts(
+                    window, failures=user.has_perm("core.view_codexsession")
+                )
             with degrade(
                 context, "executions", tables=['core"."execution_history', 'core"."execution_hours']
             ):
@@ -196,6 +228,22 @@ class PortalAdminSite(admin.AdminSite):
                         for e in selectors.slowest_executions(window)
                     ],
                 }
+        if user.has_perm("core.view_codexsession"):
+            with degrade(context, "failed_sessions", tables=['core"."codex_sessions']):
+                context["failed_sessions"] = [
+                    {
+                        "id": str(s.pk),
+                        "url": reverse("admin:core_codexsession_change", args=[s.pk]),
+                        "badge": status_badge(s.status),
+                        "reason": (
+                            reason.summary if (reason := failure_reason(s.metadata)) else ""
+                        ),
+                        "model": s.model,
+                        "created_at": s.created_at,
+                    }
+                    for s in selectors.latest_failed_sessions()
+                ]
+            context["failed_sessions_url"] = _changelist("core.CodexSession", status="failed")
         if user.has_perm("core.view_sandboxexecution"):
             with degrade(context, "sandbox", tables=['core"."sandbox_executions']):
                 failures = selectors.failed_sandbox_runs(window)
@@ -229,6 +277,38 @@ class PortalAdminSite(admin.AdminSite):
                     else None,
                 }
         return context
+
+    def hourly_charts(self, window, *, failures: bool) -> dict[str, Any]:
+        """The last 7 days per hour: executions, tokens and (with ``failures``) failed
+        sessions, as server-side SVG (diagnostics.charts) from the hourly rollup."""
+        from core import selectors
+        from diagnostics.charts import Series, line_chart
+
+        hours = selectors.hourly_totals(window)
+        known = [(hour, t) for hour, t in hours.items() if t is not None]
+        charts = [
+            line_chart(
+                str(_("Executions per hour, last 7 days")),
+                [Series(str(_("executions")), tuple((h, float(t.executions)) for h, t in known))],
+                lambda v: compact(int(v)),
+            ),
+            line_chart(
+                str(_("Tokens per hour, last 7 days")),
+                [Series(str(_("tokens")), tuple((h, float(t.tokens)) for h, t in known))],
+                lambda v: compact(int(v)),
+            ),
+        ]
+        if failures and hours:
+            first = min(hours)
+            failed = selectors.failed_sessions_by_hour(first, max(hours) + selectors.HOUR)
+            charts.append(
+                line_chart(
+                    str(_("Failed or timed-out sessions per hour, last 7 days")),
+                    [Series(str(_("failed")), tuple((h, float(failed.get(h, 0))) for h in hours))],
+                    lambda v: f"{int(v):,}",
+                )
+            )
+        return {"charts": charts, "missing_hours": len(hours) - len(known)}
 
     def diagnostics_url(self) -> str:
         return reverse("admin:diagnostics", current_app=self.name)

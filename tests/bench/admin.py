@@ -251,6 +251,12 @@ def pages() -> list[Page]:
         "session_id", flat=True
     )[:1]
     session_id = session[0] if session else CodexSession.objects.values_list("pk", flat=True)[0]
+    # The session's second execution: it has a previous and (usually) a next one.
+    execution_id = list(
+        ExecutionHistory.objects.filter(session_id=session_id)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)[:2]
+    )[-1]
     word = os.environ.get("BENCH_SEARCH") or pick_search_word()
     log(f"== pages: one day {day:%Y-%m-%d}, search '{word}', session {session_id}")
     return [
@@ -279,6 +285,21 @@ def pages() -> list[Page]:
             "Agent session, change page",
             f"/admin/core/codexsession/{session_id}/change/",
             f"/baseline/core/codexsession/{session_id}/change/",
+        ),
+        Page(
+            "Agent sessions, search by the 8 characters the list shows",
+            f"/admin/core/codexsession/?q={str(session_id)[:8]}",
+            f"/baseline/core/codexsession/?q={str(session_id)[:8]}",
+        ),
+        Page(
+            "Execution history, executions of failed sessions",
+            "/admin/core/executionhistory/?outcome=failed_session",
+            "/baseline/core/executionhistory/",
+        ),
+        Page(
+            "Execution, change page (previous/next in its session)",
+            f"/admin/core/executionhistory/{execution_id}/change/",
+            f"/baseline/core/executionhistory/{execution_id}/change/",
         ),
         Page("Dashboard (admin index)", "/admin/", "/baseline/"),
         Page(

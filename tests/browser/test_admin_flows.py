@@ -105,7 +105,7 @@ def test_open_a_session_and_its_executions(admin_page, live_server, agent_data, 
     page.get_by_role("link", name=str(agent_data.pk)[:8] + "…").click()
     page.wait_for_url(f"**/core/codexsession/{agent_data.pk}/change/")
     assert "acme/infra" in page.locator(".portal-json").inner_text()
-    assert page.locator(".portal-latest tbody tr").count() == 6
+    assert page.locator(".portal-timeline tbody tr").count() == 6
     screenshot("session")
     page.get_by_role("link", name="All executions of this session").click()
     page.wait_for_url(f"**/core/executionhistory/?session={agent_data.pk}")

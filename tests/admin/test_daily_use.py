@@ -1,0 +1,558 @@
+"""What the admin's daily users need: one-sided date ranges, failures in sight, links
+between related rows, counts that are honest after a bulk load, search by what the
+list shows, readable long content, one set of units, and spreadsheet-ready CSV."""
+
+import csv
+import datetime
+import io
+import re
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
+
+from accounts.models import Company, OAuthAccount, User
+from core.models import (
+    Automation,
+    CodexSession,
+    ExecutionHistory,
+    ExecutionHour,
+    Project,
+    SandboxExecution,
+)
+from core.pricing import estimate_cost
+from core.story import Failure, failure_reason
+from portal.admin.changelist import uuid_prefix_range
+from portal.admin.display import duration_ms
+from portal.admin.estimates import (
+    RowCount,
+    count_rows,
+    humanize,
+    planner_estimate,
+    statistics_stale,
+)
+
+pytestmark = pytest.mark.django_db
+ZEROS = "0000-0000-0000-000000000000"
+
+SESSIONS = "/admin/core/codexsession/"
+EXECUTIONS = "/admin/core/executionhistory/"
+
+
+def _text(response) -> str:
+    return re.sub(r"\s+", " ", response.content.decode())
+
+
+def _session(**kwargs) -> CodexSession:
+    values = {"user_id": "user-1", "model": "gpt-5", "status": "completed"} | kwargs
+    return CodexSession.objects.create(session_id=uuid.uuid4(), **values)
+
+
+def _at(session: CodexSession, moment: datetime.datetime) -> None:
+    CodexSession.objects.filter(pk=session.pk).update(created_at=moment)
+
+
+# --- Date ranges ------------------------------------------------------------------------
+
+
+def test_a_one_sided_range_with_an_empty_until_is_not_an_error(admin_client):
+    old, new = _session(user_id="old"), _session(user_id="new")
+    _at(old, timezone.now() - datetime.timedelta(days=30))
+    since = (timezone.localdate() - datetime.timedelta(days=2)).isoformat()
+    response = admin_client.get(SESSIONS, {"created_at__gte": since, "created_at__lt": ""})
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 1
+    assert [s.pk for s in response.context["cl"].result_list] == [new.pk]
+    assert "were not valid" not in _text(response)
+
+
+def test_a_one_sided_range_with_an_empty_from_is_not_an_error(admin_client):
+    old, _new = _session(user_id="old"), _session(user_id="new")
+    _at(old, timezone.now() - datetime.timedelta(days=30))
+    until = (timezone.localdate() - datetime.timedelta(days=2)).isoformat()
+    response = admin_client.get(SESSIONS, {"created_at__gte": "", "created_at__lt": until})
+    assert response.status_code == 200
+    assert [s.pk for s in response.context["cl"].result_list] == [old.pk]
+
+
+def test_until_includes_the_whole_chosen_day(admin_client):
+    day = timezone.localdate() - datetime.timedelta(days=3)
+    start = timezone.make_aware(datetime.datetime.combine(day, datetime.time(0)))
+    inside = [start, start + datetime.timedelta(hours=23, minutes=59, seconds=59)]
+    outside = [start - datetime.timedelta(seconds=1), start + datetime.timedelta(days=1)]
+    made = {}
+    for moment in inside + outside:
+        s = _session(user_id=moment.isoformat())
+        _at(s, moment)
+        made[s.pk] = moment
+    response = admin_client.get(
+        SESSIONS, {"created_at__gte": day.isoformat(), "created_at__lt": day.isoformat()}
+    )
+    found = {made[s.pk] for s in response.context["cl"].result_list}
+    assert found == set(inside)
+    # The form shows the day that was chosen, not the exclusive bound.
+    assert f'value="{day.isoformat()}"' in response.content.decode()
+
+
+def test_a_malformed_date_is_still_refused_with_the_message(admin_client):
+    response = admin_client.get(SESSIONS, {"created_at__gte": "yesterday"})
+    assert response.status_code == 302
+    assert "e=1" in response["Location"]
+
+
+# --- Counts after a bulk change -----------------------------------------------------------
+
+
+def _load_then_delete(keep: int) -> None:
+    """40,000 executions analyzed, then all but ``keep`` deleted without a new ANALYZE:
+    the planner still expects about 40,000 rows (the state right after a bulk change)."""
+    session = _session()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO core.execution_history (session_id, prompt, tokens_used) "
+            "SELECT %(s)s, 'p' || g, g FROM generate_series(1, 40000) g",
+            {"s": session.pk},
+        )
+        cursor.execute("ANALYZE core.execution_history")
+        cursor.execute("DELETE FROM core.execution_history WHERE tokens_used > %(k)s", {"k": keep})
+        # Statistics reach pg_stat_user_tables when the backend next reports them.
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT 1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stale_statistics_are_not_shown_as_a_count(admin_client):
+    _load_then_delete(3_748)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM core.execution_history")
+        assert cursor.fetchone()[0] == 3_748
+    assert planner_estimate(ExecutionHistory.objects.all()) > 30_000  # the stale figure
+    assert statistics_stale(ExecutionHistory, "default")
+    assert count_rows(ExecutionHistory.objects.all()) == RowCount(3_748, "exact")
+    response = admin_client.get(EXECUTIONS)
+    cl = response.context["cl"]
+    assert cl.count_display == "3,748"
+    assert cl.paginator.num_pages == 75  # 3,748 / 50, not the capped 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fresh_statistics_keep_the_cheap_estimate():
+    _load_then_delete(40_000)  # nothing deleted
+    assert not statistics_stale(ExecutionHistory, "default")
+    assert count_rows(ExecutionHistory.objects.all()).kind == "estimate"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stale_statistics_over_the_bound_say_more_than(monkeypatch):
+    from portal.admin import estimates
+
+    monkeypatch.setattr(estimates, "STALE_EXACT_BELOW", 2_000)
+    _load_then_delete(3_748)
+    count = count_rows(ExecutionHistory.objects.all())
+    assert count == RowCount(2_001, "at_least")
+    assert humanize(count) == "more than 2,000"
+
+
+# --- Search by what the list shows ----------------------------------------------------------
+
+
+def _changelist(rf, admin_user, model, query: str):
+    from django.contrib import admin
+
+    request = rf.get(f"/admin/?{query}")
+    request.user = admin_user
+    return admin.site._registry[model].get_changelist_instance(request)
+
+
+def test_the_eight_characters_a_list_shows_find_the_session(admin_client):
+    sessions = [_session(user_id=f"u{i}") for i in range(30)]
+    target = sessions[7]
+    shown = str(target.pk)[:8]
+    response = admin_client.get(SESSIONS)
+    assert f"{shown}…" in response.content.decode()  # what the list shows...
+    response = admin_client.get(SESSIONS, {"q": shown})  # ...is what finds it
+    found = [s.pk for s in response.context["cl"].result_list]
+    assert found == [s.pk for s in sessions if str(s.pk).startswith(shown)]
+    assert target.pk in found
+    # With the dash too, as a UUID is written.
+    response = admin_client.get(SESSIONS, {"q": str(target.pk)[:13]})
+    assert [s.pk for s in response.context["cl"].result_list] == [target.pk]
+
+
+def test_the_beginning_of_a_user_id_finds_its_sessions(admin_client):
+    mine = [_session(user_id="usr_3fa9c0d2e1b4"), _session(user_id="usr_3fa9c0d2e1b4")]
+    _session(user_id="usr_77aa00")
+    _session(user_id="x-usr_3fa9")  # contains it, does not start with it
+    response = admin_client.get(SESSIONS, {"q": "usr_3fa9"})
+    assert {s.pk for s in response.context["cl"].result_list} == {s.pk for s in mine}
+    # LIKE wildcards in the term are literal characters.
+    response = admin_client.get(SESSIONS, {"q": "usr_%"})
+    assert list(response.context["cl"].result_list) == []
+
+
+@pytest.mark.parametrize(
+    ("prefix", "low", "high"),
+    [
+        ("3f2a9c1e", "3f2a9c1e-" + ZEROS, "3f2a9c1f-" + ZEROS),
+        ("3F2A-9C", "3f2a9c00-" + ZEROS, "3f2a9d00-" + ZEROS),
+        ("abff", "abff0000-" + ZEROS, "ac000000-" + ZEROS),
+        ("ffff", "ffff0000-" + ZEROS, None),
+    ],
+)
+def test_uuid_prefix_ranges(prefix, low, high):
+    bounds = uuid_prefix_range(prefix)
+    assert bounds is not None
+    assert str(bounds[0]) == low
+    assert (str(bounds[1]) if bounds[1] else None) == high
+
+
+@given(st.uuids(), st.integers(min_value=4, max_value=31))
+def test_a_prefix_range_holds_exactly_the_uuids_with_that_prefix(value, length):
+    text = value.hex
+    found = uuid_prefix_range(text[:length])
+    assert found is not None
+    low, high = found
+    assert low <= value and (high is None or value < high)
+    # The neighbours just outside the range do not share the prefix.
+    below = int(low.hex, 16) - 1
+    if below >= 0:
+        assert not f"{below:032x}".startswith(text[:length])
+    if high is not None:
+        assert not high.hex.startswith(text[:length])
+
+
+@pytest.mark.parametrize("term", ["abc", "zzzzzzzz", "g1234567", "", "-" * 8])
+def test_what_is_not_a_uuid_prefix(term):
+    assert uuid_prefix_range(term) is None
+
+
+def test_session_prefix_and_user_prefix_search_use_indexes(rf, admin_user):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO core.codex_sessions (session_id, user_id, model, status) "
+            "SELECT gen_random_uuid(), 'usr_' || md5(g::text), 'gpt-5', 'completed' "
+            "FROM generate_series(1, 20000) g"
+        )
+        cursor.execute("ANALYZE core.codex_sessions")
+    for term, index in (
+        ("3f2a9c1e", "codex_sessions_pkey"),
+        ("usr_3fa9", "codex_sessions_user_prefix_idx"),
+    ):
+        queryset = _changelist(rf, admin_user, CodexSession, f"q={term}").queryset
+        plan = queryset[:50].explain()
+        assert index in plan, plan
+        assert "Seq Scan" not in plan, plan
+
+
+def test_execution_and_sandbox_lists_find_a_session_by_its_prefix(admin_client):
+    session, other = _session(), _session()
+    ExecutionHistory.objects.create(session=session, prompt="mine")
+    ExecutionHistory.objects.create(session=other, prompt="other")
+    SandboxExecution.objects.create(session=session, sql_query="select 1")
+    SandboxExecution.objects.create(session=other, sql_query="select 2")
+    shown = str(session.pk)[:8]
+    response = admin_client.get(EXECUTIONS, {"q": shown})
+    assert [e.prompt for e in response.context["cl"].result_list] == ["mine"]
+    response = admin_client.get("/admin/core/sandboxexecution/", {"q": shown})
+    assert [r.sql_query for r in response.context["cl"].result_list] == ["select 1"]
+
+
+# --- The session page tells the story ---------------------------------------------------------
+
+
+def _user(email="dana@example.com", **kwargs):
+    return User.objects.create_user(email=email, password="x-Pa55word-long", **kwargs)
+
+
+def test_a_failed_sessions_reason_is_at_the_top_of_its_page(admin_client):
+    metadata = {"a_first_key": 1, "zz": "x" * 50, "error": {"code": "upstream_5xx"}}
+    session = _session(status="failed", metadata=metadata)
+    page = admin_client.get(f"{SESSIONS}{session.pk}/change/").content.decode()
+    reason = page.index('class="portal-failure-reason">upstream_5xx<')
+    assert reason < page.index("<fieldset")  # above every field
+    assert 'role="alert"' in page
+
+
+def test_a_timeout_reason_uses_the_one_duration_format():
+    failure = failure_reason({"error": {"code": "timeout", "after_ms": 600_000}})
+    assert failure is not None and failure.summary == "timeout · after 10.0 min"
+    assert failure_reason({"repo": "x"}) is None
+    assert failure_reason({"error": "boom", "traceback": "Traceback..."}) == Failure(
+        "boom", "Traceback..."
+    )
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(0, "0 ms"), (999, "999 ms"), (1000, "1.0 s"), (24_631, "24.6 s"), (600_000, "10.0 min")],
+)
+def test_one_duration_format(ms, text):
+    assert duration_ms(ms) == text
+
+
+def test_the_timeline_shows_time_tokens_duration_and_gaps(admin_client):
+    session = _session(model="gpt-5")
+    start = session.created_at
+    for i, (offset_s, ms, tokens) in enumerate([(10, 2_000, 1_000), (20, 4_000, 3_000)]):
+        e = ExecutionHistory.objects.create(
+            session=session, prompt=f"step {i}", tokens_used=tokens, execution_time_ms=ms
+        )
+        ExecutionHistory.objects.filter(pk=e.pk).update(
+            created_at=start + datetime.timedelta(seconds=offset_s)
+        )
+    response = admin_client.get(f"{SESSIONS}{session.pk}/change/")
+    steps = response.context["story"]["steps"]
+    assert [s.offset for s in steps] == ["+10.0 s", "+20.0 s"]
+    # Recorded 10 s apart, the second ran 4 s: idle for 6 s before it.
+    assert [s.gap for s in steps] == ["", "6.0 s"]
+    assert [s.duration for s in steps] == ["2.0 s", "4.0 s"]
+    story = response.context["story"]
+    assert (story["executions"], story["tokens"], story["time"]) == ("2", "4,000", "6.0 s")
+    # 4,000 tokens at the configured price of gpt-5 per million tokens.
+    expected = Decimal(str(settings.PORTAL_MODEL_PRICES["gpt-5"])) * 4_000 / 1_000_000
+    assert story["cost"] == f"${expected.quantize(Decimal('0.01')):,.2f}"
+    assert "ms</td>" not in response.content.decode().replace("0 ms</td>", "")
+
+
+def test_cost_estimates_follow_the_price_table(settings):
+    settings.PORTAL_MODEL_PRICES = {"m": 2.5}
+    assert estimate_cost("m", 1_000_000) == Decimal("2.50")
+    assert estimate_cost("m", 1_234) == Decimal("0.00")
+    assert estimate_cost("unknown", 10) is None
+
+
+def _links(html: str) -> dict[str, str]:
+    block = html[html.index('class="portal-related"') :]
+    block = block[: block.index("</ul>")]
+    return {
+        re.sub(r"<[^>]+>", "", label).strip(): href.replace("&amp;", "&")
+        for href, label in re.findall(r'<a href="([^"]+)">(.*?)</a>', block)
+    }
+
+
+def test_session_links_lead_to_filtered_lists_of_exactly_its_rows(admin_client):
+    company = Company.objects.create(name="Acme", domain="acme.example")
+    user = _user(keycloak_id="kc-42", company=company)
+    project = Project.objects.create(name="infra", company=company, owner=user)
+    session = _session(user_id="kc-42", metadata={"project_id": str(project.pk)})
+    other = _session(user_id="kc-42")
+    _session(user_id="someone-else")
+    SandboxExecution.objects.create(session=session, sql_query="select 1")
+    SandboxExecution.objects.create(session=other, sql_query="select 2")
+    ExecutionHistory.objects.create(session=session, prompt="p")
+    links = _links(admin_client.get(f"{SESSIONS}{session.pk}/change/").content.decode())
+    assert links["User dana@example.com"] == f"/admin/accounts/user/{user.pk}/change/"
+    assert links["Project infra (Acme)"] == f"/admin/core/project/{project.pk}/change/"
+    expected_rows = {
+        "Sessions of caller kc-42": {session.pk, other.pk},
+        "Executions": set(
+            ExecutionHistory.objects.filter(session=session).values_list("pk", flat=True)
+        ),
+        "Sandbox runs": set(
+            SandboxExecution.objects.filter(session=session).values_list("pk", flat=True)
+        ),
+        "Audit entries": set(),
+    }
+    for label, rows in expected_rows.items():
+        response = admin_client.get(links[label])
+        assert response.status_code == 200, (label, links[label])
+        assert {r.pk for r in response.context["cl"].result_list} == rows, label
+
+
+def test_user_and_company_links_lead_to_their_rows(admin_client):
+    company = Company.objects.create(name="Acme", domain="acme.example")
+    user = _user(keycloak_id="kc-7", company=company)
+    by_email, by_kc = _session(user_id=user.email), _session(user_id="kc-7")
+    by_opaque = _session(user_id=f"usr_{user.pk.hex[:24]}")
+    _session(user_id="kc-8")
+    project = Project.objects.create(name="infra", company=company, owner=user)
+    OAuthAccount.objects.create(user=user, provider="google", provider_account_id="g-1")
+    mine = {by_email.pk, by_kc.pk, by_opaque.pk}
+    links = _links(admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode())
+    sessions = admin_client.get(links["Agent sessions"])
+    assert {s.pk for s in sessions.context["cl"].result_list} == mine
+    projects = admin_client.get(links["Projects owned"])
+    assert [p.pk for p in projects.context["cl"].result_list] == [project.pk]
+    oauth = admin_client.get(links["OAuth accounts"])
+    assert len(oauth.context["cl"].result_list) == 1
+    for label in ("Audit entries by this user", "Audit entries about this user", "Security events"):
+        assert admin_client.get(links[label]).status_code == 200, label
+    links = _links(
+        admin_client.get(f"/admin/accounts/company/{company.pk}/change/").content.decode()
+    )
+    sessions = admin_client.get(links["Agent sessions of its users"])
+    assert {s.pk for s in sessions.context["cl"].result_list} == mine
+    for label in ("Users", "Projects", "OAuth accounts", "Audit entries"):
+        response = admin_client.get(links[label])
+        assert response.status_code == 200, label
+    assert len(admin_client.get(links["OAuth accounts"]).context["cl"].result_list) == 1
+    links = _links(admin_client.get(f"/admin/core/project/{project.pk}/change/").content.decode())
+    Automation.objects.create(name="sync", type="n8n", project=project)
+    response = admin_client.get(links["Automations"])
+    assert [a.name for a in response.context["cl"].result_list] == ["sync"]
+
+
+def test_previous_and_next_execution_within_the_session(admin_client):
+    session, other = _session(), _session()
+    rows = [ExecutionHistory.objects.create(session=session, prompt=f"s{i}") for i in range(3)]
+    ExecutionHistory.objects.create(session=other, prompt="elsewhere")
+    same_moment = rows[0].created_at
+    ExecutionHistory.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=same_moment)
+    middle = admin_client.get(f"{EXECUTIONS}{rows[1].pk}/change/")
+    assert middle.context["previous_execution"].pk == rows[0].pk
+    assert middle.context["next_execution"].pk == rows[2].pk
+    first = admin_client.get(f"{EXECUTIONS}{rows[0].pk}/change/")
+    assert first.context["previous_execution"] is None
+    page = first.content.decode()
+    assert f'href="/admin/core/executionhistory/{rows[1].pk}/change/" rel="next"' in page
+
+
+# --- Failures in sight -------------------------------------------------------------------------
+
+
+def test_the_dashboard_lists_the_latest_failed_sessions(admin_client):
+    old = _session(status="failed", metadata={"error": {"code": "sandbox_crashed"}})
+    _at(old, timezone.now() - datetime.timedelta(days=3))
+    new = _session(status="timeout", metadata={"error": {"code": "timeout", "after_ms": 5000}})
+    _session(status="completed")
+    response = admin_client.get("/admin/")
+    rows = response.context["failed_sessions"]
+    assert [r["id"] for r in rows] == [str(new.pk), str(old.pk)]
+    assert [r["reason"] for r in rows] == ["timeout · after 5.0 s", "sandbox_crashed"]
+
+
+def test_the_execution_list_filters_failed_sessions(admin_client):
+    failed, ok = _session(status="failed"), _session(status="completed")
+    ExecutionHistory.objects.create(session=failed, prompt="bad", response="x")
+    ExecutionHistory.objects.create(session=ok, prompt="good", response=None)
+    response = admin_client.get(EXECUTIONS, {"outcome": "failed_session"})
+    assert [e.prompt for e in response.context["cl"].result_list] == ["bad"]
+    response = admin_client.get(EXECUTIONS, {"outcome": "no_response"})
+    assert [e.prompt for e in response.context["cl"].result_list] == ["good"]
+    assert admin_client.get(EXECUTIONS, {"outcome": "bogus"}).status_code == 302
+
+
+def test_the_dashboard_charts_come_from_the_hourly_rollup(admin_client):
+    now = timezone.now()
+    hour = now.astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
+    target = hour - datetime.timedelta(hours=30)
+    session = _session(status="failed")
+    _at(session, target + datetime.timedelta(minutes=5))
+    for _ in range(3):
+        e = ExecutionHistory.objects.create(session=session, prompt="p", tokens_used=100)
+        ExecutionHistory.objects.filter(pk=e.pk).update(
+            created_at=target + datetime.timedelta(minutes=10)
+        )
+    first = admin_client.get("/admin/").context["charts"]
+    # A first view sums up only the newest 24 missing hours (the 24-hour card's).
+    assert first["missing_hours"] == 7 * 24 - 24
+    assert not ExecutionHour.objects.filter(hour=target).exists()
+    response = admin_client.get("/admin/")  # the next view adds the next 24
+    stored = ExecutionHour.objects.get(hour=target)
+    assert (stored.executions, stored.tokens) == (3, 300)
+    charts = response.context["charts"]["charts"]
+    assert len(charts) == 3
+    executions, tokens, failures = ({row[0]: row[1] for row in c.table[1:]} for c in charts)
+    label = timezone.localtime(target).strftime("%Y-%m-%d %H:%M")
+    assert (executions[label], tokens[label], failures[label]) == ("3", "300", "1")
+    assert "<svg" in response.content.decode()
+
+
+# --- CSV for people and spreadsheets ----------------------------------------------------------
+
+
+def _csv(response, delimiter=","):
+    body = b"".join(response.streaming_content).decode("utf-8")
+    return body, list(csv.reader(io.StringIO(body.removeprefix("\ufeff")), delimiter=delimiter))
+
+
+def test_csv_headers_are_the_names_the_pages_show(admin_client):
+    _user(keycloak_id="kc-1")
+    _body, rows = _csv(admin_client.get("/admin/accounts/user/export.csv"))
+    assert "Identity provider id" in rows[0] and "keycloak_id" not in rows[0]
+    assert "Company" in rows[0] and "company_id" not in rows[0]
+
+
+def test_session_csv_has_the_usage_columns_the_list_shows(admin_client):
+    session = _session()
+    for tokens, ms in ((1_000, 640), (2_500, 24_631)):
+        ExecutionHistory.objects.create(
+            session=session, prompt="p", tokens_used=tokens, execution_time_ms=ms
+        )
+    _session(user_id="idle")
+    _body, rows = _csv(admin_client.get(f"{SESSIONS}export.csv", {"user_id": "user-1"}))
+    header, [row] = rows[0], rows[1:]
+    usage = {name: row[header.index(name)] for name in ("Executions", "Tokens", "Total time (ms)")}
+    assert usage == {"Executions": "2", "Tokens": "3500", "Total time (ms)": "25271"}
+
+
+def test_the_spreadsheet_dialect_uses_semicolons_and_a_byte_order_mark(admin_client):
+    _session(user_id="José; Müller")
+    response = admin_client.get(f"{SESSIONS}export.csv", {"dialect": "spreadsheet"})
+    body, rows = _csv(response, delimiter=";")
+    assert body.startswith("\ufeff")
+    assert rows[0][:2] == ["Session id", "User id"]
+    assert rows[1][1] == "José; Müller"  # quoted, survives the separator
+    # Plain CSV stays as it was; an unknown dialect falls back to it; the dialect is
+    # not taken for a filter of the list.
+    plain, _rows = _csv(admin_client.get(f"{SESSIONS}export.csv", {"dialect": "bogus"}))
+    assert not plain.startswith("\ufeff") and plain.split("\r\n")[0].count(",") > 2
+    page = admin_client.get(SESSIONS, {"status": "completed"}).content.decode()
+    assert "export.csv?status=completed&amp;dialect=spreadsheet" in page
+
+
+# --- One vocabulary -----------------------------------------------------------------------------
+
+
+def test_session_status_is_a_choice_not_free_text(admin_client):
+    session = _session(status="completed")
+    url = f"{SESSIONS}{session.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert '<select name="status"' in page
+    response = admin_client.post(url, {"status": "complted"})  # a typo
+    assert response.status_code == 200  # the form again, with its error
+    session.refresh_from_db()
+    assert session.status == "completed"
+    assert admin_client.post(url, {"status": "failed"}).status_code == 302
+    session.refresh_from_db()
+    assert session.status == "failed"
+
+
+def test_an_unknown_status_the_gateway_wrote_stays_choosable(admin_client):
+    session = _session(status="paused_by_gateway")
+    page = admin_client.get(f"{SESSIONS}{session.pk}/change/").content.decode()
+    assert '<option value="paused_by_gateway" selected>' in page
+
+
+def test_the_project_picker_names_the_company(admin_client):
+    user = _user()
+    for name in ("Acme", "Borealis"):
+        company = Company.objects.create(name=name, domain=f"{name.lower()}.example")
+        Project.objects.create(name="infra-terraform", company=company, owner=user)
+    response = admin_client.get(
+        "/admin/autocomplete/",
+        {
+            "term": "infra",
+            "app_label": "core",
+            "model_name": "automation",
+            "field_name": "project",
+        },
+    )
+    labels = sorted(r["text"] for r in response.json()["results"])
+    assert labels == ["infra-terraform (Acme)", "infra-terraform (Borealis)"]
+
+
+def test_the_audit_action_filter_speaks_one_vocabulary(admin_client):
+    from audit.admin import ACTION_LABELS
+
+    response = admin_client.get("/admin/audit/activitylog/")
+    spec = next(s for s in response.context["cl"].filter_specs if s.parameter_name == "action")
+    values = [value for value, _label in spec.lookup_choices]
+    assert "change" in values and "diagnostics.cancel_backend" in values
+    assert "update" not in values and "cancel_query" not in values
+    assert values == list(ACTION_LABELS)

@@ -318,7 +318,7 @@ SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
    AND a.attnum > 0 AND NOT a.attisdropped
 """
 CATALOG_INDEXES = """
-SELECT n.nspname, t.relname, i.relname, pg_get_indexdef(i.oid), x.indisvalid
+SELECT n.nspname, t.relname, i.relname, pg_get_indexdef(i.oid), x.indisvalid, x.indisprimary
   FROM pg_index x
   JOIN pg_class i ON i.oid = x.indexrelid
   JOIN pg_class t ON t.oid = x.indrelid
@@ -327,7 +327,8 @@ SELECT n.nspname, t.relname, i.relname, pg_get_indexdef(i.oid), x.indisvalid
 """
 # 'n' (NOT NULL as a constraint, PostgreSQL 18) is compared as the column's nullability.
 CATALOG_CONSTRAINTS = """
-SELECT n.nspname, t.relname, con.conname, pg_get_constraintdef(con.oid), con.convalidated
+SELECT n.nspname, t.relname, con.conname, pg_get_constraintdef(con.oid), con.convalidated,
+       con.contype = 'p'
   FROM pg_constraint con
   JOIN pg_class t ON t.oid = con.conrelid
   JOIN pg_namespace n ON n.oid = t.relnamespace
@@ -349,6 +350,13 @@ class Catalog:
     indexes: dict[tuple[str, str], tuple[str, str, bool]] = field(default_factory=dict)
     constraints: dict[tuple[str, str], tuple[str, str, bool]] = field(default_factory=dict)
     triggers: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def primary_key(table: str) -> str:
+    """How a primary key is keyed: by its table. Its name is not compared, because
+    Django keeps the old one when it renames a table (``item_pkey`` on ``thing``) while
+    a fresh database gets ``thing_pkey``; both are what the migrations produce."""
+    return f"(primary key of {table})"
 
 
 def read_catalog(cursor, schemas: Iterable[str], rename: dict[str, str] | None = None) -> Catalog:
@@ -378,10 +386,17 @@ def read_catalog(cursor, schemas: Iterable[str], rename: dict[str, str] | None =
             text(default) if default else None,
         )
     cursor.execute(CATALOG_INDEXES, {"schemas": names})
-    for schema, rel, name, definition, valid in cursor.fetchall():
+    for schema, rel, name, definition, valid, primary in cursor.fetchall():
+        if primary:
+            definition, name = (
+                definition.replace(f" {name} ON ", f" {primary_key(rel)} ON "),
+                primary_key(rel),
+            )
         catalog.indexes[(real(schema), name)] = (rel, text(definition), valid)
     cursor.execute(CATALOG_CONSTRAINTS, {"schemas": names})
-    for schema, rel, name, definition, validated in cursor.fetchall():
+    for schema, rel, name, definition, validated, primary in cursor.fetchall():
+        if primary:
+            name = primary_key(rel)
         catalog.constraints[(real(schema), name)] = (rel, text(definition), validated)
     cursor.execute(CATALOG_TRIGGERS, {"schemas": names})
     for schema, rel, name in cursor.fetchall():
@@ -392,7 +407,18 @@ def read_catalog(cursor, schemas: Iterable[str], rename: dict[str, str] | None =
 _SAFE_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
+BARE_SCHEMA = """
+SELECT COALESCE(
+    (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.oid = to_regclass(%(table)s)),
+    current_schema())
+"""
+
+
 def _probe_name(schema: str) -> str:
+    """The scratch schema for ``schema`` ("" for the tables models name bare)."""
+    if not schema:
+        return PROBE_PREFIX + "_bare"
     if not _SAFE_SCHEMA.match(schema):
         raise ValueError(f"schema name not supported by the drift probe: {schema!r}")
     return PROBE_PREFIX + schema
@@ -410,15 +436,21 @@ def declared_catalog(
         for m in state.apps.get_models(include_auto_created=True)
         if m._meta.managed and not m._meta.proxy and not m._meta.swapped
     ]
-    schemas = {split_table(m._meta.db_table)[0] or "public" for m in models}
+    bare = next((m._meta.db_table for m in models if not split_table(m._meta.db_table)[0]), None)
+    schemas = {split_table(m._meta.db_table)[0] or "" for m in models}
     probes = {_probe_name(s): s for s in schemas}
     for model in models:
         schema, table = split_table(model._meta.db_table)
-        model._meta.db_table = join_table(_probe_name(schema or "public"), table)
+        model._meta.db_table = join_table(_probe_name(schema or ""), table)
     qn = connection.ops.quote_name
     with transaction.atomic(using=connection.alias):
         try:
             with connection.cursor() as cursor:
+                # Models that name a table bare get it wherever search_path resolves the
+                # name (public, or the first schema of a path without it): read back
+                # under that schema's name.
+                cursor.execute(BARE_SCHEMA, {"table": qn(bare) if bare else None})
+                probes[_probe_name("")] = cursor.fetchone()[0]
                 for probe in probes:
                     cursor.execute(f"CREATE SCHEMA {qn(probe)}")
             with connection.schema_editor(atomic=False) as editor:

@@ -1,0 +1,26 @@
+"""The final state of the lock-safe migrate fixtures in ``migrations/``."""
+
+from django.db import models
+
+
+class Alpha(models.Model):
+    name = models.CharField(max_length=50)
+    note = models.TextField(null=True)
+
+    class Meta:
+        db_table = 'lockapp"."alpha'
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Beta(models.Model):
+    name = models.CharField(max_length=50)
+    note = models.TextField(null=True)
+
+    class Meta:
+        db_table = 'lockapp"."beta'
+        indexes = [models.Index(fields=["note"], name="beta_note_idx")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -254,3 +254,36 @@ def test_a_blockers_query_is_shown_without_its_values():
     masked = locks.mask_literals("SELECT * FROM auth.users WHERE email = 'a@b.c' AND n = 42")
     assert "a@b.c" not in masked and "42" not in masked
     assert masked == "SELECT * FROM auth.users WHERE email = ? AND n = ?"
+
+
+def test_a_new_column_with_db_default_keeps_the_previous_releases_inserts_working(at_0001):
+    """The gateway's INSERT names only the columns it knows; db_default fills the rest."""
+    call_command("migrate", "lockapp", "0004", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO lockapp.alpha (name) VALUES ('from the gateway')")
+        cursor.execute("SELECT counter FROM lockapp.alpha WHERE name = 'from the gateway'")
+        assert cursor.fetchall() == [(0,)]
+
+
+def test_a_check_added_not_valid_then_validated_separately(at_0001):
+    call_command("migrate", "lockapp", "0004", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO lockapp.alpha (name, counter) VALUES ('old', -1)")
+    call_command("migrate", "lockapp", "0005", verbosity=0)
+    state = (
+        "SELECT convalidated FROM pg_constraint "
+        "WHERE conname = 'alpha_counter_not_negative' "
+        "AND conrelid = 'lockapp.alpha'::regclass"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(state)
+        assert cursor.fetchall() == [(False,)]
+    # Validation reports the old row; once it is fixed, validation succeeds.
+    with pytest.raises(Exception, match="violated by some row"):
+        call_command("migrate", "lockapp", "0006", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE lockapp.alpha SET counter = 0 WHERE counter < 0")
+    call_command("migrate", "lockapp", "0006", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute(state)
+        assert cursor.fetchall() == [(True,)]

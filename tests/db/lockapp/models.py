@@ -6,9 +6,15 @@ from django.db import models
 class Alpha(models.Model):
     name = models.CharField(max_length=50)
     note = models.TextField(null=True)
+    counter = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = 'lockapp"."alpha'
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(counter__gte=0), name="alpha_counter_not_negative"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

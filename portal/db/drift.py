@@ -99,7 +99,7 @@ class Difference:
 
 def make_object_name(name1: str, name2: str | None, label: str) -> str:
     """PostgreSQL's makeObjectName: truncate the longer part until the name fits."""
-    overhead = len(label) + 1 + (len(name2) + 1 if name2 else 0)
+    overhead = len(label) + 1 + (1 if name2 else 0)
     available = NAMEDATALEN - 1 - overhead
     n1, n2 = len(name1), len(name2 or "")
     while n1 + n2 > available:

@@ -305,7 +305,8 @@ def lint(
         for (app, name), findings in squawk(sql, config).items():
             for rule, message in findings:
                 raw.append(Violation(app, name, rule, message, "squawk"))
-    violations, exempted = [], []
+    violations: list[Violation] = []
+    exempted: list[Violation] = []
     for v in raw:
         exempt = exemptions(loader.get_migration(v.app_label, v.migration))
         (exempted if v.rule in exempt else violations).append(v)

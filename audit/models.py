@@ -49,7 +49,7 @@ class ActivityLog(ChainedRow):
     request_id = models.CharField(max_length=100, blank=True, default="")
     # The trace id the request came with (Cloud Run / traceparent): chosen upstream,
     # so kept apart from request_id, which the portal generates.
-    client_trace_id = models.CharField(max_length=32, blank=True, default="")
+    client_trace_id = models.CharField(max_length=32, blank=True, default="", db_default="")
     created_at = created_at()
 
     class Meta:
@@ -92,7 +92,7 @@ class SecurityEvent(ChainedRow):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.TextField(blank=True, default="")
     details = models.JSONField(default=dict, blank=True, db_default={})
-    client_trace_id = models.CharField(max_length=32, blank=True, default="")
+    client_trace_id = models.CharField(max_length=32, blank=True, default="", db_default="")
     created_at = created_at()
 
     class Meta:

@@ -161,6 +161,13 @@ TEMPLATES: list[dict[str, Any]] = [
 # in portal/db corrects what the stock backend gets wrong for such tables.
 DATABASE_ENGINE = "portal.db"
 
+# Lock-safe migrations (portal/db/locks.py; docs/deploy.md "Live migrations"), seconds.
+MIGRATION_LOCK_TIMEOUT = env.float("MIGRATION_LOCK_TIMEOUT", default=2.0)
+MIGRATION_WEAK_LOCK_TIMEOUT = env.float("MIGRATION_WEAK_LOCK_TIMEOUT", default=300.0)
+MIGRATION_STATEMENT_TIMEOUT = env.float("MIGRATION_STATEMENT_TIMEOUT", default=5.0)
+MIGRATION_LOCK_RETRIES = env.int("MIGRATION_LOCK_RETRIES", default=5)
+MIGRATION_RETRY_BACKOFF = env.float("MIGRATION_RETRY_BACKOFF", default=1.0)
+
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
 elif PRODUCTION:

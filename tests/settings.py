@@ -3,7 +3,12 @@
 from portal.settings import *  # noqa: F403
 from portal.settings import INSTALLED_APPS
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.db.chainapp", "tests.metabase.metabaseapp"]
+INSTALLED_APPS = [
+    *INSTALLED_APPS,
+    "tests.db.chainapp",
+    "tests.db.lockapp",
+    "tests.metabase.metabaseapp",
+]
 
 # Hashing cost is not under test; MD5 keeps user creation fast in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -177,6 +177,18 @@ def chain_fields(model: str) -> list:
     ]
 
 
+LINT_EXEMPT = {
+    "one-table-lock-per-transaction": "both audit tables are chained in one deploy: the "
+    "trigger of each must exist before the portal writes its next row; both are written "
+    "only by the portal, and the lock-safe executor bounds each lock wait with retries",
+    "disallowed-unique-constraint": "chain_seq is created and backfilled in the same "
+    "transaction, under the lock the backfill takes anyway; its unique index must exist "
+    "before the trigger numbers new rows",
+    "ban-drop-table": "the dropped tables are the migration's own temporary backfill "
+    "tables (chain_backfill_<table>), which no client uses",
+}
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("audit", "0003_client_trace_id"),

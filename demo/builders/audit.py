@@ -49,9 +49,7 @@ def plan_audit(plan: SeedPlan, rng: random.Random) -> None:
             elif resource_type == "accounts.user":
                 details = {"changes": {"department": {"old": "", "new": "Engineering"}}}
             else:
-                details = {
-                    "changes": {"max_users": {"old": 10, "new": rng.choice([25, 50, 100])}}
-                }
+                details = {"changes": {"max_users": {"old": 10, "new": rng.choice([25, 50, 100])}}}
         elif action == "export":
             details = {"format": rng.choice(["csv", "json"]), "rows": rng.randint(10, 5000)}
         plan.activity.append(

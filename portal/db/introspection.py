@@ -5,21 +5,62 @@ table named ``core"."projects`` is invisible to them: ``migrate`` then cannot fi
 unique constraints to drop (silent no-ops, "Found wrong number (0) of constraints"),
 ``flush`` truncates only ``public`` tables, and ``inspectdb`` loses schemas and
 foreign keys. Here every per-table query resolves the name with
-``to_regclass(<quoted name>)``, which understands schema-qualified names, and tables
-outside ``current_schema()`` are reported in the ``schema"."table`` form that models
-use in ``Meta.db_table``.
+``to_regclass(<quoted name>)``, which understands schema-qualified names and resolves
+a bare one through ``search_path`` exactly as PostgreSQL does.
+
+Names are reported in the form models use in ``Meta.db_table``, decided the way
+PostgreSQL resolves names, whatever ``search_path`` is:
+
+- bare when the table is visible (``pg_table_is_visible``: the bare name resolves to
+  it), so ``django_migrations``, content types and Django's auth tables are found
+  wherever the path puts them: in ``public`` behind a role-named schema
+  (``"$user", public`` with ``CREATE SCHEMA <role>``), or in the first schema of a
+  path without ``public``;
+- qualified (``schema"."table``) otherwise, and always in an app schema (one a model's
+  ``db_table`` names), even when that schema is on the path (``search_path = core,
+  public``): models name those tables qualified, so a bare name would look missing.
+  The exception is a table models name bare that was created in an app schema
+  because the path put it there first.
 """
 
+from django.apps import apps
 from django.db.backends.postgresql import introspection as pg
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Index
 
-# Each query names a relation as models spell it: bare in the current schema,
-# 'schema"."table' elsewhere (the CASE expressions below).
+from .names import split_table
 
-TABLE_LIST = """
+
+def model_name_sql(namespace: str, relation: str) -> str:
+    """SQL for a relation's name as models spell it (module docstring). Needs the
+    parameters ``app_schemas`` and ``bare_tables`` (see ``naming_params``)."""
+    return (
+        f"CASE WHEN pg_table_is_visible({relation}.oid) AND NOT "
+        f"({namespace}.nspname = ANY(%(app_schemas)s) "
+        f"AND {relation}.relname <> ALL(%(bare_tables)s)) "
+        f"THEN {relation}.relname::text "
+        f"ELSE {namespace}.nspname || '\".\"' || {relation}.relname END"
+    )
+
+
+def naming_params() -> dict[str, list[str]]:
+    """The app schemas, and the tables models name bare, from the app registry."""
+    schemas: set[str] = set()
+    bare = {MigrationRecorder.Migration._meta.db_table}
+    models = apps.get_models(include_auto_created=True) if apps.ready else []
+    for model in models:
+        schema, table = split_table(model._meta.db_table)
+        if schema:
+            schemas.add(schema)
+        else:
+            bare.add(table)
+    return {"app_schemas": sorted(schemas), "bare_tables": sorted(bare)}
+
+
+# The f-string inserts model_name_sql() over fixed aliases, never a value.
+TABLE_LIST = f"""
     SELECT
-        CASE WHEN n.nspname = current_schema() THEN c.relname
-            ELSE n.nspname || '"."' || c.relname END,
+        {model_name_sql("n", "c")},
         CASE
             WHEN c.relispartition THEN 'p'
             WHEN c.relkind IN ('m', 'v') THEN 'v'
@@ -32,7 +73,7 @@ TABLE_LIST = """
         AND n.nspname <> 'pg_catalog'
         AND n.nspname <> 'information_schema'
         AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-"""
+"""  # noqa: S608
 
 TABLE_COLUMNS = """
     SELECT
@@ -49,9 +90,9 @@ TABLE_COLUMNS = """
     WHERE a.attrelid = to_regclass(%(table)s) AND a.attnum > 0 AND NOT a.attisdropped
 """
 
-SEQUENCES = """
-    SELECT CASE WHEN sn.nspname = current_schema() THEN s.relname
-            ELSE sn.nspname || '"."' || s.relname END, a.attname
+# The f-string inserts model_name_sql() over fixed aliases, never a value.
+SEQUENCES = f"""
+    SELECT {model_name_sql("sn", "s")}, a.attname
     FROM pg_class s
     JOIN pg_namespace sn ON sn.oid = s.relnamespace
     JOIN pg_depend d ON d.objid = s.oid
@@ -59,21 +100,22 @@ SEQUENCES = """
         AND d.refclassid = 'pg_class'::regclass
     JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
     WHERE s.relkind = 'S' AND d.refobjid = to_regclass(%(table)s)
-"""
+"""  # noqa: S608
 
 # Unlike the stock query, the referenced table may be in another schema.
-RELATIONS = """
-    SELECT a1.attname, CASE WHEN n2.nspname = current_schema() THEN c2.relname
-            ELSE n2.nspname || '"."' || c2.relname END, a2.attname
+# The f-string inserts model_name_sql() over fixed aliases, never a value.
+RELATIONS = f"""
+    SELECT a1.attname, {model_name_sql("n2", "c2")}, a2.attname
     FROM pg_constraint con
     JOIN pg_class c2 ON c2.oid = con.confrelid
     JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
     JOIN pg_attribute a1 ON a1.attrelid = con.conrelid AND a1.attnum = con.conkey[1]
     JOIN pg_attribute a2 ON a2.attrelid = con.confrelid AND a2.attnum = con.confkey[1]
     WHERE con.conrelid = to_regclass(%(table)s) AND con.contype = 'f'
-"""
+"""  # noqa: S608
 
-CONSTRAINTS = """
+# The f-string inserts model_name_sql() over fixed aliases, never a value.
+CONSTRAINTS = f"""
     SELECT
         c.conname,
         array(
@@ -84,8 +126,7 @@ CONSTRAINTS = """
             ORDER BY cols.arridx
         ),
         c.contype,
-        CASE WHEN fkn.nspname = current_schema() THEN fkc.relname
-            ELSE fkn.nspname || '"."' || fkc.relname END,
+        {model_name_sql("fkn", "fkc")},
         fka.attname,
         cl.reloptions
     FROM pg_constraint AS c
@@ -94,7 +135,7 @@ CONSTRAINTS = """
     LEFT JOIN pg_namespace AS fkn ON fkn.oid = fkc.relnamespace
     LEFT JOIN pg_attribute AS fka ON fka.attrelid = c.confrelid AND fka.attnum = c.confkey[1]
     WHERE cl.oid = to_regclass(%(table)s)
-"""
+"""  # noqa: S608
 
 INDEXES = """
     SELECT
@@ -130,11 +171,11 @@ INDEXES = """
 
 
 class DatabaseIntrospection(pg.DatabaseIntrospection):
-    def _regclass(self, table_name: str) -> dict[str, str]:
-        return {"table": self.connection.ops.quote_name(table_name)}
+    def _regclass(self, table_name: str) -> dict[str, str | list[str]]:
+        return {"table": self.connection.ops.quote_name(table_name), **naming_params()}
 
     def get_table_list(self, cursor):
-        cursor.execute(TABLE_LIST)
+        cursor.execute(TABLE_LIST, naming_params())
         return [
             pg.TableInfo(*row) for row in cursor.fetchall() if row[0] not in self.ignored_tables
         ]

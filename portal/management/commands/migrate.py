@@ -10,6 +10,11 @@ Advisory locks are per database, are released when the session ends (a crashed r
 cannot leave the lock behind), and need no table. The lock is taken on Django's own
 connection, the one the migrations then use. It needs a direct connection or a session
 pooler: a transaction-mode pooler would hand the session to someone else.
+
+Every migration also runs lock-safe (portal/db/locks.py, portal/db/executor.py): short
+lock waits, retries with backoff, and when they run out a report of who held the lock.
+``--cancel-blockers`` / ``--terminate-blockers`` end the blockers (audited) before a
+retry instead of only waiting for them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from django.core.management.base import OutputWrapper
 from django.core.management.commands import migrate
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from portal.db import locks
+from portal.db.executor import LockSafeExecutor
 
 # Any bigint works as long as every migrate of this project uses the same one:
 # the ASCII bytes of "portalmg".
@@ -88,11 +96,53 @@ class Command(migrate.Command):
         " run waits for the first, then applies whatever is still unapplied."
     )
 
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(
+            "--cancel-blockers",
+            action="store_const",
+            const="cancel",
+            dest="blocker_action",
+            help="Before each retry, cancel the running query of each session that holds "
+            "the lock a migration waits for (audited). Does not help against an idle "
+            "transaction: that needs --terminate-blockers.",
+        )
+        group.add_argument(
+            "--terminate-blockers",
+            action="store_const",
+            const="terminate",
+            dest="blocker_action",
+            help="Before each retry, terminate each session that holds the lock a "
+            "migration waits for (audited).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> str | None:
         connection = connections[options["database"]]
         read_only = options["plan"] or options["check_unapplied"]
         if connection.vendor != "postgresql" or read_only:
             return super().handle(*args, **options)
         verbose = options["verbosity"] >= 1
-        with advisory_lock(connection, MIGRATE_LOCK_KEY, self.stdout if verbose else None):
+        policy = locks.with_overrides(
+            blocker_action=options.get("blocker_action"),
+            say=self.stdout.write if verbose else None,
+        )
+        with (
+            locks.using_policy(policy),
+            _executor(LockSafeExecutor),
+            advisory_lock(connection, MIGRATE_LOCK_KEY, self.stdout if verbose else None),
+        ):
             return super().handle(*args, **options)
+
+
+@contextlib.contextmanager
+def _executor(executor_class: type) -> Iterator[None]:
+    """Django's migrate builds its executor from a module global and has no hook for
+    another class: point the global at ours for the duration of this command."""
+    namespace = vars(migrate)
+    original = namespace["MigrationExecutor"]
+    namespace["MigrationExecutor"] = executor_class
+    try:
+        yield
+    finally:
+        namespace["MigrationExecutor"] = original

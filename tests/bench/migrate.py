@@ -1,0 +1,426 @@
+"""``make bench``: a realistic migration on a live database, this project's migrate
+against Django's stock one.
+
+Run as ``python -m tests.bench.migrate [--scale N]``. It
+
+1. points the embedded PostgreSQL at its own database, ``portal_bench_migrate``
+   (``seed_demo --scale N``, default 1 million execution_history rows, reused when
+   there; the development and shared bench databases are never touched);
+2. starts a steady load: admin-page reads (the sessions list's and a session's
+   executions' queries, in threads, over psycopg) and gateway-like INSERTs into
+   ``codex_sessions`` and ``execution_history`` at a fixed rate;
+3. after a quiet baseline, opens an idle-in-transaction session that read
+   ``execution_history`` and holds it for HOLD seconds, and applies the migration
+   ``makemigrations`` writes for a new column, an index on it, a foreign key and a NOT
+   NULL column with a default (one transaction; the codex_sessions column first):
+   once through Django's stock executor and schema editor, once through this
+   project's (lock timeout, retries), then the same change in the linted form (one
+   table per migration, the index concurrently, the foreign key NOT VALID then
+   validated) through this project's;
+4. reports for each: the longest wait of any request, p99 before and during, errors
+   and the total migration time, and writes the table into docs/benchmarks.md between
+   ``<!-- bench:migrate:start -->`` and ``<!-- bench:migrate:end -->``.
+
+Every run undoes its migration afterwards, so each starts from the same schema.
+Bounded: HOLD seconds of holder, at most MIGRATE_BUDGET seconds per migration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DB = os.environ.get("BENCH_DB", "portal_bench_migrate")
+DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+START, END = "<!-- bench:migrate:start -->", "<!-- bench:migrate:end -->"
+HOLD = 8.0  # seconds the idle transaction keeps its lock
+BASELINE = 4.0  # seconds of load before the holder
+READERS = 4
+INSERTS_PER_SECOND = 20
+MIGRATE_BUDGET = 120.0
+
+
+def configure() -> None:
+    os.environ.pop("DATABASE_URL", None)
+    os.environ["DJANGO_ENV"] = "development"
+    os.environ["PORTAL_DB_NAME"] = BENCH_DB
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.bench.settings"
+    import django
+
+    django.setup()
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def connect(**extra):
+    import psycopg
+    from django.db import connection
+
+    s = connection.settings_dict
+    return psycopg.connect(
+        host=s["HOST"],
+        port=s["PORT"],
+        user=s["USER"],
+        password=s["PASSWORD"],
+        dbname=s["NAME"],
+        autocommit=True,
+        **extra,
+    )
+
+
+@dataclass
+class Sample:
+    at: float
+    seconds: float
+    ok: bool
+
+
+@dataclass
+class Load:
+    stop: threading.Event = field(default_factory=threading.Event)
+    samples: list[Sample] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def record(self, started: float, ok: bool) -> None:
+        with self.lock:
+            self.samples.append(Sample(started, time.monotonic() - started, ok))
+
+    def reader(self, session_ids: list[str]) -> None:
+        with connect(application_name="bench-admin") as conn:
+            conn.execute("SET statement_timeout = '120s'")
+            while not self.stop.is_set():
+                started = time.monotonic()
+                try:
+                    conn.execute(
+                        "SELECT session_id, user_id, model, status, created_at "
+                        "FROM core.codex_sessions ORDER BY created_at DESC LIMIT 100"
+                    ).fetchall()
+                    conn.execute(
+                        "SELECT id, tokens_used, created_at FROM core.execution_history "
+                        "WHERE session_id = %(s)s ORDER BY created_at DESC, id DESC LIMIT 50",
+                        {"s": random.choice(session_ids)},
+                    ).fetchall()
+                    self.record(started, True)
+                except Exception:
+                    self.record(started, False)
+                time.sleep(0.05)
+
+    def gateway(self, session_ids: list[str]) -> None:
+        interval = 1.0 / INSERTS_PER_SECOND
+        with connect(application_name="bench-gateway") as conn:
+            conn.execute("SET statement_timeout = '120s'")
+            next_at = time.monotonic()
+            while not self.stop.is_set():
+                started = time.monotonic()
+                try:
+                    # The previous release's INSERTs: only the columns it knows.
+                    sid = conn.execute(
+                        "INSERT INTO core.codex_sessions (user_id, model, status) "
+                        "VALUES ('bench', 'gpt', 'running') RETURNING session_id"
+                    ).fetchone()[0]
+                    conn.execute(
+                        "INSERT INTO core.execution_history (session_id, prompt) "
+                        "VALUES (%(s)s, 'bench prompt')",
+                        {"s": sid},
+                    )
+                    self.record(started, True)
+                except Exception:
+                    self.record(started, False)
+                next_at += interval
+                time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def start(self, session_ids: list[str]) -> None:
+        for _ in range(READERS):
+            self.threads.append(threading.Thread(target=self.reader, args=(session_ids,)))
+        self.threads.append(threading.Thread(target=self.gateway, args=(session_ids,)))
+        for t in self.threads:
+            t.daemon = True
+            t.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=150)
+
+
+def makemigrations_form():
+    from django.db import migrations, models
+
+    return [
+        (
+            True,
+            [
+                migrations.AddField(
+                    "codexsession", "bench_retries", models.IntegerField(default=0)
+                ),
+                migrations.AddField("executionhistory", "bench_note", models.TextField(null=True)),
+                migrations.AddIndex(
+                    "executionhistory",
+                    models.Index(fields=["bench_note"], name="bench_note_idx"),
+                ),
+                migrations.AddField(
+                    "executionhistory",
+                    "bench_project",
+                    models.ForeignKey(
+                        "core.project", null=True, on_delete=models.SET_NULL, db_index=False
+                    ),
+                ),
+            ],
+        )
+    ]
+
+
+def linted_form():
+    from django.contrib.postgres.operations import AddIndexConcurrently
+    from django.db import migrations, models
+
+    fk = (
+        'ALTER TABLE "core"."execution_history" ADD CONSTRAINT "bench_project_fk" '
+        'FOREIGN KEY ("bench_project_id") REFERENCES "core"."projects" ("id") '
+        "DEFERRABLE INITIALLY DEFERRED NOT VALID"
+    )
+    drop_fk = 'ALTER TABLE "core"."execution_history" DROP CONSTRAINT "bench_project_fk"'
+    return [
+        (
+            True,
+            [
+                migrations.AddField(
+                    "codexsession",
+                    "bench_retries",
+                    models.IntegerField(default=0, db_default=0),
+                )
+            ],
+        ),
+        (
+            True,
+            [
+                migrations.AddField("executionhistory", "bench_note", models.TextField(null=True)),
+                migrations.AddField(
+                    "executionhistory",
+                    "bench_project",
+                    models.ForeignKey(
+                        "core.project",
+                        null=True,
+                        on_delete=models.SET_NULL,
+                        db_index=False,
+                        db_constraint=False,
+                    ),
+                ),
+                migrations.RunSQL(fk, drop_fk),
+            ],
+        ),
+        (
+            False,
+            [
+                AddIndexConcurrently(
+                    "executionhistory",
+                    models.Index(fields=["bench_note"], name="bench_note_idx"),
+                )
+            ],
+        ),
+        (
+            True,
+            [
+                migrations.RunSQL(
+                    'ALTER TABLE "core"."execution_history" VALIDATE CONSTRAINT "bench_project_fk"',
+                    migrations.RunSQL.noop,
+                )
+            ],
+        ),
+    ]
+
+
+def build(steps):
+    from django.db import migrations
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    parent = next(n for a, n in loader.graph.leaf_nodes() if a == "core")
+    built = []
+    for i, (atomic, operations) in enumerate(steps, start=1):
+        cls = type(
+            "Migration",
+            (migrations.Migration,),
+            {"atomic": atomic, "operations": operations, "dependencies": [("core", parent)]},
+        )
+        name = f"9{i:03d}_bench"
+        built.append(cls(name, "core"))
+        parent = name
+    return built
+
+
+def apply(migrations_list, project: bool) -> tuple[float, str]:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.loader import MigrationLoader
+
+    from portal.db import locks
+    from portal.db.executor import LockSafeExecutor
+
+    policy = locks.Policy.from_settings() if project else locks.Policy(enabled=False)
+    executor_class = LockSafeExecutor if project else MigrationExecutor
+    loader = MigrationLoader(connection)
+    leaf = next(n for a, n in loader.graph.leaf_nodes() if a == "core")
+    state = loader.project_state(("core", leaf))
+    started = time.monotonic()
+    outcome = "completed"
+    with locks.using_policy(policy):
+        executor = executor_class(connection)
+        try:
+            for migration in migrations_list:
+                state = executor.apply_migration(state, migration)
+        except Exception as exc:  # a blocked job is a result too
+            outcome = f"failed: {type(exc).__name__}"
+    return time.monotonic() - started, outcome
+
+
+def undo(migrations_list) -> None:
+    """Back to the starting schema, whatever the run left."""
+    from django.db import connection
+
+    statements = [
+        'ALTER TABLE "core"."codex_sessions" DROP COLUMN IF EXISTS "bench_retries"',
+        'DROP INDEX IF EXISTS "core"."bench_note_idx"',
+        'ALTER TABLE "core"."execution_history" DROP COLUMN IF EXISTS "bench_note"',
+        'ALTER TABLE "core"."execution_history" DROP COLUMN IF EXISTS "bench_project_id"',
+        "DELETE FROM django_migrations WHERE app = 'core' AND name LIKE '9%%_bench'",
+    ]
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def p99(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100)[98]
+
+
+@dataclass
+class Result:
+    label: str
+    longest: float
+    p99_before: float
+    p99_during: float
+    errors: int
+    requests: int
+    seconds: float
+    outcome: str
+
+
+def run(label: str, steps, project: bool, session_ids: list[str]) -> Result:
+    log(f"== {label}")
+    undo(None)
+    load = Load()
+    load.start(session_ids)
+    time.sleep(BASELINE)
+    holder = connect(application_name="bench-idle-holder")
+    holder.autocommit = False
+    holder.execute("SELECT count(*) FROM core.execution_history WHERE id < 1000").fetchone()
+    timer = threading.Timer(HOLD, holder.rollback)
+    timer.start()
+    migration_start = time.monotonic()
+    seconds, outcome = apply(build(steps), project)
+    migration_end = time.monotonic()
+    timer.cancel()
+    holder.rollback()
+    holder.close()
+    time.sleep(1.0)
+    load.finish()
+    undo(None)
+    before = [s.seconds for s in load.samples if s.at < migration_start]
+    during = [s for s in load.samples if migration_start <= s.at <= migration_end]
+    result = Result(
+        label=label,
+        longest=max((s.seconds for s in during), default=0.0),
+        p99_before=p99(before),
+        p99_during=p99([s.seconds for s in during]),
+        errors=sum(1 for s in load.samples if not s.ok),
+        requests=len(during),
+        seconds=seconds,
+        outcome=outcome,
+    )
+    log(f"   {result}")
+    return result
+
+
+def table(results: list[Result], executions: int) -> str:
+    lines = [
+        f"Live migration on {executions:,} execution_history rows; {READERS} admin readers "
+        f"and gateway INSERTs at {INSERTS_PER_SECOND}/s; an idle transaction holds "
+        f"execution_history for {HOLD:g} s from the migration's start. "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{platform.python_implementation()} {platform.python_version()}.",
+        "",
+        "| run | longest request wait | p99 before | p99 during | p99 ratio | errors | "
+        "requests during | migration time | outcome |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ratio = r.p99_during / r.p99_before if r.p99_before else float("nan")
+        lines.append(
+            f"| {r.label} | {r.longest:.2f} s | {r.p99_before * 1000:.0f} ms | "
+            f"{r.p99_during * 1000:.0f} ms | {ratio:.1f}x | {r.errors} | {r.requests} | "
+            f"{r.seconds:.1f} s | {r.outcome} |"
+        )
+    return "\n".join(lines)
+
+
+def write_doc(text: str) -> None:
+    doc = DOC.read_text()
+    block = f"{START}\n{text}\n{END}"
+    if START in doc and END in doc:
+        head, rest = doc.split(START, 1)
+        _, tail = rest.split(END, 1)
+        doc = head + block + tail
+    else:
+        doc = doc.rstrip() + "\n\n## Live migration\n\n" + block + "\n"
+    DOC.write_text(doc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1_000_000)
+    args = parser.parse_args()
+    configure()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0, interactive=False)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM core.execution_history")
+        executions = cursor.fetchone()[0]
+    if executions < args.scale:
+        log(f"== seed_demo --scale {args.scale:,} (found {executions:,})")
+        call_command("seed_demo", scale=args.scale)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE) core.execution_history")
+            cursor.execute("SELECT count(*) FROM core.execution_history")
+            executions = cursor.fetchone()[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT session_id::text FROM core.codex_sessions LIMIT 2000")
+        session_ids = [r[0] for r in cursor.fetchall()]
+    results = [
+        run("stock migrate, makemigrations form", makemigrations_form(), False, session_ids),
+        run(
+            "this project's migrate, makemigrations form", makemigrations_form(), True, session_ids
+        ),
+        run("this project's migrate, linted form", linted_form(), True, session_ids),
+    ]
+    text = table(results, executions)
+    print(text)
+    write_doc(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,9 +27,15 @@ def masked(value: Any) -> Any:
 
 
 def mask_object(obj: models.Model) -> models.Model:
-    """``obj`` with its JSON attributes masked in memory (it is never saved so)."""
+    """``obj`` with its JSON attributes masked in memory (it is never saved so).
+
+    A column the query left out (a list page defers the wide ones) is not shown, so it
+    is not read either: reading it would cost one query per row.
+    """
+    deferred = obj.get_deferred_fields()
     for field in json_fields(type(obj)):
-        setattr(obj, field.attname, masked(getattr(obj, field.attname)))
+        if field.attname not in deferred:
+            setattr(obj, field.attname, masked(getattr(obj, field.attname)))
     obj._secrets_masked = True  # type: ignore[attr-defined]
     return obj
 

@@ -298,7 +298,7 @@ def test_owner_forged_tail_row_with_a_valid_hash_but_old_time_is_named(as_owner)
     head_hash = bytes(required(head.row_hash))
     new_id = "00000000-0000-4000-8000-000000000002"
     seq = required(head.chain_seq) + 1
-    values = [str(seq), new_id, OLD, None, "", "forged", "", "", "", "{}", None, "", ""]
+    values = [str(seq), new_id, OLD, None, "", "forged", "", "", "", "{}", None, "", "", ""]
     digest = chain.row_hash("activity_logs", head_hash, values)
     with as_owner:
         execute('ALTER TABLE {t} DISABLE TRIGGER "activity_logs_chain"', t=ACTIVITY)

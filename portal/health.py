@@ -34,9 +34,12 @@ from portal.limits import LOCK_NOT_AVAILABLE, QUERY_CANCELED, sqlstate
 
 logger = logging.getLogger(__name__)
 
-# Applies to the rest of the check: waiting for a lock counts as well as running.
+# Applies to the rest of the check: waiting for a lock counts as well as running. The
+# lock wait gets a little less than the statement, so that a check stuck behind a lock
+# says so: with equal values statement_timeout fires first ("database too slow").
 SET_TIMEOUTS = (
-    "SELECT set_config('statement_timeout', %(ms)s, true), set_config('lock_timeout', %(ms)s, true)"
+    "SELECT set_config('statement_timeout', %(ms)s, true), "
+    "set_config('lock_timeout', %(lock_ms)s, true)"
 )
 # django_migrations exists once `migrate` has run: the server is up AND this is the
 # portal's database AND it has been migrated.
@@ -55,7 +58,8 @@ def check_database(alias: str = DEFAULT_DB_ALIAS, timeout: float | None = None) 
     connection.ensure_connection()
     remaining = max(0.05, timeout - (time.monotonic() - started))
     with transaction.atomic(using=alias), connection.cursor() as cursor:
-        cursor.execute(SET_TIMEOUTS, {"ms": str(max(1, round(remaining * 1000)))})
+        ms = max(1, round(remaining * 1000))
+        cursor.execute(SET_TIMEOUTS, {"ms": str(ms), "lock_ms": str(max(1, ms * 9 // 10))})
         cursor.execute(READY_QUERY)
         cursor.fetchone()
 

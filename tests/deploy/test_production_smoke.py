@@ -417,6 +417,7 @@ def test_liveness_port_answers_while_every_request_thread_waits_on_a_lock(
     """Every request thread of every worker waits on a lock; the liveness port, served
     by the master, still answers each probe within a probe's timeout."""
     health_port = _free_port()
+    threads = int(str(_gunicorn_setting("threads")))
     server = start_server(
         workdir,
         smoke_db,
@@ -424,8 +425,14 @@ def test_liveness_port_answers_while_every_request_thread_waits_on_a_lock(
         READYZ_TIMEOUT="8",
         HEALTH_PORT=str(health_port),
         HEALTH_HOST="127.0.0.1",
+        # A gthread worker accepts up to worker_connections (1000) connections and queues
+        # them behind its threads: the first worker to boot (start_server returns once one
+        # answers) would take every request below while the other's threads stay idle.
+        # Capped at its threads, each worker takes only what it serves; the rest wait in
+        # the listen backlog for the other worker.
+        GUNICORN_CMD_ARGS=f"--worker-connections {threads}",
     )
-    threads_total = int(str(_gunicorn_setting("workers"))) * int(str(_gunicorn_setting("threads")))
+    threads_total = int(str(_gunicorn_setting("workers"))) * threads
     try:
         with (
             psycopg.connect(smoke_db.url()) as blocker,

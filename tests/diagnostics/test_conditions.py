@@ -286,8 +286,12 @@ def test_a_nearly_exhausted_sequence_shows_on_maintenance(diag_client, diag_targ
     ):
         text = get_text(diag_client, "maintenance", diag_target.alias)
         if diag_target.kind != "superuser":
-            # Reading a sequence's position needs a grant neither role has.
-            assert f"public.{seq}" in text[text.index("cannot be read by role") :]
+            # Reading a sequence's position needs a grant neither role has: the sequence
+            # is counted among the unreadable ones, never measured. (The note names only
+            # the first 20 by schema and name; the test apps' sequences come before it.)
+            assert "cannot be read by role" in text
+            assert f'id="seq-public-{seq}"' not in text
+            assert f'id="seq-public-{narrow}"' not in text
             with connect() as conn:
                 for name in (seq, narrow):
                     conn.execute(

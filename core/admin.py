@@ -32,6 +32,7 @@ from portal.admin.base import PortalModelAdmin, ReadOnlyModelAdmin
 from portal.admin.changelist import (
     PortalChangeList,
     is_changelist_request,
+    is_csv_export_request,
     is_query_canceled,
     parse_uuid,
     set_local,
@@ -134,7 +135,13 @@ class ProjectAdmin(PortalModelAdmin):
 
     def get_queryset(self, request):
         # The company names the project in pickers (autocomplete_label).
-        return super().get_queryset(request).select_related("company")
+        qs = super().get_queryset(request).select_related("company")
+        if is_changelist_request(request):
+            # Django's ChangeList applies list_select_related only to a queryset that
+            # selects no relation itself: this one does (company), so add the rest here
+            # (the owner column would otherwise be one query per row).
+            qs = qs.select_related(*self.list_select_related)
+        return qs
 
     @staticmethod
     def autocomplete_label(project: Project) -> str:
@@ -272,8 +279,11 @@ class CodexSessionAdmin(PortalModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)
-        if is_changelist_request(request):
+        if is_changelist_request(request) or is_csv_export_request(request):
+            # The list's usage columns, which its CSV exports too (get_csv_columns); the
+            # change page reads them in its own degrading panel (_loaded_usage).
             qs = qs.annotate(**selectors.session_usage_annotations())
+        if is_changelist_request(request):
             # The list never shows the metadata: don't fetch and parse fifty JSON documents.
             qs = qs.defer("metadata")
         return qs
@@ -356,12 +366,14 @@ class CodexSessionAdmin(PortalModelAdmin):
         page does, so that a lock or a slow query on the executions makes only the
         figures unavailable, not the page); run it inside :func:`degrade`."""
         if getattr(obj, "usage", None) is None and obj.pk is not None:
+            # A session without executions has no usage row (NULL): keep the zeros, so
+            # the page's second reader (the story, the usage field) does not query again.
             obj.usage = (  # type: ignore[attr-defined]
                 CodexSession.objects.filter(pk=obj.pk)
                 .annotate(**selectors.session_usage_annotations())
                 .values_list("usage", flat=True)  # type: ignore[misc]
                 .first()
-            )
+            ) or self._usage(obj)
         return self._usage(obj)
 
     @admin.display(description="usage")

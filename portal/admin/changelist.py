@@ -146,6 +146,15 @@ def is_changelist_request(request: HttpRequest) -> bool:
     )
 
 
+def is_csv_export_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for a list's CSV export (portal/admin/export.py): the list's
+    rows, so the computed columns the list shows (and the export adds) are needed too."""
+    match = request.resolver_match
+    return (
+        match is not None and match.url_name is not None and match.url_name.endswith("_export_csv")
+    )
+
+
 def set_local(name: str, value: str, using: str = "default") -> None:
     """``SET LOCAL`` a setting for the rest of the current transaction."""
     with connections[using].cursor() as cursor:

@@ -310,13 +310,16 @@ def ordering_keys(queryset: QuerySet) -> list[_Key] | None:
         field = None if name == "?" else _field_for_path(model, name)
         if field is None:
             return None
+        # Whether the key can be NULL, read from the path as written: after the rename
+        # below, an attname such as a primary key ``session_id`` is no field *name*.
+        nullable = _nullable(model, name)
         if field.is_relation:
             # Ordering by a relation orders by the related model's ordering; keep the
             # ids instead (a plain column the keyset can continue from).
             name = f"{name}_id" if "__" not in name else f"{name}__pk"
         if nulls_first is None:
             nulls_first = descending  # PostgreSQL: NULLs are larger than any value
-        keys.append(_Key(name, descending, nulls_first, _nullable(model, name.removesuffix("_id"))))
+        keys.append(_Key(name, descending, nulls_first, nullable))
         if name in {pk, "pk"}:
             return keys
     keys.append(_Key(pk, False, False, False))

@@ -122,6 +122,10 @@ def _load_then_delete(keep: int) -> None:
             "SELECT %(s)s, 'p' || g, g FROM generate_series(1, 40000) g",
             {"s": session.pk},
         )
+        # The insert's counts must reach pg_stat_user_tables before ANALYZE resets them,
+        # or they land afterwards and the fresh statistics look stale.
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT 1")
         cursor.execute("ANALYZE core.execution_history")
         cursor.execute("DELETE FROM core.execution_history WHERE tokens_used > %(k)s", {"k": keep})
         # Statistics reach pg_stat_user_tables when the backend next reports them.

@@ -84,6 +84,11 @@ def invalid_lookups(model: type[models.Model], params: Mapping[str, list[str]]) 
             continue  # a list filter's own parameter, or refused by the changelist
         if not isinstance(field, models.Field) or not field.concrete or field.many_to_many:
             continue
+        if field.generated or field.get_internal_type() == "SearchVectorField":
+            # Derived by PostgreSQL (the stored search document): a value typed into the
+            # address would be parsed as a tsvector and can fail there.
+            problems[key] = "is a column that cannot be filtered on"
+            continue
         lookup = lookups[-1] if lookups else "exact"
         for value in values:
             if lookup == "isnull":

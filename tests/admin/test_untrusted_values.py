@@ -143,3 +143,11 @@ def test_every_json_column_is_masked_for_viewers(viewer):
         response = viewer.get(admin_url(model, "change", obj.pk))
         assert response.status_code == 200, model
         assert "Zq7token" not in response.content.decode(), model
+
+
+def test_a_filter_on_the_stored_search_document_is_a_message_not_a_500(admin_client):
+    # Found by the typed fuzz: a value compared with the generated tsvector column is
+    # parsed by PostgreSQL as a tsvector and fails there (a backslash is a syntax error).
+    response = admin_client.get("/admin/core/executionhistory/", {"search_document__in": "\\"})
+    assert response.status_code == 200
+    assert any("search_document" in str(m) for m in response.context["messages"])

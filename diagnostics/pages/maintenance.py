@@ -63,6 +63,11 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     order = asked if asked in maintenance.TABLE_ORDERS else "dead"
     number, error = page_number(params.get("page"))
     search = (params.get("q") or "").strip()[:200] or None
+    errors = [error] if error else []
+    if search is not None and "\x00" in search:
+        # PostgreSQL text cannot hold NUL: say so instead of failing on the parameter.
+        errors.append("Search: the text contains a NUL character; ignored.")
+        search = None
     listed = maintenance.tables(
         page.alias,
         server_major=info.major,
@@ -83,7 +88,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         tables_order=order,
         tables_orders=ORDER_LABELS,
         tables_search=search or "",
-        errors=(error,) if error else (),
+        errors=tuple(errors),
         progress=maintenance.vacuum_progress(page.alias),
         database_ages=maintenance.database_ages(page.alias),
         table_ages=maintenance.table_ages(page.alias),

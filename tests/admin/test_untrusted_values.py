@@ -65,8 +65,9 @@ def test_a_bad_filter_value_does_not_reach_the_export(administrator):
     assert follow.status_code == 200 and "is not an IP address" in follow.content.decode()
 
 
-def test_a_nul_in_the_diagnostics_search_is_a_message(viewer):
-    response = viewer.get(reverse("admin:diagnostics_queries") + "?q=%00")
+@pytest.mark.parametrize("page", ["queries", "maintenance"])
+def test_a_nul_in_the_diagnostics_search_is_a_message(viewer, page):
+    response = viewer.get(reverse(f"admin:diagnostics_{page}") + "?q=%00")
     assert response.status_code == 200
     assert "NUL character" in response.content.decode()
 

@@ -4,7 +4,9 @@ from typing import ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
+from accounts.timezones import default_time_zone, time_zone_choices
 from portal.db.fields import created_at, updated_at, uuid_pk
 
 
@@ -79,6 +81,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True, db_default=True)
     is_staff = models.BooleanField(
         "staff status", default=False, help_text="Can log into the admin portal."
+    )
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        choices=time_zone_choices,
+        default=default_time_zone,
+        help_text=_("Every date and time in the portal is shown in this zone."),
     )
     created_at = created_at()
     updated_at = updated_at()

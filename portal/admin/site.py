@@ -58,9 +58,10 @@ class PortalAdminSite(admin.AdminSite):
 
     def extra_urls(self) -> list[URLPattern]:
         """URLs of the portal's own admin pages, each wrapped in ``self.admin_view``."""
+        from accounts.preferences import preferences_urls
         from diagnostics.urls import diagnostics_urls
 
-        return diagnostics_urls(self)
+        return [*diagnostics_urls(self), *preferences_urls(self)]
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         return [*self.extra_urls(), *super().get_urls()]

@@ -17,6 +17,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import PortalModelAdmin
 from portal.admin.filters import DateRangeFilter
@@ -30,7 +31,7 @@ def _clean_email(form: forms.ModelForm) -> str:
     if form.instance.pk:
         others = others.exclude(pk=form.instance.pk)
     if others.exists():
-        raise forms.ValidationError("A user with this email address already exists.")
+        raise forms.ValidationError(_("A user with this email address already exists."))
     return email
 
 
@@ -101,11 +102,11 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
         ),
     ]
 
-    @admin.display(description="name")
+    @admin.display(description=_("name"))
     def full_name(self, obj: User) -> str:
         return f"{obj.first_name} {obj.last_name}".strip() or "—"
 
-    @admin.display(description="password")
+    @admin.display(description=_("password"))
     def password_status(self, obj: User) -> str:
         # Only whether a password is set and how it is stored: never the hash, nor
         # any part of it.

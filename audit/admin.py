@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import ReadOnlyModelAdmin
 from portal.admin.filters import DateRangeFilter
@@ -64,7 +65,7 @@ def render_other_details(details: dict) -> str:
 
 
 class ActorFilter(admin.SimpleListFilter):
-    title = "actor"
+    title = _("actor")
     parameter_name = "actor"
 
     def lookups(self, request, model_admin):
@@ -120,7 +121,7 @@ class ActivityLogAdmin(ReadOnlyModelAdmin):
     readonly_fields = ["object_link", "changes", "other_details"]
     Media = AuditMedia
 
-    @admin.display(description="object")
+    @admin.display(description=_("object"))
     def object_link(self, entry: ActivityLog) -> str:
         text = entry.object_repr or entry.resource_id or "—"
         if "." in entry.resource_type and entry.resource_id:
@@ -132,11 +133,11 @@ class ActivityLogAdmin(ReadOnlyModelAdmin):
             return format_html('<a href="{}">{}</a>', url, text)
         return text
 
-    @admin.display(description="changes")
+    @admin.display(description=_("changes"))
     def changes(self, entry: ActivityLog) -> SafeString:
         return render_changes(entry.details)
 
-    @admin.display(description="other details")
+    @admin.display(description=_("other details"))
     def other_details(self, entry: ActivityLog) -> SafeString:
         return format_html("<pre>{}</pre>", render_other_details(entry.details))
 
@@ -168,6 +169,6 @@ class SecurityEventAdmin(ReadOnlyModelAdmin):
     readonly_fields = ["details_pretty"]
     Media = AuditMedia
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def details_pretty(self, event: SecurityEvent) -> SafeString:
         return format_html("<pre>{}</pre>", json.dumps(event.details, indent=2, ensure_ascii=False))

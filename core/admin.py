@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import get_script_prefix, get_urlconf, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import record_cache_purge
 from portal.admin.base import PortalModelAdmin, ReadOnlyModelAdmin
@@ -197,13 +198,13 @@ class CodexSessionAdmin(PortalModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="session", ordering="pk")
+    @admin.display(description=_("session"), ordering="pk")
     def session_col(self, obj: CodexSession) -> str:
         return format_html(
             '<span class="portal-mono" title="{}">{}</span>', obj.pk, str(obj.pk)[:8] + "…"
         )
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def status_col(self, obj: CodexSession) -> str:
         return status_badge(obj.status)
 
@@ -211,7 +212,7 @@ class CodexSessionAdmin(PortalModelAdmin):
     def _usage(obj: CodexSession) -> dict:
         return getattr(obj, "usage", None) or {"executions": 0, "tokens": 0, "time_ms": 0}
 
-    @admin.display(description="executions")
+    @admin.display(description=_("executions"))
     def executions_col(self, obj: CodexSession) -> str:
         count = self._usage(obj)["executions"]
         if not count:
@@ -228,15 +229,15 @@ class CodexSessionAdmin(PortalModelAdmin):
     def _executions_url(self) -> str:
         return self._executions_url_for(get_script_prefix(), get_urlconf())
 
-    @admin.display(description="tokens")
+    @admin.display(description=_("tokens"))
     def tokens_col(self, obj: CodexSession) -> str:
         return f"{self._usage(obj)['tokens']:,}"
 
-    @admin.display(description="total time")
+    @admin.display(description=_("total time"))
     def time_col(self, obj: CodexSession) -> str:
         return duration_ms(self._usage(obj)["time_ms"])
 
-    @admin.display(description="usage")
+    @admin.display(description=_("usage"))
     def usage_summary(self, obj: CodexSession) -> str:
         usage = self._usage(obj)
         return format_html(
@@ -246,7 +247,7 @@ class CodexSessionAdmin(PortalModelAdmin):
             duration_ms(usage["time_ms"]),
         )
 
-    @admin.display(description="metadata")
+    @admin.display(description=_("metadata"))
     def metadata_pretty(self, obj: CodexSession) -> str:
         return pretty_json(obj.metadata)
 
@@ -268,7 +269,7 @@ class CodexSessionAdmin(PortalModelAdmin):
 class SessionFilter(admin.SimpleListFilter):
     """Rows of one session (``?session=<uuid>``); shown only while it is active."""
 
-    title = "session"
+    title = _("session")
     parameter_name = "session"
 
     def lookups(self, request, model_admin):
@@ -288,7 +289,7 @@ class SessionFilter(admin.SimpleListFilter):
 
 
 class TokenBucketFilter(BucketFilter):
-    title = "tokens used"
+    title = _("tokens used")
     parameter_name = "tokens"
     buckets = [(0, "not recorded")] + [(b, label) for b, label, _, _ in TOKEN_BUCKETS]
 
@@ -297,7 +298,7 @@ class TokenBucketFilter(BucketFilter):
 
 
 class TimeBucketFilter(BucketFilter):
-    title = "execution time"
+    title = _("execution time")
     parameter_name = "time"
     buckets = [(0, "not recorded")] + [(b, label) for b, label, _, _ in TIME_BUCKETS]
 
@@ -392,28 +393,28 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
             condition |= Q(pk=int(term))
         return queryset.filter(condition), False
 
-    @admin.display(description="session")
+    @admin.display(description=_("session"))
     def session_col(self, obj: ExecutionHistory) -> str:
         return session_link(obj.session_id)
 
-    @admin.display(description="prompt")
+    @admin.display(description=_("prompt"))
     def prompt_col(self, obj: ExecutionHistory) -> str:
         head = getattr(obj, "prompt_head", None)
         return preview(head if head is not None else obj.prompt)
 
-    @admin.display(description="tokens")
+    @admin.display(description=_("tokens"))
     def tokens_col(self, obj: ExecutionHistory) -> str:
         return "—" if obj.tokens_used is None else f"{obj.tokens_used:,}"
 
-    @admin.display(description="time")
+    @admin.display(description=_("time"))
     def time_col(self, obj: ExecutionHistory) -> str:
         return duration_ms(obj.execution_time_ms)
 
-    @admin.display(description="prompt")
+    @admin.display(description=_("prompt"))
     def prompt_text(self, obj: ExecutionHistory) -> str:
         return readable_text(obj.prompt)
 
-    @admin.display(description="response")
+    @admin.display(description=_("response"))
     def response_text(self, obj: ExecutionHistory) -> str:
         return readable_text(obj.response)
 
@@ -422,7 +423,7 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
 
 
 class OutcomeFilter(ChoicesFilter):
-    title = "outcome"
+    title = _("outcome")
     parameter_name = "outcome"
 
     def lookups(self, request, model_admin):
@@ -477,7 +478,7 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
         head = getattr(obj, "error_head", None)
         return (head if "error_head" in obj.__dict__ else obj.error) is not None
 
-    @admin.display(description="session")
+    @admin.display(description=_("session"))
     def session_col(self, obj: SandboxExecution) -> str:
         return session_link(obj.session_id)
 
@@ -489,7 +490,7 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
             preview(head if head is not None else obj.sql_query, 100),
         )
 
-    @admin.display(description="outcome")
+    @admin.display(description=_("outcome"))
     def outcome_col(self, obj: SandboxExecution) -> str:
         if self._failed(obj):
             return format_html('<span class="portal-badge portal-bad">{}</span>', "error")
@@ -499,19 +500,19 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
     def sql_pretty(self, obj: SandboxExecution) -> str:
         return formatted_sql(obj.sql_query)
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, obj: SandboxExecution) -> str:
         if obj.error is None:
             return "—"
         return format_html('<pre class="portal-pre portal-error">{}</pre>', obj.error)
 
-    @admin.display(description="result")
+    @admin.display(description=_("result"))
     def result_pretty(self, obj: SandboxExecution) -> str:
         return pretty_json(obj.result)
 
 
 class ExpiryFilter(ChoicesFilter):
-    title = "expiry"
+    title = _("expiry")
     parameter_name = "expired"
 
     def lookups(self, request, model_admin):
@@ -571,7 +572,7 @@ class McpCacheAdmin(PortalModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state_col(self, obj: McpCache) -> str:
         if obj.expires_at is None:
             return format_html('<span class="portal-badge portal-muted">{}</span>', "no expiry")
@@ -579,11 +580,11 @@ class McpCacheAdmin(PortalModelAdmin):
             return format_html('<span class="portal-badge portal-warn">{}</span>', "expired")
         return format_html('<span class="portal-badge portal-ok">{}</span>', "valid")
 
-    @admin.display(description="arguments")
+    @admin.display(description=_("arguments"))
     def arguments_pretty(self, obj: McpCache) -> str:
         return pretty_json(obj.arguments)
 
-    @admin.display(description="result")
+    @admin.display(description=_("result"))
     def result_pretty(self, obj: McpCache) -> str:
         return pretty_json(obj.result)
 
@@ -626,7 +627,7 @@ class McpCacheAdmin(PortalModelAdmin):
         now = timezone.now()
         context = {
             **self.admin_site.each_context(request),
-            "title": "Purge expired tool cache entries",
+            "title": _("Purge expired tool cache entries"),
             "opts": self.opts,
             "expired": count_rows(McpCache.objects.filter(expires_at__lt=now)),
             "now": now,
@@ -646,14 +647,14 @@ class ExecutionHourAdmin(ReadOnlyModelAdmin):
     sortable_by = ["hour"]
     fields = ["hour", "executions", "tokens", "time_ms", "computed_at"]
 
-    @admin.display(description="executions")
+    @admin.display(description=_("executions"))
     def executions_col(self, obj: ExecutionHour) -> str:
         return f"{obj.executions:,}"
 
-    @admin.display(description="tokens")
+    @admin.display(description=_("tokens"))
     def tokens_col(self, obj: ExecutionHour) -> str:
         return f"{obj.tokens:,}"
 
-    @admin.display(description="agent time")
+    @admin.display(description=_("agent time"))
     def time_col(self, obj: ExecutionHour) -> str:
         return duration_ms(obj.time_ms)

@@ -36,16 +36,76 @@ ROOT = Path(settings.BASE_DIR)
 
 #: Words that stay as they are in every language: names, SQL, units, identifiers.
 ALLOWED_WORDS = frozenset(
-    """
-    PostgreSQL Postgres Django Metabase Cloud SQL Run Google OAuth Keycloak MCP Codex
-    n8n Mautic Typebot JSON CSV UUID URL URLs UTC IP ID IDs PID PIDs XID LSN WAL TOAST
-    SELECT INSERT UPDATE DELETE FROM WHERE ALTER SYSTEM GRANT REVOKE ON TO ALL IN
-    VACUUM ANALYZE REINDEX CONCURRENTLY INDEX TABLE SEQUENCE SCHEMA USAGE EXPLAIN RESET
-    pg_stat_statements pg_cancel_backend pg_terminate_backend autovacuum vacuum
-    ms kB MB GB TB
-    """.split()
+    [
+        "PostgreSQL",
+        "Postgres",
+        "Django",
+        "Metabase",
+        "Cloud",
+        "SQL",
+        "Run",
+        "Google",
+        "OAuth",
+        "Keycloak",
+        "MCP",
+        "Codex",
+        "n8n",
+        "Mautic",
+        "Typebot",
+        "JSON",
+        "CSV",
+        "UUID",
+        "URL",
+        "URLs",
+        "UTC",
+        "IP",
+        "ID",
+        "IDs",
+        "PID",
+        "PIDs",
+        "XID",
+        "LSN",
+        "WAL",
+        "TOAST",
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "FROM",
+        "WHERE",
+        "ALTER",
+        "SYSTEM",
+        "GRANT",
+        "REVOKE",
+        "ON",
+        "TO",
+        "ALL",
+        "IN",
+        "VACUUM",
+        "ANALYZE",
+        "REINDEX",
+        "CONCURRENTLY",
+        "INDEX",
+        "TABLE",
+        "SEQUENCE",
+        "SEQUENCES",
+        "SCHEMA",
+        "USAGE",
+        "EXPLAIN",
+        "RESET",
+        "pg_stat_statements",
+        "pg_cancel_backend",
+        "pg_terminate_backend",
+        "autovacuum",
+        "vacuum",
+        "ms",
+        "kB",
+        "MB",
+        "GB",
+        "TB",
+    ]
 )
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’]+")
+_WORD = re.compile("[A-Za-z][A-Za-z'\u2019]+")
 
 
 def words(text: str) -> list[str]:
@@ -71,6 +131,10 @@ class Finding:
 _ATTRIBUTE = re.compile(
     r"""\b(?:title|aria-label|placeholder|alt)\s*=\s*("[^"]*"|'[^']*')""", re.IGNORECASE
 )
+_SUBMIT_VALUE = re.compile(
+    r"""<input\b[^>]*\btype=["'](?:submit|button)["'][^>]*\bvalue=("[^"]*"|'[^']*')""",
+    re.IGNORECASE,
+)
 _SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
@@ -78,7 +142,7 @@ _TAG = re.compile(r"<[^>]*>")
 
 def _text_node_findings(text: str) -> Iterator[str]:
     text = _COMMENT.sub(" ", _SCRIPT_STYLE.sub(" ", text))
-    for match in _ATTRIBUTE.finditer(text):
+    for match in [*_ATTRIBUTE.finditer(text), *_SUBMIT_VALUE.finditer(text)]:
         value = match.group(1)[1:-1]
         if words(value):
             yield value
@@ -93,6 +157,7 @@ def _flatten(nodelist: Iterable, variables: list) -> str:
     placeholder, so attributes split by ``{% if %}`` come back together."""
     from django.template.base import TextNode, VariableNode
     from django.template.defaulttags import IfNode
+    from django.template.loader_tags import BlockNode
     from django.templatetags.i18n import BlockTranslateNode, TranslateNode
 
     parts = []
@@ -104,6 +169,8 @@ def _flatten(nodelist: Iterable, variables: list) -> str:
         elif isinstance(node, VariableNode):
             variables.append(node)
             parts.append(_PLACEHOLDER)
+        elif isinstance(node, BlockNode) and node.name == "bodyclass":
+            parts.append(_PLACEHOLDER)  # CSS class names
         elif isinstance(node, IfNode):
             parts.append(
                 _PLACEHOLDER.join(_flatten(n, variables) for _c, n in node.conditions_nodelists)
@@ -136,9 +203,9 @@ def check_template_source(source: str, name: str = "<template>") -> list[Finding
         literals = [expression.var] + [arg for _f, args in expression.filters for _v, arg in args]
         for literal in literals:
             value = getattr(literal, "literal", None)
-            if isinstance(value, str) and not getattr(literal, "translate", False):
-                if words(value):
-                    findings.append(Finding(name, node.token.lineno, value))
+            translated = getattr(literal, "translate", False)
+            if isinstance(value, str) and not translated and words(value):
+                findings.append(Finding(name, node.token.lineno, value))
     return findings
 
 
@@ -242,10 +309,10 @@ class _Visitor(ast.NodeVisitor):
                 if names & SINK_ATTRIBUTES and _is_shown_literal(value):
                     self.flag(value)  # type: ignore[arg-type]
                 # TextChoices / IntegerChoices members: NAME = value, "Label"
-                if bases & {"TextChoices", "IntegerChoices", "Choices"}:
-                    if isinstance(value, ast.Tuple) and len(value.elts) >= 2:
-                        if _is_shown_literal(value.elts[-1]):
-                            self.flag(value.elts[-1])
+                is_choices = bool(bases & {"TextChoices", "IntegerChoices", "Choices"})
+                label = value.elts[-1] if isinstance(value, ast.Tuple) and value.elts else None
+                if is_choices and len(getattr(value, "elts", ())) >= 2 and _is_shown_literal(label):
+                    self.flag(label)  # type: ignore[arg-type]
         self.generic_visit(node)
         self._classes.pop()
 
@@ -265,9 +332,10 @@ class _Visitor(ast.NodeVisitor):
                 index = 2
             if len(node.args) > index and _is_shown_literal(node.args[index]):
                 self.flag(node.args[index])
-        if _FIELD_CALL.search(short) and node.args and _is_shown_literal(node.args[0]):
-            if not short.endswith(("ForeignKey", "OneToOneField", "ManyToManyField")):
-                self.flag(node.args[0])
+        related = short.endswith(("ForeignKey", "OneToOneField", "ManyToManyField"))
+        is_field = _FIELD_CALL.search(short) and not related
+        if is_field and node.args and _is_shown_literal(node.args[0]):
+            self.flag(node.args[0])
         for keyword in node.keywords:
             if keyword.arg in SINK_KEYWORDS and _is_shown_literal(keyword.value):
                 self.flag(keyword.value)
@@ -275,7 +343,11 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Dict(self, node: ast.Dict) -> None:
         for key, value in zip(node.keys, node.values, strict=True):
-            if isinstance(key, ast.Constant) and key.value in SINK_KEYS and _is_shown_literal(value):
+            if (
+                isinstance(key, ast.Constant)
+                and key.value in SINK_KEYS
+                and _is_shown_literal(value)
+            ):
                 self.flag(value)
         self.generic_visit(node)
 
@@ -316,7 +388,7 @@ def catalog_path(app: str, language: str) -> Path:
 
 def run_makemessages(app_dir: Path, language: str) -> None:
     """makemessages for one app, in ``app_dir`` (the app itself or a copy of it)."""
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - this interpreter and manage.py, fixed arguments
         [
             sys.executable,
             str(ROOT / "manage.py"),

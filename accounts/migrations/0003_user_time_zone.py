@@ -5,15 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_roles'),
+        ("accounts", "0002_roles"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='time_zone',
-            field=models.CharField(choices=accounts.timezones.time_zone_choices, default=accounts.timezones.default_time_zone, help_text='Every date and time in the portal is shown in this zone.', max_length=64, verbose_name='time zone'),
+            model_name="user",
+            name="time_zone",
+            field=models.CharField(
+                choices=accounts.timezones.time_zone_choices,
+                default=accounts.timezones.default_time_zone,
+                help_text="Every date and time in the portal is shown in this zone.",
+                max_length=64,
+                verbose_name="time zone",
+            ),
         ),
     ]

@@ -35,7 +35,5 @@ class Command(BaseCommand):
         problems += [str(f) for f in i18n_check.check_python()]
         problems += i18n_check.check_catalogs()
         if problems:
-            raise CommandError(
-                f"{len(problems)} translation problem(s):\n" + "\n".join(problems)
-            )
+            raise CommandError(f"{len(problems)} translation problem(s):\n" + "\n".join(problems))
         self.stdout.write("translations: every shown string marked, every entry translated")

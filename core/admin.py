@@ -21,8 +21,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import get_script_prefix, get_urlconf, path, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from audit.services import record_cache_purge
 from portal.admin.base import PortalModelAdmin, ReadOnlyModelAdmin
@@ -620,7 +622,12 @@ class McpCacheAdmin(PortalModelAdmin):
                 record_cache_purge(deleted=removed, request=request)
             self.message_user(
                 request,
-                f"Purged {removed:,} expired tool cache entr{'y' if removed == 1 else 'ies'}.",
+                ngettext(
+                    "Purged %(count)s expired tool cache entry.",
+                    "Purged %(count)s expired tool cache entries.",
+                    removed,
+                )
+                % {"count": number_format(removed)},
                 messages.SUCCESS,
             )
             return HttpResponseRedirect(changelist)

@@ -244,7 +244,7 @@ SINK_ATTRIBUTES = (SINK_KEYWORDS - {"label"}) | {"parameter_title"}
 SINK_CALLS = frozenset(
     {"success", "info", "warning", "error", "debug", "add_message", "ValidationError"}
 )
-MESSAGE_RECEIVERS = frozenset({"messages", "self.message_user"})
+MESSAGE_RECEIVERS = frozenset({"messages", "django.contrib.messages"})
 #: Context-dict keys shown as page titles.
 SINK_KEYS = frozenset({"title", "subtitle", "heading"})
 _MARKERS = frozenset(
@@ -327,9 +327,9 @@ class _Visitor(ast.NodeVisitor):
             or (short in SINK_CALLS and receiver in MESSAGE_RECEIVERS)
             or short == "message_user"
         ):
-            index = 1 if short in {"message_user", "add_message"} else 0
-            if short == "add_message":
-                index = 2
+            # messages.error(request, text), add_message(request, level, text),
+            # self.message_user(request, text), ValidationError(text)
+            index = {"ValidationError": 0, "add_message": 2}.get(short, 1)
             if len(node.args) > index and _is_shown_literal(node.args[index]):
                 self.flag(node.args[index])
         related = short.endswith(("ForeignKey", "OneToOneField", "ManyToManyField"))

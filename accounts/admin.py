@@ -82,15 +82,15 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
     fieldsets = [
         (None, {"fields": ["email", "password_status"]}),
         (
-            "Profile",
+            _("Profile"),
             {"fields": ["first_name", "last_name", "company", "department", "subscription_plan"]},
         ),
-        ("Identity provider", {"fields": ["keycloak_id"]}),
+        (_("Identity provider"), {"fields": ["keycloak_id"]}),
         (
-            "Permissions",
+            _("Permissions"),
             {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]},
         ),
-        ("Dates", {"fields": ["last_login", "created_at", "updated_at"]}),
+        (_("Dates"), {"fields": ["last_login", "created_at", "updated_at"]}),
     ]
     add_fieldsets = [
         (
@@ -115,16 +115,18 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
         url = reverse("admin:auth_user_password_change", args=[obj.pk])
         if not obj.has_usable_password():
             return format_html(
-                'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>',
+                _(
+                    'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>'
+                ),
                 url,
-                "Set password",
+                _("Set password"),
             )
         algorithm = obj.password.split("$", 1)[0] if obj.password else ""
         return format_html(
-            'Set (stored as a salted {} hash). <a class="button" href="{}">{}</a>',
-            algorithm or "hashed",
+            _('Set (stored as a salted {} hash). <a class="button" href="{}">{}</a>'),
+            algorithm or _("hashed"),
             url,
-            "Change password",
+            _("Change password"),
         )
 
 

@@ -24,7 +24,7 @@ class UserSessionAdmin(ReadOnlyModelAdmin):
     list_select_related = ["user"]
     sortable_by = ["session_start"]
     search_fields = ["user__email"]  # the search box; get_search_results does the work
-    search_help_text = "Part of a user's email address."
+    search_help_text = _("Part of a user's email address.")
     fields = [
         "user",
         "session_start",

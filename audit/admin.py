@@ -39,7 +39,7 @@ def render_changes(details: dict) -> SafeString:
     """The ``changes`` of an entry as a field / before / after table."""
     changes = details.get("changes") if isinstance(details, dict) else None
     if not isinstance(changes, dict) or not changes:
-        return format_html('<p class="audit-none">{}</p>', "No field changes recorded.")
+        return format_html('<p class="audit-none">{}</p>', _("No field changes recorded."))
     rows = []
     for field, change in changes.items():
         if isinstance(change, dict) and set(change) <= {"old", "new"}:
@@ -76,7 +76,7 @@ class ActorFilter(admin.SimpleListFilter):
             .values_list("actor_email", flat=True)
             .distinct()[:200]
         )
-        return [("-", "system (no user)"), *((e, e) for e in emails)]
+        return [("-", _("system (no user)")), *((e, e) for e in emails)]
 
     def queryset(self, request, queryset: QuerySet) -> QuerySet:
         value = self.value()

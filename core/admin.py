@@ -109,8 +109,8 @@ class ProjectAdmin(PortalModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "description", "status"]}),
-        ("Ownership", {"fields": ["company", "owner"]}),
-        ("Dates", {"fields": ["created_at", "updated_at"]}),
+        (_("Ownership"), {"fields": ["company", "owner"]}),
+        (_("Dates"), {"fields": ["created_at", "updated_at"]}),
     ]
 
 
@@ -125,13 +125,13 @@ class AutomationAdmin(PortalModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "type", "project", "is_active"]}),
         (
-            "Configuration",
+            _("Configuration"),
             {
                 "fields": ["config"],
-                "description": "JSON. Invalid JSON is refused with a message; nothing is saved.",
+                "description": _("JSON. Invalid JSON is refused with a message; nothing is saved."),
             },
         ),
-        ("Dates", {"fields": ["created_at", "updated_at"]}),
+        (_("Dates"), {"fields": ["created_at", "updated_at"]}),
     ]
 
 
@@ -159,7 +159,7 @@ class CodexSessionAdmin(PortalModelAdmin):
     # Only orderings an index serves: (created_at) for the list, the pk for ties.
     sortable_by = ["created_at"]
     search_fields = ["user_id"]  # the search box; get_search_results does the work
-    search_help_text = "An exact session id (UUID) or user id."
+    search_help_text = _("An exact session id (UUID) or user id.")
     readonly_fields = [
         "session_id",
         "user_id",
@@ -171,9 +171,9 @@ class CodexSessionAdmin(PortalModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["session_id", "user_id", "model", "status"]}),
-        ("Usage", {"fields": ["usage_summary"]}),
-        ("Metadata", {"fields": ["metadata_pretty"]}),
-        ("Dates", {"fields": ["created_at", "updated_at"]}),
+        (_("Usage"), {"fields": ["usage_summary"]}),
+        (_("Metadata"), {"fields": ["metadata_pretty"]}),
+        (_("Dates"), {"fields": ["created_at", "updated_at"]}),
     ]
     latest_executions_shown = 20
 
@@ -359,7 +359,7 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
     ]
     sortable_by = ["created_at"]
     search_fields = ["prompt"]  # the search box; get_search_results does the work
-    search_help_text = (
+    search_help_text = _(
         'Words in the prompt or response (full text: "exact phrase", -without, or); '
         "a number finds that execution, a UUID the executions of that session."
     )
@@ -429,7 +429,7 @@ class OutcomeFilter(ChoicesFilter):
     parameter_name = "outcome"
 
     def lookups(self, request, model_admin):
-        return [("failed", "Failed (error)"), ("succeeded", "Succeeded")]
+        return [("failed", _("Failed (error)")), ("succeeded", _("Succeeded"))]
 
     def queryset(self, request, queryset):
         value = self.clean_value()
@@ -447,7 +447,7 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
     list_filter = [OutcomeFilter, ("executed_at", DateRangeFilter)]
     sortable_by = ["executed_at"]
     search_fields = ["id"]  # the search box; get_search_results does the work
-    search_help_text = "A run id, or a session id (UUID) for that session's runs."
+    search_help_text = _("A run id, or a session id (UUID) for that session's runs.")
     fields = [
         "session_col",
         "executed_at",
@@ -495,8 +495,8 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
     @admin.display(description=_("outcome"))
     def outcome_col(self, obj: SandboxExecution) -> str:
         if self._failed(obj):
-            return format_html('<span class="portal-badge portal-bad">{}</span>', "error")
-        return format_html('<span class="portal-badge portal-ok">{}</span>', "ok")
+            return format_html('<span class="portal-badge portal-bad">{}</span>', _("error"))
+        return format_html('<span class="portal-badge portal-ok">{}</span>', _("ok"))
 
     @admin.display(description="SQL")
     def sql_pretty(self, obj: SandboxExecution) -> str:
@@ -518,7 +518,7 @@ class ExpiryFilter(ChoicesFilter):
     parameter_name = "expired"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Expired"), ("no", "Still valid"), ("never", "Never expires")]
+        return [("yes", _("Expired")), ("no", _("Still valid")), ("never", _("Never expires"))]
 
     def queryset(self, request, queryset):
         value = self.clean_value()
@@ -542,7 +542,7 @@ class McpCacheAdmin(PortalModelAdmin):
     ]
     sortable_by = ["cached_at", "expires_at"]
     search_fields = ["tool_name"]  # the search box; get_search_results does the work
-    search_help_text = "An exact tool name."
+    search_help_text = _("An exact tool name.")
     fields = [
         "tool_name",
         "cached_at",
@@ -577,10 +577,10 @@ class McpCacheAdmin(PortalModelAdmin):
     @admin.display(description=_("state"))
     def state_col(self, obj: McpCache) -> str:
         if obj.expires_at is None:
-            return format_html('<span class="portal-badge portal-muted">{}</span>', "no expiry")
+            return format_html('<span class="portal-badge portal-muted">{}</span>', _("no expiry"))
         if obj.expires_at < timezone.now():
-            return format_html('<span class="portal-badge portal-warn">{}</span>', "expired")
-        return format_html('<span class="portal-badge portal-ok">{}</span>', "valid")
+            return format_html('<span class="portal-badge portal-warn">{}</span>', _("expired"))
+        return format_html('<span class="portal-badge portal-ok">{}</span>', _("valid"))
 
     @admin.display(description=_("arguments"))
     def arguments_pretty(self, obj: McpCache) -> str:

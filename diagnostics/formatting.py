@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import overload
 
+from django.utils.formats import number_format
+
 
 def bytes_label(value: float | None) -> str:
     if value is None:
@@ -12,9 +14,13 @@ def bytes_label(value: float | None) -> str:
     size = float(value)
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(size) < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            return (
+                f"{number_format(size, 0)} {unit}"
+                if unit == "B"
+                else f"{number_format(size, 1)} {unit}"
+            )
         size /= 1024
-    return f"{size:.1f} TB"  # pragma: no cover - loop always returns
+    return f"{number_format(size, 1)} TB"  # pragma: no cover - loop always returns
 
 
 def duration_label(seconds: float | None) -> str:
@@ -22,9 +28,9 @@ def duration_label(seconds: float | None) -> str:
         return "—"
     seconds = max(float(seconds), 0.0)
     if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
+        return f"{number_format(seconds * 1000, 0)} ms"
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return f"{number_format(seconds, 1)} s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {secs} s"
@@ -39,9 +45,9 @@ def ms_label(value: float | None) -> str:
     if value is None:
         return "—"
     if value < 1:
-        return f"{value:.2f} ms"
+        return f"{number_format(value, 2)} ms"
     if value < 1000:
-        return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+        return f"{number_format(value, 0)} ms" if value >= 10 else f"{number_format(value, 1)} ms"
     return duration_label(value / 1000)
 
 
@@ -51,14 +57,16 @@ def count_label(value: float | None) -> str:
     value = float(value)
     for limit, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e4, " k")):
         if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}".replace(".0" + suffix, suffix)
-    return f"{value:,.0f}"
+            return f"{number_format(round(value / limit, 1), 1)}{suffix}".replace(
+                number_format(0.0, 1)[1:] + suffix, suffix
+            )
+    return number_format(round(value), force_grouping=True)
 
 
 def percent_label(ratio: float | None, digits: int = 1) -> str:
     if ratio is None:
         return "—"
-    return f"{ratio * 100:.{digits}f} %"
+    return f"{number_format(ratio * 100, digits)} %"
 
 
 # Statement texts can carry credentials (ALTER ROLE ... PASSWORD '...', a dblink or

@@ -236,6 +236,7 @@ SINK_KEYWORDS = frozenset(
         "empty_value_display",
         "title",
         "message",
+        "search_help_text",
     }
 )
 #: Class attributes whose value a person reads (ModelAdmin, list filters, Meta, forms).
@@ -246,7 +247,9 @@ SINK_CALLS = frozenset(
 )
 MESSAGE_RECEIVERS = frozenset({"messages", "django.contrib.messages"})
 #: Context-dict keys shown as page titles.
-SINK_KEYS = frozenset({"title", "subtitle", "heading"})
+SINK_KEYS = frozenset({"title", "subtitle", "heading", "display", "invalid", "description"})
+#: Class attributes holding (heading, options) pairs: the heading is shown.
+FIELDSET_ATTRIBUTES = frozenset({"fieldsets", "add_fieldsets"})
 _MARKERS = frozenset(
     {
         "_",
@@ -309,6 +312,11 @@ class _Visitor(ast.NodeVisitor):
                 if names & SINK_ATTRIBUTES and _is_shown_literal(value):
                     self.flag(value)  # type: ignore[arg-type]
                 # TextChoices / IntegerChoices members: NAME = value, "Label"
+                if names & FIELDSET_ATTRIBUTES and isinstance(value, ast.List | ast.Tuple):
+                    for fieldset in value.elts:
+                        heading = getattr(fieldset, "elts", [None])[0]
+                        if _is_shown_literal(heading):
+                            self.flag(heading)  # type: ignore[arg-type]
                 is_choices = bool(bases & {"TextChoices", "IntegerChoices", "Choices"})
                 label = value.elts[-1] if isinstance(value, ast.Tuple) and value.elts else None
                 if is_choices and len(getattr(value, "elts", ())) >= 2 and _is_shown_literal(label):
@@ -332,6 +340,13 @@ class _Visitor(ast.NodeVisitor):
             index = {"ValidationError": 0, "add_message": 2}.get(short, 1)
             if len(node.args) > index and _is_shown_literal(node.args[index]):
                 self.flag(node.args[index])
+        if short == "format_html":
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and words(_TAG.sub(" ", str(first.value))):
+                self.flag(first)
+            for argument in node.args[1:]:
+                if _is_shown_literal(argument):
+                    self.flag(argument)
         related = short.endswith(("ForeignKey", "OneToOneField", "ManyToManyField"))
         is_field = _FIELD_CALL.search(short) and not related
         if is_field and node.args and _is_shown_literal(node.args[0]):
@@ -339,6 +354,17 @@ class _Visitor(ast.NodeVisitor):
         for keyword in node.keywords:
             if keyword.arg in SINK_KEYWORDS and _is_shown_literal(keyword.value):
                 self.flag(keyword.value)
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        # A list filter's lookups(): (value, label) pairs; the label is shown.
+        if node.name == "lookups":
+            for returned in ast.walk(node):
+                if isinstance(returned, ast.Return) and isinstance(returned.value, ast.List):
+                    for pair in returned.value.elts:
+                        label = getattr(pair, "elts", [None, None])[-1]
+                        if _is_shown_literal(label):
+                            self.flag(label)  # type: ignore[arg-type]
         self.generic_visit(node)
 
     def visit_Dict(self, node: ast.Dict) -> None:

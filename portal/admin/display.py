@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import sqlparse
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -124,10 +125,10 @@ def duration_ms(value: int | None) -> str:
 def compact(value: int) -> str:
     """12,345 / 1.2 M / 3.4 B: a big number that fits a dashboard card."""
     if value < 1_000_000:
-        return f"{value:,}"
+        return number_format(value, force_grouping=True)
     if value < 1_000_000_000:
-        return f"{value / 1_000_000:.1f} M"
-    return f"{value / 1_000_000_000:.1f} B"
+        return f"{number_format(value / 1_000_000, 1)} M"
+    return f"{number_format(value / 1_000_000_000, 1)} B"
 
 
 STATUS_TONES = {

@@ -11,6 +11,7 @@ from django.contrib.admin.utils import get_last_value_from_parameters
 from django.contrib.admin.views.main import PAGE_VAR
 from django.db import connections, models, router
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 def _parse_moment(value: str, *, end: bool = False) -> datetime.datetime:
@@ -77,7 +78,7 @@ class DateRangeFilter(admin.FieldListFilter):
         yield {
             "selected": self.since is None and self.until is None,
             "query_string": changelist.get_query_string(remove=self.expected_parameters()),
-            "display": "Any date",
+            "display": _("Any date"),
         }
         for label, days, whole_days in self.quick_ranges:
             since = (today if whole_days else now) - datetime.timedelta(days=days)

@@ -15,6 +15,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
@@ -23,16 +25,16 @@ from portal.admin.display import compact, duration_ms, preview, status_badge
 
 #: (slug, heading, model labels in display order). Models not listed join the group of
 #: their app (``APP_GROUPS``), after the listed ones; other apps get a group of their own.
-MODEL_GROUPS: list[tuple[str, str, list[str]]] = [
+MODEL_GROUPS: list[tuple[str, str | _StrPromise, list[str]]] = [
     (
         "agent-sessions",
-        "Agent sessions",
+        _("Agent sessions"),
         ["core.CodexSession", "core.ExecutionHistory", "core.SandboxExecution", "core.McpCache"],
     ),
-    ("accounts", "Accounts", ["accounts.User", "accounts.Company", "accounts.OAuthAccount"]),
-    ("projects", "Projects", ["core.Project", "core.Automation"]),
-    ("analytics", "Analytics", ["analytics.UserSession", "analytics.SystemMetric"]),
-    ("audit", "Audit", ["audit.ActivityLog", "audit.SecurityEvent"]),
+    ("accounts", _("Accounts"), ["accounts.User", "accounts.Company", "accounts.OAuthAccount"]),
+    ("projects", _("Projects"), ["core.Project", "core.Automation"]),
+    ("analytics", _("Analytics"), ["analytics.UserSession", "analytics.SystemMetric"]),
+    ("audit", _("Audit"), ["audit.ActivityLog", "audit.SecurityEvent"]),
 ]
 APP_GROUPS = {
     "core": "agent-sessions",
@@ -51,9 +53,9 @@ def _changelist(label: str, **params: Any) -> str:
 
 class PortalAdminSite(admin.AdminSite):
     site_url = None  # the portal has no public site to "view"
-    site_header = "Agent Gateway Portal"
-    site_title = "Agent Gateway Portal"
-    index_title = "Dashboard"
+    site_header = _("Agent Gateway Portal")
+    site_title = _("Agent Gateway Portal")
+    index_title = _("Dashboard")
     index_template = "admin/portal/dashboard.html"
 
     def extra_urls(self) -> list[URLPattern]:
@@ -142,8 +144,8 @@ class PortalAdminSite(admin.AdminSite):
                 "rows": [
                     {
                         "badge": status_badge(s.status),
-                        "today": f"{s.today:,}",
-                        "week": f"{s.week:,}",
+                        "today": number_format(s.today, force_grouping=True),
+                        "week": number_format(s.week, force_grouping=True),
                         "today_url": _changelist(
                             "core.CodexSession", status=s.status, created_at__gte=since_today
                         ),
@@ -153,8 +155,8 @@ class PortalAdminSite(admin.AdminSite):
                     }
                     for s in statuses
                 ],
-                "today": f"{sum(s.today for s in statuses):,}",
-                "week": f"{sum(s.week for s in statuses):,}",
+                "today": number_format(sum(s.today for s in statuses), force_grouping=True),
+                "week": number_format(sum(s.week for s in statuses), force_grouping=True),
                 "today_url": _changelist("core.CodexSession", created_at__gte=since_today),
                 "week_url": _changelist("core.CodexSession", created_at__gte=since_week),
             }
@@ -162,9 +164,9 @@ class PortalAdminSite(admin.AdminSite):
             totals = selectors.execution_window(window)
             context["executions"] = {
                 "count": compact(totals.executions),
-                "count_full": f"{totals.executions:,}",
+                "count_full": number_format(totals.executions, force_grouping=True),
                 "tokens": compact(totals.tokens),
-                "tokens_full": f"{totals.tokens:,}",
+                "tokens_full": number_format(totals.tokens, force_grouping=True),
                 "time": duration_ms(totals.time_ms),
                 "url": _changelist("core.ExecutionHistory", created_at__gte=since_day),
                 "slow_url": _changelist(
@@ -180,7 +182,9 @@ class PortalAdminSite(admin.AdminSite):
                         ),
                         "prompt": preview(e.prompt_head, 70),
                         "time": duration_ms(e.execution_time_ms),
-                        "tokens": "—" if e.tokens_used is None else f"{e.tokens_used:,}",
+                        "tokens": "—"
+                        if e.tokens_used is None
+                        else number_format(e.tokens_used, force_grouping=True),
                         "created_at": e.created_at,
                     }
                     for e in selectors.slowest_executions(window)

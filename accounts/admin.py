@@ -116,7 +116,7 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
         if not obj.has_usable_password():
             return format_html(
                 _(
-                    'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>'
+                    'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>'  # noqa: E501 - one msgid
                 ),
                 url,
                 _("Set password"),

@@ -35,6 +35,7 @@ class Company(models.Model):
 
     class Meta:
         db_table = 'auth"."companies'
+        verbose_name = _("company")
         verbose_name_plural = _("companies")
         ordering = ["name"]
         indexes = [models.Index(fields=["domain"], name="companies_domain_idx")]
@@ -119,6 +120,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         db_table = 'auth"."users'
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         ordering = ["email"]
 
     def __str__(self) -> str:
@@ -141,6 +144,7 @@ class OAuthAccount(models.Model):
 
     class Meta:
         db_table = 'auth"."oauth_accounts'
+        verbose_name_plural = _("OAuth accounts")
         verbose_name = _("OAuth account")
         constraints = [
             models.UniqueConstraint(

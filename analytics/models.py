@@ -27,6 +27,7 @@ class UserSession(models.Model):
 
     class Meta:
         db_table = 'analytics"."user_sessions'
+        verbose_name_plural = _("user sessions")
         verbose_name = _("user session")
         ordering = ["-session_start"]
         indexes = [models.Index(fields=["-session_start"], name="user_sessions_start_idx")]
@@ -48,6 +49,8 @@ class SystemMetric(models.Model):
 
     class Meta:
         db_table = 'analytics"."system_metrics'
+        verbose_name = _("system metric")
+        verbose_name_plural = _("system metrics")
         ordering = ["-recorded_at"]
         indexes = [
             models.Index(fields=["-recorded_at"], name="system_metrics_recorded_idx"),

@@ -92,6 +92,8 @@ class SecurityEvent(models.Model):
 
     class Meta:
         db_table = 'audit"."security_events'
+        verbose_name = _("security event")
+        verbose_name_plural = _("security events")
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["-created_at"], name="security_events_created_idx"),

@@ -48,6 +48,8 @@ class Project(models.Model):
 
     class Meta:
         db_table = 'core"."projects'
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -73,6 +75,8 @@ class Automation(models.Model):
 
     class Meta:
         db_table = 'core"."automations'
+        verbose_name = _("automation")
+        verbose_name_plural = _("automations")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
@@ -98,6 +102,7 @@ class CodexSession(models.Model):
 
     class Meta:
         db_table = 'core"."codex_sessions'
+        verbose_name_plural = _("agent sessions")
         verbose_name = _("agent session")
         ordering = ["-created_at"]
         indexes = [
@@ -213,6 +218,7 @@ class SandboxExecution(models.Model):
 
     class Meta:
         db_table = 'core"."sandbox_executions'
+        verbose_name_plural = _("sandbox runs")
         verbose_name = _("sandbox run")
         ordering = ["-executed_at", "-id"]
         indexes = [
@@ -278,6 +284,7 @@ class ExecutionHour(models.Model):
 
     class Meta:
         db_table = 'core"."execution_hours'
+        verbose_name_plural = _("hourly execution totals")
         verbose_name = _("hourly execution total")
         ordering = ["-hour"]
 

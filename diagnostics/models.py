@@ -40,6 +40,7 @@ class StatsSnapshot(models.Model):
 
     class Meta:
         db_table = 'analytics"."stats_snapshots'
+        verbose_name_plural = _("statistics snapshots")
         verbose_name = _("statistics snapshot")
         ordering = ["-captured_at"]
         indexes = [
@@ -65,6 +66,7 @@ class TableSizeSnapshot(models.Model):
 
     class Meta:
         db_table = 'analytics"."table_size_snapshots'
+        verbose_name_plural = _("table size snapshots")
         verbose_name = _("table size snapshot")
         indexes = [
             models.Index(fields=["schema_name", "table_name"], name="table_size_snap_name_idx"),
@@ -106,6 +108,7 @@ class QueryStatSnapshot(models.Model):
 
     class Meta:
         db_table = 'analytics"."query_stat_snapshots'
+        verbose_name_plural = _("query statistics snapshots")
         verbose_name = _("query statistics snapshot")
         indexes = [models.Index(fields=["queryid"], name="query_stat_snap_qid_idx")]
 
@@ -122,6 +125,8 @@ class Diagnostics(models.Model):
 
     class Meta:
         managed = False
+        verbose_name = _("diagnostics")
+        verbose_name_plural = _("diagnosticss")
         default_permissions = ()
         permissions = [
             ("view_diagnostics", "Can view database diagnostics"),

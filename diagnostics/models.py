@@ -126,12 +126,12 @@ class Diagnostics(models.Model):
     class Meta:
         managed = False
         verbose_name = _("diagnostics")
-        verbose_name_plural = _("diagnosticss")
+        verbose_name_plural = _("diagnostics")
         default_permissions = ()
         permissions = [
-            ("view_diagnostics", "Can view database diagnostics"),
-            ("signal_backend", "Can cancel or terminate database sessions"),
-            ("reset_query_stats", "Can reset query statistics"),
+            ("view_diagnostics", _("Can view database diagnostics")),
+            ("signal_backend", _("Can cancel or terminate database sessions")),
+            ("reset_query_stats", _("Can reset query statistics")),
         ]
 
     def __str__(self) -> str:

@@ -53,8 +53,11 @@ def render_changes(details: dict) -> SafeString:
         rows,
     )
     return format_html(
-        '<table class="audit-diff"><thead><tr><th>Field</th><th>Before</th>'
-        "<th>After</th></tr></thead><tbody>{}</tbody></table>",
+        '<table class="audit-diff"><thead><tr><th>{}</th><th>{}</th>'
+        "<th>{}</th></tr></thead><tbody>{}</tbody></table>",
+        _("Field"),
+        _("Before"),
+        _("After"),
         body,
     )
 

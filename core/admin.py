@@ -242,12 +242,11 @@ class CodexSessionAdmin(PortalModelAdmin):
     @admin.display(description=_("usage"))
     def usage_summary(self, obj: CodexSession) -> str:
         usage = self._usage(obj)
-        return format_html(
-            "{} executions · {} tokens · {} in total",
-            f"{usage['executions']:,}",
-            f"{usage['tokens']:,}",
-            duration_ms(usage["time_ms"]),
-        )
+        return _("%(executions)s executions · %(tokens)s tokens · %(time)s in total") % {
+            "executions": number_format(usage["executions"], force_grouping=True),
+            "tokens": number_format(usage["tokens"], force_grouping=True),
+            "time": duration_ms(usage["time_ms"]),
+        }
 
     @admin.display(description=_("metadata"))
     def metadata_pretty(self, obj: CodexSession) -> str:

@@ -18,10 +18,9 @@ Three checks, run by ``manage.py check_translations`` (``make i18n-check``):
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -413,22 +412,20 @@ def catalog_path(app: str, language: str) -> Path:
 
 
 def run_makemessages(app_dir: Path, language: str) -> None:
-    """makemessages for one app, in ``app_dir`` (the app itself or a copy of it)."""
-    subprocess.run(  # noqa: S603 - this interpreter and manage.py, fixed arguments
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "makemessages",
-            "--locale",
-            language,
-            "--no-obsolete",
-            "--no-location",
-            "--verbosity",
-            "0",
-        ],
-        cwd=app_dir,
-        check=True,
-    )
+    """makemessages for one app, in ``app_dir`` (the app itself or a copy of it).
+
+    makemessages works on the current directory; it is restored afterwards.
+    """
+    from django.core.management import call_command
+
+    previous = Path.cwd()
+    os.chdir(app_dir)
+    try:
+        call_command(
+            "makemessages", locale=[language], no_obsolete=True, no_location=True, verbosity=0
+        )
+    finally:
+        os.chdir(previous)
 
 
 def catalog_problems(po_text: str, path: str) -> list[str]:

@@ -4,22 +4,25 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_translatable_names'),
+        ("accounts", "0004_translatable_names"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='company',
-            options={'ordering': ['name'], 'verbose_name': 'company', 'verbose_name_plural': 'companies'},
+            name="company",
+            options={
+                "ordering": ["name"],
+                "verbose_name": "company",
+                "verbose_name_plural": "companies",
+            },
         ),
         migrations.AlterModelOptions(
-            name='oauthaccount',
-            options={'verbose_name': 'OAuth account', 'verbose_name_plural': 'OAuth accounts'},
+            name="oauthaccount",
+            options={"verbose_name": "OAuth account", "verbose_name_plural": "OAuth accounts"},
         ),
         migrations.AlterModelOptions(
-            name='user',
-            options={'ordering': ['email'], 'verbose_name': 'user', 'verbose_name_plural': 'users'},
+            name="user",
+            options={"ordering": ["email"], "verbose_name": "user", "verbose_name_plural": "users"},
         ),
     ]

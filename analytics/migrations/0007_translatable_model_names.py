@@ -4,18 +4,25 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analytics', '0006_translatable_names'),
+        ("analytics", "0006_translatable_names"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='systemmetric',
-            options={'ordering': ['-recorded_at'], 'verbose_name': 'system metric', 'verbose_name_plural': 'system metrics'},
+            name="systemmetric",
+            options={
+                "ordering": ["-recorded_at"],
+                "verbose_name": "system metric",
+                "verbose_name_plural": "system metrics",
+            },
         ),
         migrations.AlterModelOptions(
-            name='usersession',
-            options={'ordering': ['-session_start'], 'verbose_name': 'user session', 'verbose_name_plural': 'user sessions'},
+            name="usersession",
+            options={
+                "ordering": ["-session_start"],
+                "verbose_name": "user session",
+                "verbose_name_plural": "user sessions",
+            },
         ),
     ]

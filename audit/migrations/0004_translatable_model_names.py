@@ -4,14 +4,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0003_translatable_names'),
+        ("audit", "0003_translatable_names"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='securityevent',
-            options={'ordering': ['-created_at'], 'verbose_name': 'security event', 'verbose_name_plural': 'security events'},
+            name="securityevent",
+            options={
+                "ordering": ["-created_at"],
+                "verbose_name": "security event",
+                "verbose_name_plural": "security events",
+            },
         ),
     ]

@@ -4,30 +4,49 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0006_translatable_names'),
+        ("core", "0006_translatable_names"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='automation',
-            options={'ordering': ['name'], 'verbose_name': 'automation', 'verbose_name_plural': 'automations'},
+            name="automation",
+            options={
+                "ordering": ["name"],
+                "verbose_name": "automation",
+                "verbose_name_plural": "automations",
+            },
         ),
         migrations.AlterModelOptions(
-            name='codexsession',
-            options={'ordering': ['-created_at'], 'verbose_name': 'agent session', 'verbose_name_plural': 'agent sessions'},
+            name="codexsession",
+            options={
+                "ordering": ["-created_at"],
+                "verbose_name": "agent session",
+                "verbose_name_plural": "agent sessions",
+            },
         ),
         migrations.AlterModelOptions(
-            name='executionhour',
-            options={'ordering': ['-hour'], 'verbose_name': 'hourly execution total', 'verbose_name_plural': 'hourly execution totals'},
+            name="executionhour",
+            options={
+                "ordering": ["-hour"],
+                "verbose_name": "hourly execution total",
+                "verbose_name_plural": "hourly execution totals",
+            },
         ),
         migrations.AlterModelOptions(
-            name='project',
-            options={'ordering': ['name'], 'verbose_name': 'project', 'verbose_name_plural': 'projects'},
+            name="project",
+            options={
+                "ordering": ["name"],
+                "verbose_name": "project",
+                "verbose_name_plural": "projects",
+            },
         ),
         migrations.AlterModelOptions(
-            name='sandboxexecution',
-            options={'ordering': ['-executed_at', '-id'], 'verbose_name': 'sandbox run', 'verbose_name_plural': 'sandbox runs'},
+            name="sandboxexecution",
+            options={
+                "ordering": ["-executed_at", "-id"],
+                "verbose_name": "sandbox run",
+                "verbose_name_plural": "sandbox runs",
+            },
         ),
     ]

@@ -4,26 +4,45 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('diagnostics', '0002_translatable_names'),
+        ("diagnostics", "0002_translatable_names"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='diagnostics',
-            options={'default_permissions': (), 'managed': False, 'permissions': [('view_diagnostics', 'Can view database diagnostics'), ('signal_backend', 'Can cancel or terminate database sessions'), ('reset_query_stats', 'Can reset query statistics')], 'verbose_name': 'diagnostics', 'verbose_name_plural': 'diagnosticss'},
+            name="diagnostics",
+            options={
+                "default_permissions": (),
+                "managed": False,
+                "permissions": [
+                    ("view_diagnostics", "Can view database diagnostics"),
+                    ("signal_backend", "Can cancel or terminate database sessions"),
+                    ("reset_query_stats", "Can reset query statistics"),
+                ],
+                "verbose_name": "diagnostics",
+                "verbose_name_plural": "diagnosticss",
+            },
         ),
         migrations.AlterModelOptions(
-            name='querystatsnapshot',
-            options={'verbose_name': 'query statistics snapshot', 'verbose_name_plural': 'query statistics snapshots'},
+            name="querystatsnapshot",
+            options={
+                "verbose_name": "query statistics snapshot",
+                "verbose_name_plural": "query statistics snapshots",
+            },
         ),
         migrations.AlterModelOptions(
-            name='statssnapshot',
-            options={'ordering': ['-captured_at'], 'verbose_name': 'statistics snapshot', 'verbose_name_plural': 'statistics snapshots'},
+            name="statssnapshot",
+            options={
+                "ordering": ["-captured_at"],
+                "verbose_name": "statistics snapshot",
+                "verbose_name_plural": "statistics snapshots",
+            },
         ),
         migrations.AlterModelOptions(
-            name='tablesizesnapshot',
-            options={'verbose_name': 'table size snapshot', 'verbose_name_plural': 'table size snapshots'},
+            name="tablesizesnapshot",
+            options={
+                "verbose_name": "table size snapshot",
+                "verbose_name_plural": "table size snapshots",
+            },
         ),
     ]

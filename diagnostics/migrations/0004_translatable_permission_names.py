@@ -4,14 +4,23 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('diagnostics', '0003_translatable_model_names'),
+        ("diagnostics", "0003_translatable_model_names"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='diagnostics',
-            options={'default_permissions': (), 'managed': False, 'permissions': [('view_diagnostics', 'Can view database diagnostics'), ('signal_backend', 'Can cancel or terminate database sessions'), ('reset_query_stats', 'Can reset query statistics')], 'verbose_name': 'diagnostics', 'verbose_name_plural': 'diagnostics'},
+            name="diagnostics",
+            options={
+                "default_permissions": (),
+                "managed": False,
+                "permissions": [
+                    ("view_diagnostics", "Can view database diagnostics"),
+                    ("signal_backend", "Can cancel or terminate database sessions"),
+                    ("reset_query_stats", "Can reset query statistics"),
+                ],
+                "verbose_name": "diagnostics",
+                "verbose_name_plural": "diagnostics",
+            },
         ),
     ]

@@ -10,6 +10,7 @@ import sqlparse
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 #: Beyond this many characters a JSON or SQL display is cut (with a note): a
 #: multi-megabyte value would make the page unusable, and CSV export has it whole.
@@ -29,7 +30,11 @@ def _cut(text: str, limit: int) -> tuple[str, int]:
 def _cut_note(omitted: int) -> SafeString | str:
     if not omitted:
         return ""
-    return format_html('<p class="portal-cut">… {} more characters not shown.</p>', f"{omitted:,}")
+    return format_html(
+        '<p class="portal-cut">{}</p>',
+        gettext("… %(count)s more characters not shown.")
+        % {"count": number_format(omitted, force_grouping=True)},
+    )
 
 
 def pretty_json(value: Any, *, limit: int = MAX_DISPLAY_CHARS) -> SafeString:

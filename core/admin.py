@@ -292,7 +292,7 @@ class SessionFilter(admin.SimpleListFilter):
 class TokenBucketFilter(BucketFilter):
     title = _("tokens used")
     parameter_name = "tokens"
-    buckets = [(0, "not recorded")] + [(b, label) for b, label, _, _ in TOKEN_BUCKETS]
+    buckets = [(0, _("not recorded"))] + [(b, label) for b, label, _, _ in TOKEN_BUCKETS]
 
     def expression(self):
         return token_bucket()
@@ -301,7 +301,7 @@ class TokenBucketFilter(BucketFilter):
 class TimeBucketFilter(BucketFilter):
     title = _("execution time")
     parameter_name = "time"
-    buckets = [(0, "not recorded")] + [(b, label) for b, label, _, _ in TIME_BUCKETS]
+    buckets = [(0, _("not recorded"))] + [(b, label) for b, label, _, _ in TIME_BUCKETS]
 
     def expression(self):
         return time_bucket()

@@ -39,7 +39,11 @@ class DateRangeFilter(admin.FieldListFilter):
     template = "admin/portal/filters/date_range.html"
     #: (label, days back, whole days?): "Past 7 days" is today and the six days before,
     #: as on the dashboard.
-    quick_ranges = (("Past 24 hours", 1, False), ("Today", 0, True), ("Past 7 days", 6, True))
+    quick_ranges = (
+        (_("Past 24 hours"), 1, False),
+        (_("Today"), 0, True),
+        (_("Past 7 days"), 6, True),
+    )
 
     def __init__(self, field, request, params, model, model_admin, field_path):
         self.lookup_since = f"{field_path}__gte"

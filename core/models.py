@@ -9,6 +9,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Now
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.search import search_vector, time_bucket, token_bucket
@@ -196,7 +197,7 @@ class ExecutionHistory(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"execution {self.pk}"
+        return gettext("execution %(id)s") % {"id": self.pk}
 
 
 class SandboxExecution(models.Model):
@@ -233,7 +234,7 @@ class SandboxExecution(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"sandbox run {self.pk}"
+        return gettext("sandbox run %(id)s") % {"id": self.pk}
 
 
 class McpCache(models.Model):

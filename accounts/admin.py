@@ -17,6 +17,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import PortalModelAdmin
@@ -115,7 +116,7 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
         url = reverse("admin:auth_user_password_change", args=[obj.pk])
         if not obj.has_usable_password():
             return format_html(
-                _(
+                gettext(
                     'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>'  # noqa: E501 - one msgid
                 ),
                 url,
@@ -123,7 +124,7 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
             )
         algorithm = obj.password.split("$", 1)[0] if obj.password else ""
         return format_html(
-            _('Set (stored as a salted {} hash). <a class="button" href="{}">{}</a>'),
+            gettext('Set (stored as a salted {} hash). <a class="button" href="{}">{}</a>'),
             algorithm or _("hashed"),
             url,
             _("Change password"),

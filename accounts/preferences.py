@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django import forms
 from django.contrib import messages
 from django.contrib.admin import AdminSite
@@ -13,6 +15,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.timezones import time_zone_choices
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 class PreferencesForm(forms.Form):
@@ -26,14 +31,14 @@ class PreferencesForm(forms.Form):
 def preferences_urls(site: AdminSite) -> list[URLPattern]:
     @require_http_methods(["GET", "POST"])
     def view(request: HttpRequest) -> HttpResponse:
-        user = request.user
+        user = cast("User", request.user)  # admin_view: a signed-in staff user
         form = PreferencesForm(
             request.POST if request.method == "POST" else None,
             initial={"time_zone": getattr(user, "time_zone", "")},
         )
         if request.method == "POST" and form.is_valid():
-            user.time_zone = form.cleaned_data["time_zone"]  # type: ignore[union-attr]
-            user.save(update_fields=["time_zone"])  # type: ignore[union-attr]
+            user.time_zone = form.cleaned_data["time_zone"]
+            user.save(update_fields=["time_zone"])
             messages.success(request, gettext("Your preferences were saved."))
             return HttpResponseRedirect(reverse("admin:preferences", current_app=site.name))
         context = {

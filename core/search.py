@@ -5,10 +5,15 @@ expression, so the model's ``Meta.indexes`` and the admin build them from these
 functions (the tests check the plans use the indexes).
 """
 
+from collections.abc import Sequence
+
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.db.models.functions import Left
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+
+StrOrPromise = str | Promise
 
 #: Full-text search covers this many leading characters of the prompt and of the
 #: response: a tsvector is limited to 1 MB, and an index expression that failed on a
@@ -47,7 +52,9 @@ def search_query(text: str) -> SearchQuery:
     return SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
 
 
-def _bucket(field: str, buckets: list[tuple[int, str, int | None, int | None]]) -> Case:
+def _bucket(
+    field: str, buckets: Sequence[tuple[int, StrOrPromise, int | None, int | None]]
+) -> Case:
     whens = [When(Q(**{f"{field}__isnull": True}), then=Value(NOT_RECORDED))]
     for bucket, _label, _low, high in buckets[:-1]:
         whens.append(When(Q(**{f"{field}__lt": high}), then=Value(bucket)))

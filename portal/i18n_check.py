@@ -254,7 +254,7 @@ class _Visitor(ast.NodeVisitor):
                     for fieldset in value.elts:
                         heading = getattr(fieldset, "elts", [None])[0]
                         if _is_shown_literal(heading):
-                            self.flag(heading)  # type: ignore[arg-type]
+                            self.flag(heading)
                 is_choices = bool(bases & {"TextChoices", "IntegerChoices", "Choices"})
                 label = value.elts[-1] if isinstance(value, ast.Tuple) and value.elts else None
                 if is_choices and len(getattr(value, "elts", ())) >= 2 and _is_shown_literal(label):
@@ -302,7 +302,7 @@ class _Visitor(ast.NodeVisitor):
                     for pair in returned.value.elts:
                         label = getattr(pair, "elts", [None, None])[-1]
                         if _is_shown_literal(label):
-                            self.flag(label)  # type: ignore[arg-type]
+                            self.flag(label)
         self.generic_visit(node)
 
     def visit_Dict(self, node: ast.Dict) -> None:

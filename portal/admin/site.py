@@ -91,7 +91,7 @@ class PortalAdminSite(admin.AdminSite):
 
         groups: dict[str, dict] = {}
 
-        def group(slug: str, name: str, app: dict) -> dict:
+        def group(slug: str, name: str | _StrPromise, app: dict) -> dict:
             if slug not in groups:
                 groups[slug] = {
                     "name": name,

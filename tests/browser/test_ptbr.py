@@ -82,7 +82,8 @@ def rows(brazilian):
 #: What the page shows of the data rather than of the portal: values, SQL, identifiers.
 DATA = (
     "select, .readonly, #result_list tbody, pre, code, .diag-sql, td, .diag-target strong, "
-    "#changelist-filter li, #content > h2"  # column values offered as filters; an object's name
+    "#changelist-filter li, #content > h2, .breadcrumbs"  # column values offered as filters;
+    # an object's own name (its heading and the breadcrumbs' last step)
 )
 UI_TEXT = f"""() => {{
     const copy = document.querySelector("#container").cloneNode(true);

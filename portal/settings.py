@@ -203,7 +203,10 @@ USE_TZ = True
 # Date, time and number formats per language (portal/formats/<lang>/formats.py): every time
 # with its zone abbreviation, and numbers with the language's separators.
 FORMAT_MODULE_PATH = ["portal.formats"]
-USE_THOUSAND_SEPARATOR = True
+# Off: with it, every integer a template prints is grouped, ids and pids in form values
+# and attributes too ("8,670"). Figures people read are grouped explicitly
+# (number_format(..., force_grouping=True)); decimals follow the language either way.
+USE_THOUSAND_SEPARATOR = False
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 LANGUAGE_COOKIE_SECURE = PRODUCTION

@@ -10,6 +10,19 @@ COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
         --only-binary=:all: -r /tmp/requirements.txt
 
+# --- messages: the compiled translations (*.mo), built from the committed .po files -------
+# GNU gettext's msgfmt stays in this stage; only the .mo files reach the image. Without
+# DJANGO_SETTINGS_MODULE compilemessages needs no settings: it finds every locale/ folder.
+FROM build AS messages
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gettext=0.21-12 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN /opt/venv/bin/django-admin compilemessages \
+    && mkdir /compiled \
+    && find . -name '*.mo' -exec cp --parents {} /compiled/ \;
+
 # --- runtime ---------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
@@ -27,6 +40,7 @@ RUN groupadd --system --gid 10001 portal \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY . .
+COPY --from=messages /compiled/ /app/
 
 # collectstatic needs settings that load, not secrets: these placeholder values exist
 # only for this RUN (they are not in the image's environment), and nothing connects to

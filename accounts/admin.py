@@ -19,6 +19,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import PortalModelAdmin
@@ -45,7 +46,7 @@ def _clean_email(form: forms.ModelForm) -> str:
     if form.instance.pk:
         others = others.exclude(pk=form.instance.pk)
     if others.exists():
-        raise forms.ValidationError("A user with this email address already exists.")
+        raise forms.ValidationError(_("A user with this email address already exists."))
     return email
 
 
@@ -96,16 +97,16 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
     fieldsets = [
         (None, {"fields": ["email", "password_status"]}),
         (
-            "Profile",
+            _("Profile"),
             {"fields": ["first_name", "last_name", "company", "department", "subscription_plan"]},
         ),
-        ("Identity provider", {"fields": ["keycloak_id"]}),
+        (_("Identity provider"), {"fields": ["keycloak_id"]}),
         (
-            "Permissions",
+            _("Permissions"),
             {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]},
         ),
         (_("Related"), {"fields": ["related_col"]}),
-        ("Dates", {"fields": ["last_login", "created_at", "updated_at"]}),
+        (_("Dates"), {"fields": ["last_login", "created_at", "updated_at"]}),
     ]
     add_fieldsets = [
         (
@@ -162,11 +163,11 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
             ]
         )
 
-    @admin.display(description="name")
+    @admin.display(description=_("name"))
     def full_name(self, obj: User) -> str:
         return f"{obj.first_name} {obj.last_name}".strip() or "—"
 
-    @admin.display(description="password")
+    @admin.display(description=_("password"))
     def password_status(self, obj: User) -> str:
         # Only whether a password is set and how it is stored: never the hash, nor
         # any part of it.
@@ -175,16 +176,18 @@ class UserAdmin(PortalModelAdmin, DjangoUserAdmin):
         url = reverse("admin:auth_user_password_change", args=[obj.pk])
         if not obj.has_usable_password():
             return format_html(
-                'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>',
+                gettext(
+                    'No password: this user cannot log in with one. <a class="button" href="{}">{}</a>'  # noqa: E501 - one msgid
+                ),
                 url,
-                "Set password",
+                _("Set password"),
             )
         algorithm = obj.password.split("$", 1)[0] if obj.password else ""
         return format_html(
-            'Set (stored as a salted {} hash). <a class="button" href="{}">{}</a>',
-            algorithm or "hashed",
+            gettext('Set (stored as a salted {} hash). <a class="button" href="{}">{}</a>'),
+            algorithm or _("hashed"),
             url,
-            "Change password",
+            _("Change password"),
         )
 
 

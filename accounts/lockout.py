@@ -4,6 +4,7 @@ per-IP / per-account / global limits, and one lockout event per lockout."""
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
 
 
 def lockout_response(
@@ -14,7 +15,7 @@ def lockout_response(
     cool_off = get_cool_off(request)
     context = {
         **admin.site.each_context(request),
-        "title": "Too many failed logins",
+        "title": _("Too many failed logins"),
         "cool_off_minutes": max(1, round(cool_off.total_seconds() / 60)) if cool_off else None,
     }
     response = TemplateResponse(request, "accounts/lockout.html", context, status=429)

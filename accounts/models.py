@@ -4,32 +4,39 @@ from typing import ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
+from accounts.timezones import default_time_zone, time_zone_choices
 from portal.db.fields import created_at, updated_at, uuid_pk
 
 
 class SubscriptionPlan(models.TextChoices):
-    FREE = "free", "Free"
-    STARTER = "starter", "Starter"
-    PRO = "pro", "Pro"
-    ENTERPRISE = "enterprise", "Enterprise"
+    FREE = "free", _("Free")
+    STARTER = "starter", _("Starter")
+    PRO = "pro", _("Pro")
+    ENTERPRISE = "enterprise", _("Enterprise")
 
 
 class Company(models.Model):
-    id = uuid_pk()
-    name = models.CharField(max_length=255)
-    domain = models.CharField(max_length=255, blank=True, default="")
+    id = uuid_pk(verbose_name=_("ID"))
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    domain = models.CharField(max_length=255, blank=True, default="", verbose_name=_("domain"))
     subscription_plan = models.CharField(
-        max_length=50, choices=SubscriptionPlan, default=SubscriptionPlan.FREE, db_default="free"
+        max_length=50,
+        choices=SubscriptionPlan,
+        default=SubscriptionPlan.FREE,
+        db_default="free",
+        verbose_name=_("subscription plan"),
     )
-    max_users = models.PositiveIntegerField(default=10, db_default=10)
-    is_active = models.BooleanField(default=True, db_default=True)
+    max_users = models.PositiveIntegerField(default=10, db_default=10, verbose_name=_("max users"))
+    is_active = models.BooleanField(default=True, db_default=True, verbose_name=_("is active"))
     created_at = created_at()
     updated_at = updated_at()
 
     class Meta:
         db_table = 'auth"."companies'
-        verbose_name_plural = "companies"
+        verbose_name = _("company")
+        verbose_name_plural = _("companies")
         ordering = ["name"]
         indexes = [models.Index(fields=["domain"], name="companies_domain_idx")]
 
@@ -62,23 +69,49 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractBaseUser, PermissionsMixin):
     """The portal's user; email is the login."""
 
-    id = uuid_pk()
-    email = models.EmailField(unique=True)
-    first_name = models.CharField(max_length=150, blank=True, default="")
-    last_name = models.CharField(max_length=150, blank=True, default="")
-    company = models.ForeignKey(
-        Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="users"
+    id = uuid_pk(verbose_name=_("ID"))
+    email = models.EmailField(unique=True, verbose_name=_("email"))
+    first_name = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("first name")
     )
-    department = models.CharField(max_length=150, blank=True, default="")
+    last_name = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("last name")
+    )
+    company = models.ForeignKey(
+        Company,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="users",
+        verbose_name=_("company"),
+    )
+    department = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("department")
+    )
     subscription_plan = models.CharField(
-        max_length=50, choices=SubscriptionPlan, default=SubscriptionPlan.FREE, db_default="free"
+        max_length=50,
+        choices=SubscriptionPlan,
+        default=SubscriptionPlan.FREE,
+        db_default="free",
+        verbose_name=_("subscription plan"),
     )
     keycloak_id = models.CharField(
-        "identity provider id", max_length=255, unique=True, null=True, blank=True
+        _("identity provider id"), max_length=255, unique=True, null=True, blank=True
     )
-    is_active = models.BooleanField(default=True, db_default=True)
+    is_active = models.BooleanField(default=True, db_default=True, verbose_name=_("is active"))
     is_staff = models.BooleanField(
-        "staff status", default=False, help_text="Can log into the admin portal."
+        _("staff status"), default=False, help_text=_("Can log into the admin portal.")
+    )
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        choices=time_zone_choices,
+        blank=True,
+        default=default_time_zone,
+        # Rows written without it (an older release, a raw INSERT) follow the server's
+        # zone: an empty value means settings.TIME_ZONE.
+        db_default="",
+        help_text=_("Every date and time in the portal is shown in this zone."),
     )
     created_at = created_at()
     updated_at = updated_at()
@@ -91,6 +124,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         db_table = 'auth"."users'
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         ordering = ["email"]
 
     def __str__(self) -> str:
@@ -104,14 +139,17 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class OAuthAccount(models.Model):
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="oauth_accounts")
-    provider = models.CharField(max_length=50)
-    provider_account_id = models.CharField(max_length=255)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="oauth_accounts", verbose_name=_("user")
+    )
+    provider = models.CharField(max_length=50, verbose_name=_("provider"))
+    provider_account_id = models.CharField(max_length=255, verbose_name=_("provider account id"))
     created_at = created_at()
 
     class Meta:
         db_table = 'auth"."oauth_accounts'
-        verbose_name = "OAuth account"
+        verbose_name_plural = _("OAuth accounts")
+        verbose_name = _("OAuth account")
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "provider_account_id"], name="oauth_provider_account_uniq"

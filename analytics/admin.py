@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from portal.admin.base import ReadOnlyModelAdmin
@@ -23,7 +24,7 @@ class UserSessionAdmin(ReadOnlyModelAdmin):
     list_select_related = ["user"]
     sortable_by = ["session_start"]
     search_fields = ["user__email"]  # the search box; get_search_results does the work
-    search_help_text = "Part of a user's email address."
+    search_help_text = _("Part of a user's email address.")
     fields = [
         "user",
         "session_start",
@@ -48,7 +49,7 @@ class SystemMetricAdmin(ReadOnlyModelAdmin):
     sortable_by = ["recorded_at"]
     fields = ["metric_name", "metric_value", "recorded_at", "tags_pretty"]
 
-    @admin.display(description="tags")
+    @admin.display(description=_("tags"))
     def tags_col(self, obj: SystemMetric) -> str:
         if not obj.tags:
             return "—"
@@ -59,6 +60,6 @@ class SystemMetricAdmin(ReadOnlyModelAdmin):
         )
         return format_html('<span class="portal-mono">{}</span>', preview(text, 80))
 
-    @admin.display(description="tags")
+    @admin.display(description=_("tags"))
     def tags_pretty(self, obj: SystemMetric) -> str:
         return pretty_json(obj.tags)

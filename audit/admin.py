@@ -41,7 +41,7 @@ def render_changes(details: dict) -> SafeString:
     """The ``changes`` of an entry as a field / before / after table."""
     changes = details.get("changes") if isinstance(details, dict) else None
     if not isinstance(changes, dict) or not changes:
-        return format_html('<p class="audit-none">{}</p>', "No field changes recorded.")
+        return format_html('<p class="audit-none">{}</p>', _("No field changes recorded."))
     rows = []
     for field, change in changes.items():
         if isinstance(change, dict) and set(change) <= {"old", "new"}:
@@ -55,8 +55,11 @@ def render_changes(details: dict) -> SafeString:
         rows,
     )
     return format_html(
-        '<table class="audit-diff"><thead><tr><th>Field</th><th>Before</th>'
-        "<th>After</th></tr></thead><tbody>{}</tbody></table>",
+        '<table class="audit-diff"><thead><tr><th>{}</th><th>{}</th>'
+        "<th>{}</th></tr></thead><tbody>{}</tbody></table>",
+        _("Field"),
+        _("Before"),
+        _("After"),
         body,
     )
 
@@ -67,7 +70,7 @@ def render_other_details(details: dict) -> str:
 
 
 class ActorFilter(admin.SimpleListFilter):
-    title = "actor"
+    title = _("actor")
     parameter_name = "actor"
 
     def lookups(self, request, model_admin):
@@ -78,7 +81,7 @@ class ActorFilter(admin.SimpleListFilter):
             .values_list("actor_email", flat=True)
             .distinct()[:200]
         )
-        return [("-", "system (no user)"), *((e, e) for e in emails)]
+        return [("-", _("system (no user)")), *((e, e) for e in emails)]
 
     def queryset(self, request, queryset: QuerySet) -> QuerySet:
         value = self.value()
@@ -181,7 +184,7 @@ class ActivityLogAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
             return entry.action
         return format_html('<span title="{}">{}</span>', entry.action, label)
 
-    @admin.display(description="object")
+    @admin.display(description=_("object"))
     def object_link(self, entry: ActivityLog) -> str:
         text = entry.object_repr or entry.resource_id or "—"
         if "." in entry.resource_type and entry.resource_id:
@@ -193,11 +196,11 @@ class ActivityLogAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
             return format_html('<a href="{}">{}</a>', url, text)
         return text
 
-    @admin.display(description="changes")
+    @admin.display(description=_("changes"))
     def changes(self, entry: ActivityLog) -> SafeString:
         return render_changes(entry.details)
 
-    @admin.display(description="other details")
+    @admin.display(description=_("other details"))
     def other_details(self, entry: ActivityLog) -> SafeString:
         return format_html("<pre>{}</pre>", render_other_details(entry.details))
 
@@ -229,6 +232,6 @@ class SecurityEventAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
     readonly_fields = ["details_pretty"]
     Media = AuditMedia
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def details_pretty(self, event: SecurityEvent) -> SafeString:
         return format_html("<pre>{}</pre>", json.dumps(event.details, indent=2, ensure_ascii=False))

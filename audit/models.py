@@ -7,6 +7,7 @@ audit rows, and ``actor_email`` keeps who it was at the time.
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from portal.db.fields import created_at, uuid_pk
 
@@ -18,17 +19,17 @@ class ChainedRow(models.Model):
     """
 
     chain_seq = models.BigIntegerField(
-        null=True, unique=True, editable=False, verbose_name="chain sequence"
+        null=True, unique=True, editable=False, verbose_name=_("chain sequence")
     )
-    prev_hash = models.BinaryField(null=True, editable=False, verbose_name="previous hash")
-    row_hash = models.BinaryField(null=True, editable=False, verbose_name="row hash")
+    prev_hash = models.BinaryField(null=True, editable=False, verbose_name=_("previous hash"))
+    row_hash = models.BinaryField(null=True, editable=False, verbose_name=_("row hash"))
 
     class Meta:
         abstract = True
 
 
 class ActivityLog(ChainedRow):
-    id = uuid_pk()
+    id = uuid_pk(verbose_name=_("ID"))
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -37,25 +38,38 @@ class ActivityLog(ChainedRow):
         db_constraint=False,
         db_index=False,  # the (user, created_at) index serves it
         related_name="+",
+        verbose_name=_("user"),
     )
-    actor_email = models.CharField(max_length=254, blank=True, default="")
-    action = models.CharField(max_length=50)
-    resource_type = models.CharField(max_length=100, blank=True, default="")
-    resource_id = models.CharField(max_length=255, blank=True, default="")
-    object_repr = models.CharField(max_length=500, blank=True, default="")
-    details = models.JSONField(default=dict, blank=True, db_default={})
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.TextField(blank=True, default="")
-    request_id = models.CharField(max_length=100, blank=True, default="")
+    actor_email = models.CharField(
+        max_length=254, blank=True, default="", verbose_name=_("actor email")
+    )
+    action = models.CharField(max_length=50, verbose_name=_("action"))
+    resource_type = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("resource type")
+    )
+    resource_id = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("resource id")
+    )
+    object_repr = models.CharField(
+        max_length=500, blank=True, default="", verbose_name=_("object repr")
+    )
+    details = models.JSONField(default=dict, blank=True, db_default={}, verbose_name=_("details"))
+    ip_address = models.GenericIPAddressField(null=True, blank=True, verbose_name=_("ip address"))
+    user_agent = models.TextField(blank=True, default="", verbose_name=_("user agent"))
+    request_id = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("request id")
+    )
     # The trace id the request came with (Cloud Run / traceparent): chosen upstream,
     # so kept apart from request_id, which the portal generates.
-    client_trace_id = models.CharField(max_length=32, blank=True, default="", db_default="")
+    client_trace_id = models.CharField(
+        max_length=32, blank=True, default="", db_default="", verbose_name=_("client trace id")
+    )
     created_at = created_at()
 
     class Meta:
         db_table = 'audit"."activity_logs'
-        verbose_name = "activity log entry"
-        verbose_name_plural = "activity log"
+        verbose_name = _("activity log entry")
+        verbose_name_plural = _("activity log")
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="activity_logs_user_idx"),
@@ -69,16 +83,16 @@ class ActivityLog(ChainedRow):
 
 class SecurityEvent(ChainedRow):
     class EventType(models.TextChoices):
-        LOGIN_SUCCESS = "login_success", "Login success"
-        LOGIN_FAILURE = "login_failure", "Login failure"
-        LOGOUT = "logout", "Logout"
-        LOCKOUT = "lockout", "Lockout"
-        PASSWORD_CHANGE = "password_change", "Password change"
-        PERMISSION_CHANGE = "permission_change", "Permission change"
-        GROUP_CHANGE = "group_change", "Group change"
+        LOGIN_SUCCESS = "login_success", _("Login success")
+        LOGIN_FAILURE = "login_failure", _("Login failure")
+        LOGOUT = "logout", _("Logout")
+        LOCKOUT = "lockout", _("Lockout")
+        PASSWORD_CHANGE = "password_change", _("Password change")
+        PERMISSION_CHANGE = "permission_change", _("Permission change")
+        GROUP_CHANGE = "group_change", _("Group change")
 
-    id = uuid_pk()
-    event_type = models.CharField(max_length=50, choices=EventType)
+    id = uuid_pk(verbose_name=_("ID"))
+    event_type = models.CharField(max_length=50, choices=EventType, verbose_name=_("event type"))
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -87,16 +101,23 @@ class SecurityEvent(ChainedRow):
         db_constraint=False,
         db_index=False,  # the (user, created_at) index serves it
         related_name="+",
+        verbose_name=_("user"),
     )
-    email_attempted = models.CharField(max_length=254, blank=True, default="")
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.TextField(blank=True, default="")
-    details = models.JSONField(default=dict, blank=True, db_default={})
-    client_trace_id = models.CharField(max_length=32, blank=True, default="", db_default="")
+    email_attempted = models.CharField(
+        max_length=254, blank=True, default="", verbose_name=_("email attempted")
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True, verbose_name=_("ip address"))
+    user_agent = models.TextField(blank=True, default="", verbose_name=_("user agent"))
+    details = models.JSONField(default=dict, blank=True, db_default={}, verbose_name=_("details"))
+    client_trace_id = models.CharField(
+        max_length=32, blank=True, default="", db_default="", verbose_name=_("client trace id")
+    )
     created_at = created_at()
 
     class Meta:
         db_table = 'audit"."security_events'
+        verbose_name = _("security event")
+        verbose_name_plural = _("security events")
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["-created_at"], name="security_events_created_idx"),

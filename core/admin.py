@@ -22,8 +22,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import get_script_prefix, get_urlconf, path, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.models import Company, User
 from audit.models import ActivityLog
@@ -128,9 +130,9 @@ class ProjectAdmin(PortalModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "description", "status"]}),
-        ("Ownership", {"fields": ["company", "owner"]}),
+        (_("Ownership"), {"fields": ["company", "owner"]}),
         (_("Related"), {"fields": ["related_col"]}),
-        ("Dates", {"fields": ["created_at", "updated_at"]}),
+        (_("Dates"), {"fields": ["created_at", "updated_at"]}),
     ]
 
     def get_queryset(self, request):
@@ -200,13 +202,13 @@ class AutomationAdmin(PortalModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "type", "project", "is_active"]}),
         (
-            "Configuration",
+            _("Configuration"),
             {
                 "fields": ["config"],
-                "description": "JSON. Invalid JSON is refused with a message; nothing is saved.",
+                "description": _("JSON. Invalid JSON is refused with a message; nothing is saved."),
             },
         ),
-        ("Dates", {"fields": ["created_at", "updated_at"]}),
+        (_("Dates"), {"fields": ["created_at", "updated_at"]}),
     ]
 
 
@@ -269,9 +271,9 @@ class CodexSessionAdmin(PortalModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["session_id", "user_id", "model", "status"]}),
-        ("Usage", {"fields": ["usage_summary"]}),
-        ("Metadata", {"fields": ["metadata_pretty"]}),
-        ("Dates", {"fields": ["created_at", "updated_at"]}),
+        (_("Usage"), {"fields": ["usage_summary"]}),
+        (_("Metadata"), {"fields": ["metadata_pretty"]}),
+        (_("Dates"), {"fields": ["created_at", "updated_at"]}),
     ]
     #: The session page's timeline shows this many executions (oldest first), then a link.
     timeline_shown = 100
@@ -322,13 +324,13 @@ class CodexSessionAdmin(PortalModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="session", ordering="pk")
+    @admin.display(description=_("session"), ordering="pk")
     def session_col(self, obj: CodexSession) -> str:
         return format_html(
             '<span class="portal-mono" title="{}">{}</span>', obj.pk, str(obj.pk)[:8] + "…"
         )
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def status_col(self, obj: CodexSession) -> str:
         return status_badge(obj.status)
 
@@ -336,7 +338,7 @@ class CodexSessionAdmin(PortalModelAdmin):
     def _usage(obj: CodexSession) -> dict:
         return getattr(obj, "usage", None) or {"executions": 0, "tokens": 0, "time_ms": 0}
 
-    @admin.display(description="executions")
+    @admin.display(description=_("executions"))
     def executions_col(self, obj: CodexSession) -> str:
         count = self._usage(obj)["executions"]
         if not count:
@@ -353,11 +355,11 @@ class CodexSessionAdmin(PortalModelAdmin):
     def _executions_url(self) -> str:
         return self._executions_url_for(get_script_prefix(), get_urlconf())
 
-    @admin.display(description="tokens")
+    @admin.display(description=_("tokens"))
     def tokens_col(self, obj: CodexSession) -> str:
         return f"{self._usage(obj)['tokens']:,}"
 
-    @admin.display(description="total time")
+    @admin.display(description=_("total time"))
     def time_col(self, obj: CodexSession) -> str:
         return duration_ms(self._usage(obj)["time_ms"])
 
@@ -376,7 +378,7 @@ class CodexSessionAdmin(PortalModelAdmin):
             ) or self._usage(obj)
         return self._usage(obj)
 
-    @admin.display(description="usage")
+    @admin.display(description=_("usage"))
     def usage_summary(self, obj: CodexSession) -> str:
         panel: dict = {}
         with degrade(panel, "usage", tables=[ExecutionHistory._meta.db_table]):
@@ -384,14 +386,13 @@ class CodexSessionAdmin(PortalModelAdmin):
         if "usage" in panel:
             return str(panel["usage"])
         usage = self._usage(obj)
-        return format_html(
-            "{} executions · {} tokens · {} in total",
-            f"{usage['executions']:,}",
-            f"{usage['tokens']:,}",
-            duration_ms(usage["time_ms"]),
-        )
+        return _("%(executions)s executions · %(tokens)s tokens · %(time)s in total") % {
+            "executions": number_format(usage["executions"], force_grouping=True),
+            "tokens": number_format(usage["tokens"], force_grouping=True),
+            "time": duration_ms(usage["time_ms"]),
+        }
 
-    @admin.display(description="metadata")
+    @admin.display(description=_("metadata"))
     def metadata_pretty(self, obj: CodexSession) -> str:
         return pretty_json(obj.metadata)
 
@@ -470,7 +471,7 @@ class CodexSessionAdmin(PortalModelAdmin):
 class SessionFilter(admin.SimpleListFilter):
     """Rows of one session (``?session=<uuid>``); shown only while it is active."""
 
-    title = "session"
+    title = _("session")
     parameter_name = "session"
 
     def lookups(self, request, model_admin):
@@ -516,18 +517,18 @@ class ExecutionOutcomeFilter(ChoicesFilter):
 
 
 class TokenBucketFilter(BucketFilter):
-    title = "tokens used"
+    title = _("tokens used")
     parameter_name = "tokens"
-    buckets = [(0, "not recorded")] + [(b, label) for b, label, _, _ in TOKEN_BUCKETS]
+    buckets = [(0, _("not recorded"))] + [(b, label) for b, label, _, _ in TOKEN_BUCKETS]
 
     def expression(self):
         return token_bucket()
 
 
 class TimeBucketFilter(BucketFilter):
-    title = "execution time"
+    title = _("execution time")
     parameter_name = "time"
-    buckets = [(0, "not recorded")] + [(b, label) for b, label, _, _ in TIME_BUCKETS]
+    buckets = [(0, _("not recorded"))] + [(b, label) for b, label, _, _ in TIME_BUCKETS]
 
     def expression(self):
         return time_bucket()
@@ -627,20 +628,20 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
                 condition |= prefix
         return queryset.filter(condition), False
 
-    @admin.display(description="session")
+    @admin.display(description=_("session"))
     def session_col(self, obj: ExecutionHistory) -> str:
         return session_link(obj.session_id)
 
-    @admin.display(description="prompt")
+    @admin.display(description=_("prompt"))
     def prompt_col(self, obj: ExecutionHistory) -> str:
         head = getattr(obj, "prompt_head", None)
         return preview(head if head is not None else obj.prompt)
 
-    @admin.display(description="tokens")
+    @admin.display(description=_("tokens"))
     def tokens_col(self, obj: ExecutionHistory) -> str:
         return "—" if obj.tokens_used is None else f"{obj.tokens_used:,}"
 
-    @admin.display(description="time")
+    @admin.display(description=_("time"))
     def time_col(self, obj: ExecutionHistory) -> str:
         return duration_ms(obj.execution_time_ms)
 
@@ -650,14 +651,14 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
             context.update(previous_execution=before, next_execution=after)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.display(description="prompt")
+    @admin.display(description=_("prompt"))
     def prompt_text(self, obj: ExecutionHistory) -> str:
         jump = None
         if obj.response is not None and len(obj.prompt) > 2_000:
             jump = ("portal-response", _("Jump to the response ↓"))
         return readable_text(obj.prompt, anchor="portal-prompt", jump=jump)
 
-    @admin.display(description="response")
+    @admin.display(description=_("response"))
     def response_text(self, obj: ExecutionHistory) -> str:
         return readable_text(obj.response, anchor="portal-response")
 
@@ -666,11 +667,11 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
 
 
 class OutcomeFilter(ChoicesFilter):
-    title = "outcome"
+    title = _("outcome")
     parameter_name = "outcome"
 
     def lookups(self, request, model_admin):
-        return [("failed", "Failed (error)"), ("succeeded", "Succeeded")]
+        return [("failed", _("Failed (error)")), ("succeeded", _("Succeeded"))]
 
     def queryset(self, request, queryset):
         value = self.clean_value()
@@ -722,7 +723,7 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
         head = getattr(obj, "error_head", None)
         return (head if "error_head" in obj.__dict__ else obj.error) is not None
 
-    @admin.display(description="session")
+    @admin.display(description=_("session"))
     def session_col(self, obj: SandboxExecution) -> str:
         return session_link(obj.session_id)
 
@@ -734,33 +735,33 @@ class SandboxExecutionAdmin(ReadOnlyModelAdmin):
             preview(head if head is not None else obj.sql_query, 100),
         )
 
-    @admin.display(description="outcome")
+    @admin.display(description=_("outcome"))
     def outcome_col(self, obj: SandboxExecution) -> str:
         if self._failed(obj):
-            return format_html('<span class="portal-badge portal-bad">{}</span>', "error")
-        return format_html('<span class="portal-badge portal-ok">{}</span>', "ok")
+            return format_html('<span class="portal-badge portal-bad">{}</span>', _("error"))
+        return format_html('<span class="portal-badge portal-ok">{}</span>', _("ok"))
 
     @admin.display(description="SQL")
     def sql_pretty(self, obj: SandboxExecution) -> str:
         return formatted_sql(obj.sql_query)
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, obj: SandboxExecution) -> str:
         if obj.error is None:
             return "—"
         return format_html('<pre class="portal-pre portal-code portal-error">{}</pre>', obj.error)
 
-    @admin.display(description="result")
+    @admin.display(description=_("result"))
     def result_pretty(self, obj: SandboxExecution) -> str:
         return result_table(obj.result)
 
 
 class ExpiryFilter(ChoicesFilter):
-    title = "expiry"
+    title = _("expiry")
     parameter_name = "expired"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Expired"), ("no", "Still valid"), ("never", "Never expires")]
+        return [("yes", _("Expired")), ("no", _("Still valid")), ("never", _("Never expires"))]
 
     def queryset(self, request, queryset):
         value = self.clean_value()
@@ -784,7 +785,7 @@ class McpCacheAdmin(PortalModelAdmin):
     ]
     sortable_by = ["cached_at", "expires_at"]
     search_fields = ["tool_name"]  # the search box; get_search_results does the work
-    search_help_text = "An exact tool name."
+    search_help_text = _("An exact tool name.")
     fields = [
         "tool_name",
         "cached_at",
@@ -816,19 +817,19 @@ class McpCacheAdmin(PortalModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state_col(self, obj: McpCache) -> str:
         if obj.expires_at is None:
-            return format_html('<span class="portal-badge portal-muted">{}</span>', "no expiry")
+            return format_html('<span class="portal-badge portal-muted">{}</span>', _("no expiry"))
         if obj.expires_at < timezone.now():
-            return format_html('<span class="portal-badge portal-warn">{}</span>', "expired")
-        return format_html('<span class="portal-badge portal-ok">{}</span>', "valid")
+            return format_html('<span class="portal-badge portal-warn">{}</span>', _("expired"))
+        return format_html('<span class="portal-badge portal-ok">{}</span>', _("valid"))
 
-    @admin.display(description="arguments")
+    @admin.display(description=_("arguments"))
     def arguments_pretty(self, obj: McpCache) -> str:
         return pretty_json(obj.arguments)
 
-    @admin.display(description="result")
+    @admin.display(description=_("result"))
     def result_pretty(self, obj: McpCache) -> str:
         return pretty_json(obj.result)
 
@@ -864,14 +865,19 @@ class McpCacheAdmin(PortalModelAdmin):
                 record_cache_purge(deleted=removed, request=request)
             self.message_user(
                 request,
-                f"Purged {removed:,} expired tool cache entr{'y' if removed == 1 else 'ies'}.",
+                ngettext(
+                    "Purged %(count)s expired tool cache entry.",
+                    "Purged %(count)s expired tool cache entries.",
+                    removed,
+                )
+                % {"count": number_format(removed)},
                 messages.SUCCESS,
             )
             return HttpResponseRedirect(changelist)
         now = timezone.now()
         context = {
             **self.admin_site.each_context(request),
-            "title": "Purge expired tool cache entries",
+            "title": _("Purge expired tool cache entries"),
             "opts": self.opts,
             "expired": count_rows(McpCache.objects.filter(expires_at__lt=now)),
             "now": now,
@@ -891,14 +897,14 @@ class ExecutionHourAdmin(ReadOnlyModelAdmin):
     sortable_by = ["hour"]
     fields = ["hour", "executions", "tokens", "time_ms", "computed_at"]
 
-    @admin.display(description="executions")
+    @admin.display(description=_("executions"))
     def executions_col(self, obj: ExecutionHour) -> str:
         return f"{obj.executions:,}"
 
-    @admin.display(description="tokens")
+    @admin.display(description=_("tokens"))
     def tokens_col(self, obj: ExecutionHour) -> str:
         return f"{obj.tokens:,}"
 
-    @admin.display(description="agent time")
+    @admin.display(description=_("agent time"))
     def time_col(self, obj: ExecutionHour) -> str:
         return duration_ms(obj.time_ms)

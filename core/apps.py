@@ -1,8 +1,9 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class CoreConfig(AppConfig):
     name = "core"
-    verbose_name = "Projects and agent sessions"
+    verbose_name = _("Projects and agent sessions")
     #: The PostgreSQL schema that holds this app's tables.
     schema = "core"

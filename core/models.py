@@ -9,6 +9,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Now
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.search import search_vector, time_bucket, token_bucket
@@ -17,27 +18,39 @@ from portal.db.fields import created_at, updated_at, uuid_pk
 
 class Project(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        PAUSED = "paused", "Paused"
-        ARCHIVED = "archived", "Archived"
+        ACTIVE = "active", _("Active")
+        PAUSED = "paused", _("Paused")
+        ARCHIVED = "archived", _("Archived")
 
-    id = uuid_pk()
-    name = models.CharField(max_length=255)
-    description = models.TextField(blank=True, default="")
+    id = uuid_pk(verbose_name=_("ID"))
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    description = models.TextField(blank=True, default="", verbose_name=_("description"))
     company = models.ForeignKey(
-        "accounts.Company", on_delete=models.CASCADE, related_name="projects"
+        "accounts.Company",
+        on_delete=models.CASCADE,
+        related_name="projects",
+        verbose_name=_("company"),
     )
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="owned_projects",
+        verbose_name=_("owner"),
     )
     status = models.CharField(
-        max_length=20, choices=Status, default=Status.ACTIVE, db_default="active"
+        max_length=20,
+        choices=Status,
+        default=Status.ACTIVE,
+        db_default="active",
+        verbose_name=_("status"),
     )
     created_at = created_at()
     updated_at = updated_at()
 
     class Meta:
         db_table = 'core"."projects'
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -50,17 +63,21 @@ class Automation(models.Model):
         MAUTIC = "mautic", "Mautic"
         TYPEBOT = "typebot", "Typebot"
 
-    id = uuid_pk()
-    name = models.CharField(max_length=255)
-    type = models.CharField(max_length=20, choices=Type)
-    config = models.JSONField(default=dict, blank=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="automations")
-    is_active = models.BooleanField(default=True, db_default=True)
+    id = uuid_pk(verbose_name=_("ID"))
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    type = models.CharField(max_length=20, choices=Type, verbose_name=_("type"))
+    config = models.JSONField(default=dict, blank=True, verbose_name=_("config"))
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="automations", verbose_name=_("project")
+    )
+    is_active = models.BooleanField(default=True, db_default=True, verbose_name=_("is active"))
     created_at = created_at()
     updated_at = updated_at()
 
     class Meta:
         db_table = 'core"."automations'
+        verbose_name = _("automation")
+        verbose_name_plural = _("automations")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
@@ -87,17 +104,18 @@ SESSION_STATUSES = [
 class CodexSession(models.Model):
     """One agent session of the gateway. ``user_id`` is the caller's id, not a FK."""
 
-    session_id = uuid_pk()
-    user_id = models.CharField(max_length=255)
-    model = models.CharField(max_length=100)
-    status = models.CharField(max_length=50)
-    metadata = models.JSONField(default=dict, blank=True, db_default={})
+    session_id = uuid_pk(verbose_name=_("session id"))
+    user_id = models.CharField(max_length=255, verbose_name=_("user id"))
+    model = models.CharField(max_length=100, verbose_name=_("model"))
+    status = models.CharField(max_length=50, verbose_name=_("status"))
+    metadata = models.JSONField(default=dict, blank=True, db_default={}, verbose_name=_("metadata"))
     created_at = created_at()
     updated_at = updated_at()
 
     class Meta:
         db_table = 'core"."codex_sessions'
-        verbose_name = "agent session"
+        verbose_name_plural = _("agent sessions")
+        verbose_name = _("agent session")
         ordering = ["-created_at"]
         indexes = [
             # INCLUDE status: the dashboard counts a week of sessions by status from the
@@ -129,14 +147,20 @@ class ExecutionHistoryManager(models.Manager):
 class ExecutionHistory(models.Model):
     """One prompt/response round of a session."""
 
-    id = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(primary_key=True, verbose_name=_("ID"))
     session = models.ForeignKey(
-        CodexSession, on_delete=models.CASCADE, related_name="executions", db_index=False
+        CodexSession,
+        on_delete=models.CASCADE,
+        related_name="executions",
+        db_index=False,
+        verbose_name=_("session"),
     )
-    prompt = models.TextField()
-    response = models.TextField(null=True, blank=True)
-    tokens_used = models.IntegerField(null=True, blank=True)
-    execution_time_ms = models.IntegerField(null=True, blank=True)
+    prompt = models.TextField(verbose_name=_("prompt"))
+    response = models.TextField(null=True, blank=True, verbose_name=_("response"))
+    tokens_used = models.IntegerField(null=True, blank=True, verbose_name=_("tokens used"))
+    execution_time_ms = models.IntegerField(
+        null=True, blank=True, verbose_name=_("execution time ms")
+    )
     created_at = created_at()
     #: The full-text document of prompt and response, computed by PostgreSQL on write
     #: (core/search.py). Stored, so that checking a row against a search is a cheap
@@ -146,15 +170,15 @@ class ExecutionHistory(models.Model):
         expression=search_vector(),
         output_field=SearchVectorField(),
         db_persist=True,
-        verbose_name="search document",
+        verbose_name=_("search document"),
     )
 
     objects = ExecutionHistoryManager()
 
     class Meta:
         db_table = 'core"."execution_history'
-        verbose_name = "execution"
-        verbose_name_plural = "execution history"
+        verbose_name = _("execution")
+        verbose_name_plural = _("execution history")
         ordering = ["-created_at", "-id"]
         indexes = [
             # INCLUDE the two figures the dashboard adds up for a time window, and the
@@ -190,26 +214,30 @@ class ExecutionHistory(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"execution {self.pk}"
+        return gettext("execution %(id)s") % {"id": self.pk}
 
 
 class SandboxExecution(models.Model):
-    id = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(primary_key=True, verbose_name=_("ID"))
     session = models.ForeignKey(
         CodexSession,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="sandbox_executions",
+        verbose_name=_("session"),
     )
-    sql_query = models.TextField()
-    result = models.JSONField(null=True, blank=True)
-    error = models.TextField(null=True, blank=True)
-    executed_at = models.DateTimeField(auto_now_add=True, db_default=Now())
+    sql_query = models.TextField(verbose_name=_("sql query"))
+    result = models.JSONField(null=True, blank=True, verbose_name=_("result"))
+    error = models.TextField(null=True, blank=True, verbose_name=_("error"))
+    executed_at = models.DateTimeField(
+        auto_now_add=True, db_default=Now(), verbose_name=_("executed at")
+    )
 
     class Meta:
         db_table = 'core"."sandbox_executions'
-        verbose_name = "sandbox run"
+        verbose_name_plural = _("sandbox runs")
+        verbose_name = _("sandbox run")
         ordering = ["-executed_at", "-id"]
         indexes = [
             models.Index(fields=["-executed_at", "-id"], name="sandbox_executed_idx"),
@@ -223,23 +251,25 @@ class SandboxExecution(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"sandbox run {self.pk}"
+        return gettext("sandbox run %(id)s") % {"id": self.pk}
 
 
 class McpCache(models.Model):
     """The gateway's cache of MCP tool-call results."""
 
-    id = models.BigAutoField(primary_key=True)
-    tool_name = models.CharField(max_length=255)
-    arguments = models.JSONField(default=dict, blank=True)
-    result = models.JSONField(null=True, blank=True)
-    cached_at = models.DateTimeField(auto_now_add=True, db_default=Now())
-    expires_at = models.DateTimeField(null=True, blank=True)
+    id = models.BigAutoField(primary_key=True, verbose_name=_("ID"))
+    tool_name = models.CharField(max_length=255, verbose_name=_("tool name"))
+    arguments = models.JSONField(default=dict, blank=True, verbose_name=_("arguments"))
+    result = models.JSONField(null=True, blank=True, verbose_name=_("result"))
+    cached_at = models.DateTimeField(
+        auto_now_add=True, db_default=Now(), verbose_name=_("cached at")
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expires at"))
 
     class Meta:
         db_table = 'core"."mcp_cache'
-        verbose_name = "tool cache entry"
-        verbose_name_plural = "tool cache"
+        verbose_name = _("tool cache entry")
+        verbose_name_plural = _("tool cache")
         ordering = ["-cached_at", "-id"]
         indexes = [
             models.Index(fields=["expires_at"], name="mcp_cache_expires_idx"),
@@ -260,15 +290,20 @@ class ExecutionHour(models.Model):
     missing hour is computed again. The gateway never writes here.
     """
 
-    hour = models.DateTimeField(primary_key=True, help_text="Start of the hour (UTC).")
-    executions = models.BigIntegerField()
-    tokens = models.BigIntegerField()
-    time_ms = models.BigIntegerField(verbose_name="agent time (ms)")
-    computed_at = models.DateTimeField(db_default=Now(), editable=False)
+    hour = models.DateTimeField(
+        primary_key=True, help_text=_("Start of the hour (UTC)."), verbose_name=_("hour")
+    )
+    executions = models.BigIntegerField(verbose_name=_("executions"))
+    tokens = models.BigIntegerField(verbose_name=_("tokens"))
+    time_ms = models.BigIntegerField(verbose_name=_("agent time (ms)"))
+    computed_at = models.DateTimeField(
+        db_default=Now(), editable=False, verbose_name=_("computed at")
+    )
 
     class Meta:
         db_table = 'core"."execution_hours'
-        verbose_name = "hourly execution total"
+        verbose_name_plural = _("hourly execution totals")
+        verbose_name = _("hourly execution total")
         ordering = ["-hour"]
 
     def __str__(self) -> str:

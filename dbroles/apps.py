@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class DbRolesConfig(AppConfig):
@@ -8,4 +9,4 @@ class DbRolesConfig(AppConfig):
     """
 
     name = "dbroles"
-    verbose_name = "Database roles"
+    verbose_name = _("Database roles")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class DiagnosticsConfig(AppConfig):
@@ -6,4 +7,4 @@ class DiagnosticsConfig(AppConfig):
 
     name = "diagnostics"
     label = "diagnostics"
-    verbose_name = "Database diagnostics"
+    verbose_name = _("Database diagnostics")

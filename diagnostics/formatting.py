@@ -1,6 +1,10 @@
-"""Human-readable numbers for the diagnostics pages and charts."""
+"""Human-readable numbers for the diagnostics pages and charts, in the active
+language's separators (``1,234.5`` in English, ``1.234,5`` in Portuguese)."""
 
 from __future__ import annotations
+
+from django.utils.formats import get_format, number_format
+from django.utils.translation import gettext
 
 
 def bytes_label(value: float | None) -> str:
@@ -9,9 +13,9 @@ def bytes_label(value: float | None) -> str:
     size = float(value)
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(size) < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            return f"{number_format(size, 0 if unit == 'B' else 1)} {unit}"
         size /= 1024
-    return f"{size:.1f} TB"  # pragma: no cover - loop always returns
+    return f"{number_format(size, 1)} TB"  # pragma: no cover - loop always returns
 
 
 def duration_label(seconds: float | None) -> str:
@@ -19,9 +23,9 @@ def duration_label(seconds: float | None) -> str:
         return "—"
     seconds = max(float(seconds), 0.0)
     if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
+        return f"{number_format(seconds * 1000, 0)} ms"
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return f"{number_format(seconds, 1)} s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {secs} s"
@@ -36,9 +40,9 @@ def ms_label(value: float | None) -> str:
     if value is None:
         return "—"
     if value < 1:
-        return f"{value:.2f} ms"
+        return f"{number_format(value, 2)} ms"
     if value < 1000:
-        return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+        return f"{number_format(value, 0 if value >= 10 else 1)} ms"
     return duration_label(value / 1000)
 
 
@@ -48,11 +52,16 @@ _SCALES = ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k"))
 EXACT_BELOW = 10_000
 
 
-def _three_digits(scaled: float) -> str:
+def _digits(scaled: float) -> int:
     size = abs(scaled)
-    text = f"{scaled:.2f}" if size < 10 else f"{scaled:.1f}" if size < 100 else f"{scaled:.0f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
+    return 2 if size < 10 else 1 if size < 100 else 0
+
+
+def _three_digits(scaled: float) -> str:
+    digits = _digits(scaled)
+    text = number_format(scaled, digits)
+    if digits:
+        text = text.rstrip("0").rstrip(str(get_format("DECIMAL_SEPARATOR")))
     return text
 
 
@@ -62,16 +71,16 @@ def count_label(value: float | None) -> str:
         return "—"
     value = float(value)
     if abs(value) < EXACT_BELOW:
-        return f"{value:,.0f}"
+        return number_format(round(value), 0, force_grouping=True)
     # Pick the largest unit that keeps the rounded mantissa at or above 1; a mantissa
     # that rounds up to 1000 ("1000 k") moves to the next unit ("1 M").
     for index, (limit, suffix) in enumerate(_SCALES):
         if abs(value) >= limit or index == len(_SCALES) - 1:
-            text = _three_digits(value / limit)
-            if abs(float(text)) >= 1000 and index > 0:
+            scaled = value / limit
+            if abs(round(scaled, _digits(scaled))) >= 1000 and index > 0:
                 bigger, bigger_suffix = _SCALES[index - 1]
                 return _three_digits(value / bigger) + bigger_suffix
-            return text + suffix
+            return _three_digits(scaled) + suffix
     raise AssertionError("unreachable")  # pragma: no cover - the last unit always returns
 
 
@@ -79,7 +88,7 @@ def number_label(value: float | None) -> str:
     """An exact integer with thousands separators (sequence positions and limits)."""
     if value is None:
         return "—"
-    return f"{int(value):,}"
+    return number_format(int(value), 0, force_grouping=True)
 
 
 def percent_label(ratio: float | None, digits: int = 1) -> str:
@@ -87,13 +96,13 @@ def percent_label(ratio: float | None, digits: int = 1) -> str:
     "> 99.9 %", not "100.0 %", and a tiny positive share is "< 0.1 %", not "0.0 %"."""
     if ratio is None:
         return "—"
-    text = f"{ratio * 100:.{digits}f}"
+    shown = round(ratio * 100, digits)
     step = 10.0**-digits
-    if 0 < ratio < 1 and float(text) >= 100:
-        return f"> {100 - step:.{digits}f} %"
-    if ratio > 0 and float(text) == 0:
-        return f"< {step:.{digits}f} %"
-    return f"{text} %"
+    if 0 < ratio < 1 and shown >= 100:
+        return f"> {number_format(100 - step, digits)} %"
+    if ratio > 0 and shown == 0:
+        return f"< {number_format(step, digits)} %"
+    return f"{number_format(ratio * 100, digits)} %"
 
 
 def values_left_label(left: int | None) -> str:
@@ -101,5 +110,5 @@ def values_left_label(left: int | None) -> str:
     if left is None:
         return "—"
     if left <= 0:
-        return "none left"
-    return f"{count_label(left)} left" if left != 1 else "1 left"
+        return gettext("none left")
+    return gettext("%(count)s left") % {"count": count_label(left)}

@@ -16,6 +16,7 @@ from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from diagnostics import actions, checks, explain, pages, targets
@@ -110,7 +111,9 @@ def signal_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         kind = request.POST.get("kind")
         parsed = _parse_session(request.POST.get("pid"), request.POST.get("backend_start"))
         if kind not in {"cancel", "terminate"} or parsed is None:
-            messages.error(request, "That request named no session: nothing was signalled.")
+            messages.error(
+                request, gettext("That request named no session: nothing was signalled.")
+            )
             return _back(back, alias)
         pid, backend_start = parsed
         if request.POST.get("confirm") != "yes":
@@ -124,12 +127,17 @@ def signal_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
                 if activity.pid_hidden(alias, pid=pid):
                     messages.error(
                         request,
-                        f"Session {pid} is hidden from this database role (it lacks "
-                        "pg_read_all_stats), so it cannot be identified safely: nothing to do.",
+                        gettext(
+                            "Session %(pid)s is hidden from this database role (it lacks "
+                            "pg_read_all_stats), so it cannot be identified safely: nothing to do."
+                        )
+                        % {"pid": pid},
                     )
                 else:
                     messages.warning(
-                        request, f"Session {pid} has ended (or its pid was reused): nothing to do."
+                        request,
+                        gettext("Session %(pid)s has ended (or its pid was reused): nothing to do.")
+                        % {"pid": pid},
                     )
                 return _back(back, alias)
             return TemplateResponse(
@@ -140,7 +148,12 @@ def signal_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
                     request,
                     back,
                     alias,
-                    title=f"{kind.capitalize()} session {pid}?",
+                    title=(
+                        gettext("Cancel the query of session %(pid)s?")
+                        if kind == "cancel"
+                        else gettext("Terminate session %(pid)s?")
+                    )
+                    % {"pid": pid},
                     kind=kind,
                     pid=pid,
                     backend_start=backend_start,
@@ -168,7 +181,11 @@ def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse
             if not 0 <= minutes <= MAX_IDLE_MINUTES:
                 raise ValueError
         except ValueError:
-            messages.error(request, f"Idle for: enter whole minutes from 0 to {MAX_IDLE_MINUTES}.")
+            messages.error(
+                request,
+                gettext("Idle for: enter whole minutes from 0 to %(max)s.")
+                % {"max": MAX_IDLE_MINUTES},
+            )
             return _back("activity", alias)
         include_portal = request.POST.get("include_portal") in {"1", "on", "true"}
         if request.POST.get("confirm") != "yes":
@@ -179,7 +196,11 @@ def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse
                 portal_app=settings.PORTAL_APPLICATION_NAME,
             )
             if candidates.ok and not candidates.rows:
-                messages.info(request, f"No session has been idle for over {minutes} min.")
+                messages.info(
+                    request,
+                    gettext("No session has been idle for over %(minutes)s min.")
+                    % {"minutes": minutes},
+                )
                 return _back("activity", alias)
             return TemplateResponse(
                 request,
@@ -189,7 +210,8 @@ def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse
                     request,
                     "activity",
                     alias,
-                    title=f"Terminate sessions idle for over {minutes} min?",
+                    title=gettext("Terminate sessions idle for over %(minutes)s min?")
+                    % {"minutes": minutes},
                     minutes=minutes,
                     include_portal=include_portal,
                     candidates=candidates,
@@ -202,7 +224,7 @@ def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse
             if parsed is not None:
                 chosen.append(parsed)
         if not chosen:
-            messages.error(request, "No session was selected: nothing was terminated.")
+            messages.error(request, gettext("No session was selected: nothing was terminated."))
             return _back("activity", alias)
         outcome = actions.terminate_idle(
             request=request, alias=alias, minutes=minutes, sessions=chosen
@@ -230,7 +252,7 @@ def reset_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
             return TemplateResponse(
                 request,
                 "admin/diagnostics/confirm_reset.html",
-                _context(site, request, "queries", alias, title="Reset query statistics?"),
+                _context(site, request, "queries", alias, title=gettext("Reset query statistics?")),
             )
         outcome = actions.reset_query_stats(request=request, alias=alias)
         messages.add_message(request, getattr(messages, outcome.level.upper()), outcome.message)

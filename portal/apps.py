@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin.apps import AdminConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PortalConfig(AppConfig):
@@ -8,7 +9,7 @@ class PortalConfig(AppConfig):
 
     name = "portal"
     label = "portal"
-    verbose_name = "Portal"
+    verbose_name = _("Portal")
     default = False
 
 

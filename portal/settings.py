@@ -127,11 +127,15 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language from the django_language cookie or Accept-Language (docs/configuration.md).
+    "django.middleware.locale.LocaleMiddleware",
     # The idle timeout without a session write per request (portal/admin/sessions.py).
     "portal.admin.sessions.IdleSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user's own time zone, for every time the page shows.
+    "accounts.timezones.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -220,9 +224,23 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+LANGUAGES = [("en", "English"), ("pt-br", "Português (Brasil)")]
+# Each app's locale/ folder is found on its own; portal/locale holds the admin framework's
+# strings (portal is an app too), so no LOCALE_PATHS is needed.
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# Date, time and number formats per language (portal/formats/<lang>/formats.py): every time
+# with its zone abbreviation, and numbers with the language's separators.
+FORMAT_MODULE_PATH = ["portal.formats"]
+# Off: with it, every integer a template prints is grouped, ids and pids in form values
+# and attributes too ("8,670"). Figures people read are grouped explicitly
+# (number_format(..., force_grouping=True)); decimals follow the language either way.
+USE_THOUSAND_SEPARATOR = False
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = PRODUCTION
+LANGUAGE_COOKIE_HTTPONLY = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")

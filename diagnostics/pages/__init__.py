@@ -9,10 +9,11 @@ they resolve the database alias and the permissions, then call :func:`build`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
 
 from diagnostics import targets
 from diagnostics.pages import (
@@ -32,23 +33,28 @@ from diagnostics.pages.common import Page, base
 
 __all__ = ["BUILDERS", "PAGES", "TITLES", "Page", "base", "build", "page_url", "selector"]
 
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
+
 Builder = Callable[[Page, Mapping[str, str]], None]
 
 # The page slugs are a URL contract: /admin/diagnostics/<slug>/.
-REGISTRY: tuple[tuple[str, str, Builder], ...] = (
-    ("overview", "Overview", overview.build),
-    ("activity", "Activity", activity.build),
-    ("connections", "Connections", connections.build),
-    ("blocking", "Blocking", blocking.build),
-    ("queries", "Queries", queries.build),
-    ("space", "Space", space.build),
-    ("indexes", "Indexes", indexes.build),
-    ("maintenance", "Maintenance", maintenance.build),
-    ("settings", "Settings", settings.build),
-    ("privileges", "Privileges", privileges.build),
-    ("replication", "Replication", replication.build),
+REGISTRY: tuple[tuple[str, str | _StrPromise, Builder], ...] = (
+    ("overview", _("Overview"), overview.build),
+    ("activity", _("Activity"), activity.build),
+    ("connections", _("Connections"), connections.build),
+    ("blocking", _("Blocking"), blocking.build),
+    ("queries", _("Queries"), queries.build),
+    ("space", _("Space"), space.build),
+    ("indexes", _("Indexes"), indexes.build),
+    ("maintenance", _("Maintenance"), maintenance.build),
+    ("settings", _("Settings"), settings.build),
+    ("privileges", _("Privileges"), privileges.build),
+    ("replication", _("Replication"), replication.build),
 )
-PAGES: tuple[tuple[str, str], ...] = tuple((slug, title) for slug, title, _ in REGISTRY)
+PAGES: tuple[tuple[str, str | _StrPromise], ...] = tuple(
+    (slug, title) for slug, title, _ in REGISTRY
+)
 TITLES = dict(PAGES)
 BUILDERS: dict[str, Builder] = {slug: builder for slug, _, builder in REGISTRY}
 

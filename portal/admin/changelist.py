@@ -26,7 +26,9 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import SimpleTemplateResponse, TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.functional import cached_property
+from django.utils.translation import gettext
 
 from portal.admin.estimates import RowCount, count_rows, humanize
 from portal.admin.forms import JSONTextarea, PrettyJSONFormField
@@ -234,12 +236,13 @@ class LargeTableAdminMixin(_ModelAdminBase):
         if len(term) > self.max_search_length:
             messages.warning(
                 request,
-                f"Search terms are limited to {self.max_search_length} characters; "
-                f"yours had {len(term):,}.",
+                gettext("Search terms are limited to %(limit)s characters; yours had %(length)s.")
+                % {"limit": self.max_search_length, "length": number_format(len(term))},
             )
         if ERROR_FLAG in request.GET:
             messages.warning(
-                request, "Some filter or sort values in the address were not valid and were reset."
+                request,
+                gettext("Some filter or sort values in the address were not valid and were reset."),
             )
         extra_context = {**(extra_context or {}), **self._list_context(request)}
         using = self._db(request)
@@ -259,7 +262,9 @@ class LargeTableAdminMixin(_ModelAdminBase):
                 raise
             if ERROR_FLAG in request.GET:
                 return SimpleTemplateResponse(
-                    "admin/invalid_setup.html", {"title": "Invalid list parameters"}, status=400
+                    "admin/invalid_setup.html",
+                    {"title": gettext("Invalid list parameters")},
+                    status=400,
                 )
             return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
         return response
@@ -330,7 +335,7 @@ class LargeTableAdminMixin(_ModelAdminBase):
         # an address is a "not found", and says which id.
         context = {
             **self.admin_site.each_context(request),
-            "title": f"No such {opts.verbose_name}",
+            "title": gettext("No such %(name)s") % {"name": opts.verbose_name},
             "opts": opts,
             "object_id": unquote(object_id),
             "changelist_url": reverse(

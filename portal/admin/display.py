@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlparse
+from django.utils.formats import number_format
 from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 StrOrPromise = str | Promise
 
@@ -32,7 +34,11 @@ def _cut(text: str, limit: int) -> tuple[str, int]:
 def _cut_note(omitted: int) -> SafeString | str:
     if not omitted:
         return ""
-    return format_html('<p class="portal-cut">… {} more characters not shown.</p>', f"{omitted:,}")
+    return format_html(
+        '<p class="portal-cut">{}</p>',
+        gettext("… %(count)s more characters not shown.")
+        % {"count": number_format(omitted, force_grouping=True)},
+    )
 
 
 def pretty_json(value: Any, *, limit: int = MAX_DISPLAY_CHARS) -> SafeString:
@@ -255,10 +261,10 @@ def duration_ms(value: int | None) -> str:
 def compact(value: int) -> str:
     """12,345 / 1.2 M / 3.4 B: a big number that fits a dashboard card."""
     if value < 1_000_000:
-        return f"{value:,}"
+        return number_format(value, force_grouping=True)
     if value < 1_000_000_000:
-        return f"{value / 1_000_000:.1f} M"
-    return f"{value / 1_000_000_000:.1f} B"
+        return f"{number_format(value / 1_000_000, 1)} M"
+    return f"{number_format(value / 1_000_000_000, 1)} B"
 
 
 STATUS_TONES = {

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 from django.db import connections
 from django.db.models import Model, QuerySet
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 #: Below this planner estimate the count is exact (bounded at this many rows + 1).
 EXACT_BELOW = 10_000
@@ -128,11 +130,16 @@ def _significant(value: int, digits: int = 2) -> int:
 def humanize(count: RowCount) -> str:
     """``1,234`` when exact, ``about 10.2 million`` / ``more than 10,000`` otherwise."""
     if count.kind == "exact":
-        return f"{count.value:,}"
+        return number_format(count.value, force_grouping=True)
     if count.kind == "at_least":
-        return f"more than {count.value - 1:,}"
+        return gettext("more than %(count)s") % {
+            "count": number_format(count.value - 1, force_grouping=True)
+        }
     value = count.value
-    for size, word in ((10**9, "billion"), (10**6, "million")):
-        if value >= size:
-            return f"about {value / size:.1f} {word}"
-    return f"about {_significant(value):,}"
+    if value >= 10**9:
+        return gettext("about %(count)s billion") % {"count": number_format(value / 10**9, 1)}
+    if value >= 10**6:
+        return gettext("about %(count)s million") % {"count": number_format(value / 10**6, 1)}
+    return gettext("about %(count)s") % {
+        "count": number_format(_significant(value), force_grouping=True)
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import Any, cast
 
 from django.contrib import admin
@@ -11,6 +12,7 @@ from django.contrib.admin.utils import get_last_value_from_parameters
 from django.contrib.admin.views.main import PAGE_VAR
 from django.db import connections, models, router
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 
@@ -194,7 +196,7 @@ class BucketFilter(ChoicesFilter):
     expression the index was built from, so PostgreSQL matches the index.
     """
 
-    buckets: list[tuple[int, str]] = []
+    buckets: Sequence[tuple[int, str | Promise]] = []  # labels may be lazy translations
 
     def expression(self):  # pragma: no cover - subclasses define it
         raise NotImplementedError

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
+from django.utils.translation import gettext_lazy as _
 
 
 class PrettyJSONFormField(forms.JSONField):
@@ -22,7 +23,7 @@ class PrettyJSONFormField(forms.JSONField):
     """
 
     default_error_messages = {
-        "invalid": "Enter valid JSON (check quotes, commas and brackets).",
+        "invalid": _("Enter valid JSON (check quotes, commas and brackets)."),
         "unsupported": "%(reason)s",
     }
 

@@ -21,6 +21,7 @@ from django.contrib.admin.widgets import (
 from django.core.exceptions import ValidationError
 from django.forms import Widget
 from django.http import HttpResponseRedirect
+from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
     # Only ever mixed into the autocomplete widgets (below).
@@ -80,7 +81,7 @@ class HardenedAdminMixin(_ModelAdminBase):
             for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
                 pk.to_python(value)
         except (ValidationError, TypeError, ValueError):
-            self.message_user(request, "Invalid selection: nothing was changed.", messages.ERROR)
+            self.message_user(request, _("Invalid selection: nothing was changed."), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset)
 

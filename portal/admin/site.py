@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
@@ -27,16 +28,16 @@ from portal.limits import degrade
 
 #: (slug, heading, model labels in display order). Models not listed join the group of
 #: their app (``APP_GROUPS``), after the listed ones; other apps get a group of their own.
-MODEL_GROUPS: list[tuple[str, str, list[str]]] = [
+MODEL_GROUPS: list[tuple[str, str | _StrPromise, list[str]]] = [
     (
         "agent-sessions",
-        "Agent sessions",
+        _("Agent sessions"),
         ["core.CodexSession", "core.ExecutionHistory", "core.SandboxExecution", "core.McpCache"],
     ),
-    ("accounts", "Accounts", ["accounts.User", "accounts.Company", "accounts.OAuthAccount"]),
-    ("projects", "Projects", ["core.Project", "core.Automation"]),
-    ("analytics", "Analytics", ["analytics.UserSession", "analytics.SystemMetric"]),
-    ("audit", "Audit", ["audit.ActivityLog", "audit.SecurityEvent"]),
+    ("accounts", _("Accounts"), ["accounts.User", "accounts.Company", "accounts.OAuthAccount"]),
+    ("projects", _("Projects"), ["core.Project", "core.Automation"]),
+    ("analytics", _("Analytics"), ["analytics.UserSession", "analytics.SystemMetric"]),
+    ("audit", _("Audit"), ["audit.ActivityLog", "audit.SecurityEvent"]),
 ]
 APP_GROUPS = {
     "core": "agent-sessions",
@@ -67,16 +68,17 @@ class PortalAutocompleteJsonView(AutocompleteJsonView):
 
 class PortalAdminSite(admin.AdminSite):
     site_url = None  # the portal has no public site to "view"
-    site_header = "Agent Gateway Portal"
-    site_title = "Agent Gateway Portal"
-    index_title = "Dashboard"
+    site_header = _("Agent Gateway Portal")
+    site_title = _("Agent Gateway Portal")
+    index_title = _("Dashboard")
     index_template = "admin/portal/dashboard.html"
 
     def extra_urls(self) -> list[URLPattern]:
         """URLs of the portal's own admin pages, each wrapped in ``self.admin_view``."""
+        from accounts.preferences import preferences_urls
         from diagnostics.urls import diagnostics_urls
 
-        return diagnostics_urls(self)
+        return [*diagnostics_urls(self), *preferences_urls(self)]
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         return [*self.extra_urls(), *super().get_urls()]
@@ -112,7 +114,7 @@ class PortalAdminSite(admin.AdminSite):
 
         groups: dict[str, dict] = {}
 
-        def group(slug: str, name: str, app: dict) -> dict:
+        def group(slug: str, name: str | _StrPromise, app: dict) -> dict:
             if slug not in groups:
                 groups[slug] = {
                     "name": name,
@@ -167,8 +169,8 @@ class PortalAdminSite(admin.AdminSite):
                     "rows": [
                         {
                             "badge": status_badge(s.status),
-                            "today": f"{s.today:,}",
-                            "week": f"{s.week:,}",
+                            "today": number_format(s.today, force_grouping=True),
+                            "week": number_format(s.week, force_grouping=True),
                             "today_url": _changelist(
                                 "core.CodexSession", status=s.status, created_at__gte=since_today
                             ),
@@ -178,8 +180,8 @@ class PortalAdminSite(admin.AdminSite):
                         }
                         for s in statuses
                     ],
-                    "today": f"{sum(s.today for s in statuses):,}",
-                    "week": f"{sum(s.week for s in statuses):,}",
+                    "today": number_format(sum(s.today for s in statuses), force_grouping=True),
+                    "week": number_format(sum(s.week for s in statuses), force_grouping=True),
                     "today_url": _changelist("core.CodexSession", created_at__gte=since_today),
                     "week_url": _changelist("core.CodexSession", created_at__gte=since_week),
                 }
@@ -204,9 +206,9 @@ class PortalAdminSite(admin.AdminSite):
                 totals = selectors.execution_window(window)
                 context["executions"] = {
                     "count": compact(totals.executions),
-                    "count_full": f"{totals.executions:,}",
+                    "count_full": number_format(totals.executions, force_grouping=True),
                     "tokens": compact(totals.tokens),
-                    "tokens_full": f"{totals.tokens:,}",
+                    "tokens_full": number_format(totals.tokens, force_grouping=True),
                     "time": duration_ms(totals.time_ms),
                     "url": _changelist("core.ExecutionHistory", created_at__gte=since_day),
                     "slow_url": _changelist(
@@ -222,7 +224,9 @@ class PortalAdminSite(admin.AdminSite):
                             ),
                             "prompt": preview(e.prompt_head, 70),
                             "time": duration_ms(e.execution_time_ms),
-                            "tokens": "—" if e.tokens_used is None else f"{e.tokens_used:,}",
+                            "tokens": "—"
+                            if e.tokens_used is None
+                            else number_format(e.tokens_used, force_grouping=True),
                             "created_at": e.created_at,
                         }
                         for e in selectors.slowest_executions(window)
@@ -305,7 +309,7 @@ class PortalAdminSite(admin.AdminSite):
                 line_chart(
                     str(_("Failed or timed-out sessions per hour, last 7 days")),
                     [Series(str(_("failed")), tuple((h, float(failed.get(h, 0))) for h in hours))],
-                    lambda v: f"{int(v):,}",
+                    lambda v: number_format(int(v), force_grouping=True),
                 )
             )
         return {"charts": charts, "missing_hours": len(hours) - len(known)}

@@ -9,6 +9,7 @@ import uuid
 
 from django.db import models
 from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
 
 
 class GenRandomUUID(models.Func):
@@ -23,10 +24,10 @@ def uuid_pk(**kwargs) -> models.UUIDField:
 
 
 def created_at(**kwargs) -> models.DateTimeField:
-    kwargs.setdefault("verbose_name", "created at")
+    kwargs.setdefault("verbose_name", _("created at"))
     return models.DateTimeField(auto_now_add=True, db_default=Now(), **kwargs)
 
 
 def updated_at(**kwargs) -> models.DateTimeField:
-    kwargs.setdefault("verbose_name", "updated at")
+    kwargs.setdefault("verbose_name", _("updated at"))
     return models.DateTimeField(auto_now=True, db_default=Now(), **kwargs)

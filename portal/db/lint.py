@@ -150,6 +150,29 @@ def _is_rewrite(old: str, new: str) -> bool:
     return True
 
 
+def _schema_unchanged(op: migrations.AlterField, before: ProjectState, app: str) -> bool:
+    """An AlterField that changes only what the database never sees (verbose names,
+    help texts, choices, validators): Django's own test, so it sends no SQL and takes
+    no lock."""
+    old = before.models[(app, op.model_name_lower)].fields.get(op.name)
+    if old is None:
+        return False
+    old, new = old.clone(), op.field.clone()
+    old.set_attributes_from_name(op.name)
+    new.set_attributes_from_name(op.name)
+    _, old_path, old_args, old_kwargs = old.deconstruct()
+    _, new_path, new_args, new_kwargs = new.deconstruct()
+    for attr in old.non_db_attrs:
+        old_kwargs.pop(attr, None)
+    for attr in new.non_db_attrs:
+        new_kwargs.pop(attr, None)
+    return old.column == new.column and (old_path, old_args, old_kwargs) == (
+        new_path,
+        new_args,
+        new_kwargs,
+    )
+
+
 def django_violations(
     migration: Migration, before: ProjectState, connection: BaseDatabaseWrapper
 ) -> list[tuple[str, str]]:
@@ -180,7 +203,7 @@ def django_violations(
             | migrations.RunPython
             | migrations.AlterModelOptions
             | migrations.AlterModelManagers,
-        )
+        ) and not (isinstance(op, migrations.AlterField) and _schema_unchanged(op, before, app))
         if isinstance(op, migrations.AddIndex | migrations.RemoveIndex) and not isinstance(
             op, AddIndexConcurrently | RemoveIndexConcurrently
         ):
@@ -207,9 +230,12 @@ def django_violations(
                 found.append(("gateway-default", f"{op.name} on {where}"))
         if isinstance(op, migrations.AlterField):
             old = before.models[(app, model_name.lower())].fields.get(op.name)
-            if old is not None:
-                if old.null and not op.field.null:
-                    found.append(("not-null-in-one-step", f"{op.name} on {where}"))
+            if old is not None and old.null and not op.field.null:
+                found.append(("not-null-in-one-step", f"{op.name} on {where}"))
+            # A relation's column type is its target's key type, which the migration
+            # state cannot resolve unrendered; a change of it is the target's own
+            # AlterField, checked there.
+            if old is not None and not (old.is_relation or op.field.is_relation):
                 old_type = old.db_type(connection)
                 new_type = op.field.db_type(connection)
                 if old_type and new_type and _is_rewrite(old_type, new_type):

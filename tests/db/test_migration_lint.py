@@ -108,6 +108,30 @@ def test_one_existing_tables_lock_per_transaction():
     assert rules_of(two, atomic=False) == set()
 
 
+def _relabelled(model: str, field: str, **changes) -> migrations.AlterField:
+    """An AlterField of the field as the live state has it, with ``changes`` applied."""
+    name, path, args, kwargs = core_state().models[("core", model)].fields[field].deconstruct()
+    field_class = type(core_state().models[("core", model)].fields[field])
+    return migrations.AlterField(model, field, field_class(*args, **{**kwargs, **changes}))
+
+
+def test_alterfields_the_database_never_sees_take_no_lock():
+    """New verbose names (a translation pass) on many tables, relations included: Django
+    sends no SQL for them, so they are not "two tables' locks in one transaction"."""
+    labels = [
+        _relabelled("executionhistory", "response", verbose_name="resposta"),
+        _relabelled("executionhistory", "session", verbose_name="sessão"),
+        _relabelled("codexsession", "model", help_text="o modelo", verbose_name="modelo"),
+        _relabelled("project", "company", verbose_name="empresa"),
+    ]
+    assert rules_of(labels) == set()
+    # Those that reach the database still count, with the relabelled ones around them.
+    longer_model = _relabelled("codexsession", "model", max_length=200)
+    assert rules_of([*labels, longer_model]) == set()
+    longer_name = _relabelled("project", "name", max_length=300)
+    assert rules_of([*labels, longer_model, longer_name]) == {"one-table-lock-per-transaction"}
+
+
 def test_removing_or_renaming_what_the_gateway_uses_needs_expand_contract():
     assert rules_of([migrations.RemoveField("codexsession", "model")]) == {
         "gateway-expand-contract"

@@ -110,8 +110,9 @@ def test_one_existing_tables_lock_per_transaction():
 
 def _relabelled(model: str, field: str, **changes) -> migrations.AlterField:
     """An AlterField of the field as the live state has it, with ``changes`` applied."""
-    name, path, args, kwargs = core_state().models[("core", model)].fields[field].deconstruct()
-    field_class = type(core_state().models[("core", model)].fields[field])
+    live = core_state().models[("core", model)].fields[field]
+    _, _, args, kwargs = live.deconstruct()
+    field_class = type(live)
     return migrations.AlterField(model, field, field_class(*args, **{**kwargs, **changes}))
 
 

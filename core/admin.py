@@ -870,7 +870,7 @@ class McpCacheAdmin(PortalModelAdmin):
                     "Purged %(count)s expired tool cache entries.",
                     removed,
                 )
-                % {"count": number_format(removed)},
+                % {"count": number_format(removed, force_grouping=True)},
                 messages.SUCCESS,
             )
             return HttpResponseRedirect(changelist)

@@ -7,15 +7,21 @@ from django.utils.formats import get_format, number_format
 from django.utils.translation import gettext
 
 
+def _fixed(value: float, digits: int) -> str:
+    """``value`` rounded to ``digits`` decimals in the active language's separators.
+    (Django's number_format cuts the decimals it does not show; it does not round.)"""
+    return number_format(round(value, digits), digits)
+
+
 def bytes_label(value: float | None) -> str:
     if value is None:
         return "—"
     size = float(value)
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(size) < 1024 or unit == "TB":
-            return f"{number_format(size, 0 if unit == 'B' else 1)} {unit}"
+            return f"{_fixed(size, 0 if unit == 'B' else 1)} {unit}"
         size /= 1024
-    return f"{number_format(size, 1)} TB"  # pragma: no cover - loop always returns
+    return f"{_fixed(size, 1)} TB"  # pragma: no cover - loop always returns
 
 
 def duration_label(seconds: float | None) -> str:
@@ -23,9 +29,9 @@ def duration_label(seconds: float | None) -> str:
         return "—"
     seconds = max(float(seconds), 0.0)
     if seconds < 1:
-        return f"{number_format(seconds * 1000, 0)} ms"
+        return f"{_fixed(seconds * 1000, 0)} ms"
     if seconds < 60:
-        return f"{number_format(seconds, 1)} s"
+        return f"{_fixed(seconds, 1)} s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {secs} s"
@@ -40,9 +46,9 @@ def ms_label(value: float | None) -> str:
     if value is None:
         return "—"
     if value < 1:
-        return f"{number_format(value, 2)} ms"
+        return f"{_fixed(value, 2)} ms"
     if value < 1000:
-        return f"{number_format(value, 0 if value >= 10 else 1)} ms"
+        return f"{_fixed(value, 0 if value >= 10 else 1)} ms"
     return duration_label(value / 1000)
 
 
@@ -59,7 +65,7 @@ def _digits(scaled: float) -> int:
 
 def _three_digits(scaled: float) -> str:
     digits = _digits(scaled)
-    text = number_format(scaled, digits)
+    text = _fixed(scaled, digits)
     if digits:
         text = text.rstrip("0").rstrip(str(get_format("DECIMAL_SEPARATOR")))
     return text
@@ -99,10 +105,10 @@ def percent_label(ratio: float | None, digits: int = 1) -> str:
     shown = round(ratio * 100, digits)
     step = 10.0**-digits
     if 0 < ratio < 1 and shown >= 100:
-        return f"> {number_format(100 - step, digits)} %"
+        return f"> {_fixed(100 - step, digits)} %"
     if ratio > 0 and shown == 0:
-        return f"< {number_format(step, digits)} %"
-    return f"{number_format(ratio * 100, digits)} %"
+        return f"< {_fixed(step, digits)} %"
+    return f"{_fixed(ratio * 100, digits)} %"
 
 
 def values_left_label(left: int | None) -> str:

@@ -237,7 +237,10 @@ class LargeTableAdminMixin(_ModelAdminBase):
             messages.warning(
                 request,
                 gettext("Search terms are limited to %(limit)s characters; yours had %(length)s.")
-                % {"limit": self.max_search_length, "length": number_format(len(term))},
+                % {
+                    "limit": self.max_search_length,
+                    "length": number_format(len(term), force_grouping=True),
+                },
             )
         if ERROR_FLAG in request.GET:
             messages.warning(

@@ -263,8 +263,8 @@ def compact(value: int) -> str:
     if value < 1_000_000:
         return number_format(value, force_grouping=True)
     if value < 1_000_000_000:
-        return f"{number_format(value / 1_000_000, 1)} M"
-    return f"{number_format(value / 1_000_000_000, 1)} B"
+        return f"{number_format(round(value / 1_000_000, 1), 1)} M"
+    return f"{number_format(round(value / 1_000_000_000, 1), 1)} B"
 
 
 STATUS_TONES = {

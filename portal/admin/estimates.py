@@ -137,9 +137,13 @@ def humanize(count: RowCount) -> str:
         }
     value = count.value
     if value >= 10**9:
-        return gettext("about %(count)s billion") % {"count": number_format(value / 10**9, 1)}
+        return gettext("about %(count)s billion") % {
+            "count": number_format(round(value / 10**9, 1), 1)
+        }
     if value >= 10**6:
-        return gettext("about %(count)s million") % {"count": number_format(value / 10**6, 1)}
+        return gettext("about %(count)s million") % {
+            "count": number_format(round(value / 10**6, 1), 1)
+        }
     return gettext("about %(count)s") % {
         "count": number_format(_significant(value), force_grouping=True)
     }

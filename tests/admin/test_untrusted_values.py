@@ -49,6 +49,9 @@ def administrator():
         ("/admin/audit/activitylog/", "resource_id=a%00b", "contains a NUL character"),
         ("/admin/accounts/company/", "max_users=99999999999999999999", "out of range"),
         ("/admin/accounts/company/", "is_active__isnull=maybe", "is not true or false"),
+        ("/admin/audit/securityevent/", "prev_hash=", "is binary data"),
+        ("/admin/audit/activitylog/", "row_hash__contains=ab", "is binary data"),
+        ("/admin/audit/activitylog/", "row_hash__in=ab,cd", "is binary data"),
     ],
 )
 def test_a_bad_filter_value_gives_the_list_and_says_why(viewer, path, query, reason):

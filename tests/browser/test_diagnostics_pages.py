@@ -135,9 +135,9 @@ def test_cancel_a_long_query_from_the_activity_page(admin_page, live_server, scr
         screenshot("activity")
         row.get_by_role("button", name="Cancel…").click()
         page.wait_for_url(f"{live_server.url}/admin/diagnostics/activity/signal/")
-        assert f"Cancel session {sleeper.pid}?" in page.locator("h1").inner_text()
+        assert f"Cancel the query of session {sleeper.pid}?" in page.locator("h1").inner_text()
         screenshot("confirm")
-        page.get_by_role("button", name=f"Yes, cancel session {sleeper.pid}").click()
+        page.get_by_role("button", name=f"Yes, cancel the query of session {sleeper.pid}").click()
         page.wait_for_url(f"{live_server.url}/admin/diagnostics/activity/?db=default")
         assert (
             f"Cancelled the query of session {sleeper.pid}"

@@ -100,7 +100,7 @@ def test_a_long_pg_sleep_shows_on_activity_and_a_confirmed_cancel_stops_it(
         confirm = diag_client.post(signal_url, form)
         assert confirm.status_code == 200
         confirm_text = html.unescape(confirm.content.decode())
-        assert f"Yes, cancel session {sleeper.pid}" in confirm_text
+        assert f"Yes, cancel the query of session {sleeper.pid}" in confirm_text
         assert not sleeper.error
         assert not ActivityLog.objects.filter(resource_id=str(sleeper.pid)).exists()
 

@@ -64,3 +64,32 @@ def test_values_left_and_exact_numbers():
     assert formatting.values_left_label(0) == "none left"
     assert formatting.number_label(2_147_483_647) == "2,147,483,647"
     assert formatting.percent_label(1 - 647 / 2**31) == "> 99.9 %"
+
+
+def read_back_ptbr(label: str) -> float:
+    """A pt-BR label: '.' groups thousands, ',' is the decimal separator."""
+    return read_back(label.replace(".", "").replace(",", "."))
+
+
+@given(
+    st.integers(min_value=-(10**16), max_value=10**16),
+    st.floats(min_value=0, max_value=1, allow_nan=False),
+)
+@example(999_500, 0.99)
+@example(1_234_567, 0.5)
+@example(5_432, 0.12345)
+def test_in_portuguese_the_same_numbers_read_back_with_its_separators(n, ratio):
+    """Same bounds in pt-BR ('1,23 M', '5.432', '99,0 %'): the language changes the
+    separators, never the value."""
+    from django.utils import translation
+
+    with translation.override("pt-br"):
+        label = formatting.count_label(n)
+        percent = formatting.percent_label(ratio)
+    back = read_back_ptbr(label)
+    if abs(n) < formatting.EXACT_BELOW:
+        assert back == n, label
+    else:
+        assert abs(back - n) <= 0.005 * abs(n), (n, label)
+    number = float(percent.strip("<> %").replace(",", "."))
+    assert abs(number - ratio * 100) <= 0.1 + 1e-9, (ratio, percent)

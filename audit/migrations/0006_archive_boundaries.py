@@ -30,7 +30,6 @@ import uuid
 from django.db import migrations, models
 
 
-
 GENESIS = r"'\x0000000000000000000000000000000000000000000000000000000000000000'::bytea"
 TABLES = ("activity_logs", "security_events")
 
@@ -101,7 +100,7 @@ CREATE TRIGGER "archive_boundaries_no_truncate" BEFORE TRUNCATE ON "audit"."arch
     FOR EACH STATEMENT EXECUTE FUNCTION "audit"."refuse_audit_rewrite"();
 ALTER TABLE "audit"."archive_boundaries" ENABLE ALWAYS TRIGGER "archive_boundaries_no_rewrite";
 ALTER TABLE "audit"."archive_boundaries" ENABLE ALWAYS TRIGGER "archive_boundaries_no_truncate";
-"""
+"""  # noqa: S608 - only the GENESIS constant is interpolated
 
 BOUNDARY_DROP_SQL = """
 DROP TRIGGER IF EXISTS "archive_boundaries_check" ON "audit"."archive_boundaries";
@@ -163,7 +162,7 @@ def chain_function_sql(table: str, *, after_archive: bool) -> str:
         SELECT last_seq AS chain_seq, last_hash AS row_hash INTO head
             FROM "audit"."archive_boundaries" WHERE table_name = '{table}'
             ORDER BY last_seq DESC LIMIT 1;
-    END IF;"""
+    END IF;"""  # noqa: S608 - a fixed table name of TABLES
         if after_archive
         else ""
     )

@@ -35,7 +35,7 @@ from psycopg import sql
 from audit import archive, chain
 from audit.models import ActivityLog, ArchiveBoundary, SecurityEvent
 from audit.services import record_activity, record_security_event
-from tests.diagnostics.support import connect
+from tests.diagnostics.support import connect, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,7 +209,8 @@ def test_archive_then_verify_passes_across_the_boundary(media, capsys):
         assert r["prev_hash"] == prev.hex()
         assert chain.text_hash("activity_logs", prev, texts).hex() == r["row_hash"]
         prev = bytes.fromhex(r["row_hash"])
-    assert prev == bytes(b.last_hash) == bytes(ActivityLog.objects.get(chain_seq=31).prev_hash)
+    next_row = ActivityLog.objects.get(chain_seq=31)
+    assert prev == bytes(b.last_hash) == bytes(next_row.prev_hash or b"")
 
     result = verified(archives=True)
     assert result.archives == 2
@@ -552,18 +553,29 @@ def test_concurrent_inserts_during_an_archive_run_leave_a_chain_that_verifies(me
         except BaseException as exc:
             errors.append(exc)
 
+    real_export = archive.export
+    during: list[int] = []
+
+    def export_while_writing(plan, **kwargs):
+        # the writer goes on between the export and the deleting transaction
+        start = written[0]
+        done = real_export(plan, **kwargs)
+        wait_for(lambda: written[0] >= start + 20, what="inserts during the archive run")
+        during.append(written[0] - start)
+        return done
+
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        report = archive.run(
-            ["activity_logs"], old_days(300), storage=FileSystemStorage(location=media)
-        )
+        storage = FileSystemStorage(location=media)
+        with mock.patch.object(archive, "export", export_while_writing):
+            report = archive.run(["activity_logs"], old_days(300), storage=storage)
     finally:
         stop.set()
         thread.join(timeout=60)
     assert not errors, errors
     assert [a.plan.rows for a in report.archived] == [3000]
-    assert written[0] > 0
+    assert during and during[0] >= 20
     assert ActivityLog.objects.filter(resource_type="tests.writer").count() == written[0]
     assert not ActivityLog.objects.filter(resource_type="tests.history").exists()
     verified(archives=True)
@@ -625,6 +637,30 @@ def test_bad_input_is_one_line_and_deletes_nothing(media, args, message):
         call_command("archive_audit", *args)
     assert "\n" not in str(caught.value)
     assert state(media) == before
+
+
+def test_max_rows_archives_the_oldest_part_of_the_prefix(media):
+    history(30, old_days(400))
+    call_command("archive_audit", "--before", date_of(old_days(300)), "--max-rows", "12")
+    assert ArchiveBoundary.objects.get().last_seq == 12
+    call_command("archive_audit", "--before", date_of(old_days(300)), "--max-rows", "12")
+    call_command("archive_audit", "--before", date_of(old_days(300)), "--max-rows", "12")
+    ranges = list(
+        ArchiveBoundary.objects.order_by("first_seq").values_list("first_seq", "last_seq")
+    )
+    assert ranges == [(1, 12), (13, 24), (25, 30)]
+    verified(archives=True)
+
+
+def test_a_second_run_at_the_same_time_is_refused(media):
+    history(5, old_days(400))
+    with connect() as other:
+        other.execute(
+            "SELECT pg_advisory_lock(('x' || left(md5('audit archive'), 16))::bit(64)::bigint)"
+        )
+        with pytest.raises(CommandError, match="another archive_audit run"):
+            call_command("archive_audit", "--before", date_of(old_days(300)))
+    assert ArchiveBoundary.objects.count() == 0 and seqs()[:5] == [1, 2, 3, 4, 5]
 
 
 def test_nothing_to_archive_exits_0(media, capsys):

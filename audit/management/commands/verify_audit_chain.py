@@ -21,6 +21,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audit import chain
 from audit.services import record_activity
@@ -75,10 +77,18 @@ class Command(BaseCommand):
             )
         for table, boundary in result.boundaries.items():
             self.stdout.write(
-                f"audit.{table}: starts after the archive boundary at seq {boundary.seq}"
+                _("audit.%(table)s: starts after the archive boundary at seq %(seq)s")
+                % {"table": table, "seq": boundary.seq}
             )
         if result.archives is not None:
-            self.stdout.write(f"{result.archives} archived objects verified")
+            self.stdout.write(
+                ngettext(
+                    "%(count)s archived object verified",
+                    "%(count)s archived objects verified",
+                    result.archives,
+                )
+                % {"count": result.archives}
+            )
         if result.anchor:
             self.stdout.write(f"matches anchor {result.anchor}")
         if written:

@@ -38,7 +38,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files import File
@@ -49,9 +49,8 @@ from django.utils.translation import gettext as _
 from psycopg import sql
 
 from audit import chain
-
-if TYPE_CHECKING:
-    from audit.models import ArchiveBoundary
+from audit.models import ArchiveBoundary
+from audit.services import record_activity
 
 ARCHIVE_DIR = "audit-archive"
 FORMAT = 1
@@ -299,7 +298,7 @@ def _check_next(plan: Plan, last_hash: bytes, using: str) -> None:
             [plan.last_seq + 1],
         )
         row = cursor.fetchone()
-    if row is not None and bytes(row[0]) != last_hash:
+    if row is not None and (row[0] is None or bytes(row[0]) != last_hash):
         raise ArchiveError(
             _(
                 "audit.%(table)s seq %(seq)s does not chain from seq %(last)s; nothing "
@@ -488,8 +487,6 @@ def run(
 
 
 def _commit(report: Report, using: str) -> None:
-    from audit.models import ArchiveBoundary
-
     try:
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
             for archived in report.archived:
@@ -527,8 +524,6 @@ def _commit(report: Report, using: str) -> None:
 
 
 def _record(report: Report, using: str, problem: str | None = None) -> None:
-    from audit.services import record_activity
-
     details = {
         "ok": problem is None,
         "problem": problem,
@@ -562,8 +557,6 @@ def _record(report: Report, using: str, problem: str | None = None) -> None:
 
 def check_boundaries(*, using: str = "default") -> chain.Problem | None:
     """Consecutive boundaries of a table must link: seq and hash, from seq 1 and genesis."""
-    from audit.models import ArchiveBoundary
-
     for table in chain.TABLES:
         seq, prev = 0, chain.GENESIS
         rows = (
@@ -590,8 +583,6 @@ def verify_archives(
 ) -> tuple[chain.Problem | None, int]:
     """Read every archived object of every boundary; the first bad one, and how many
     were good."""
-    from audit.models import ArchiveBoundary
-
     storage = storage or default_storage
     good = 0
     for b in ArchiveBoundary.objects.using(using).order_by("table_name", "first_seq"):
@@ -635,8 +626,6 @@ def compare_archived(
     table: str, seq: int, digest: str, *, using: str = "default", storage: Storage | None = None
 ) -> chain.Problem | None:
     """An anchored row that has been archived: compared in its archive (read and verified)."""
-    from audit.models import ArchiveBoundary
-
     b = (
         ArchiveBoundary.objects.using(using)
         .filter(table_name=table, first_seq__lte=seq, last_seq__gte=seq)

@@ -507,6 +507,70 @@ def test_a_deleted_middle_row_after_archiving_is_still_caught(media):
     assert "first row after the archive boundary (seq 20)" in problem.what
 
 
+def guards(table: str, on: bool) -> None:
+    """Every trigger of an audit table off, or back on as ``ENABLE ALWAYS``."""
+    names = execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+        [f"audit.{table}"],
+    )
+    for (name,) in names:
+        execute(
+            sql.SQL("ALTER TABLE {} {} TRIGGER {}").format(
+                sql.Identifier("audit", table),
+                sql.SQL("ENABLE ALWAYS" if on else "DISABLE"),
+                sql.Identifier(name),
+            )
+        )
+
+
+def forge_boundary(lo: int, hi: int, name: str) -> None:
+    """The owner's forgery: every guard off, rows ``lo``-``hi`` deleted, and a boundary
+    claiming they were archived, consistent with the live rows (no real object)."""
+    first, last = ActivityLog.objects.get(chain_seq=lo), ActivityLog.objects.get(chain_seq=hi)
+    values = {
+        "table_name": "activity_logs",
+        "first_seq": lo,
+        "last_seq": hi,
+        "row_count": hi - lo + 1,
+        "prev_hash": bytes(first.prev_hash or b""),
+        "last_hash": bytes(last.row_hash or b""),
+        "last_created_at": last.created_at,
+        "before": timezone.now(),
+        "object_name": name,
+        "object_sha256": "0" * 64,
+        "object_bytes": 1,
+        "archived_in": -lo,  # with its trigger off, whatever the forger writes
+    }
+    with transaction.atomic():
+        guards("activity_logs", False)
+        guards("archive_boundaries", False)
+        delete_range(lo, hi)
+        ArchiveBoundary.objects.create(**values)
+        guards("activity_logs", True)
+        guards("archive_boundaries", True)
+
+
+def test_a_forged_boundary_over_deleted_rows_is_named(media):
+    history(20, old_days(400))
+    call_command("archive_audit", "--before", date_of(old_days(300)), "--max-rows", "10")
+    forge_boundary(11, 15, "forged")
+    # the live chain and the boundaries agree with each other ...
+    verified()
+    # ... but the object the forged boundary names does not exist
+    problem = chain.verify(archives=True).problem
+    assert problem is not None and (problem.seq, problem.archive) == (11, "forged")
+    assert "cannot be read" in problem.what
+    # a boundary that skips rows (16 and 17 gone without one) breaks the boundaries' links
+    with transaction.atomic():
+        guards("activity_logs", False)
+        delete_range(16, 17)
+        guards("activity_logs", True)
+    forge_boundary(18, 19, "skip")
+    problem = chain.verify().problem
+    assert problem is not None and (problem.seq, problem.archive) == (18, "skip")
+    assert "does not continue the previous one (seq 15)" in problem.what
+
+
 def test_an_anchor_at_an_archived_row_is_checked_in_its_archive(media):
     history(10, old_days(400))
     storage = FileSystemStorage(location=media)

@@ -9,6 +9,7 @@ locked-out logins are listed here, and deleting one (unlocking) is audited.
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
@@ -19,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.admin.base import ReadOnlyModelAdmin
 from portal.admin.filters import DateRangeFilter
 
-from . import chain
+from . import archive, chain
 from .admin_mixins import _ModelAdminBase
 from .models import ActivityLog, SecurityEvent
 from .services import MASK
@@ -103,6 +104,7 @@ ACTION_LABELS = {
     "diagnostics.cancel_backend": _("Cancelled a query"),
     "diagnostics.terminate_backend": _("Terminated a database session"),
     "diagnostics.reset_query_stats": _("Reset query statistics"),
+    archive.ARCHIVE_ACTION: _("Archived audit rows"),
 }
 
 
@@ -138,12 +140,28 @@ def last_verification() -> ActivityLog | None:
     )
 
 
+def last_archive_run() -> ActivityLog | None:
+    """The latest ``archive_audit`` run, from its own entry in the activity log (the same
+    index finds it)."""
+    return (
+        ActivityLog.objects.filter(resource_type=archive.ARCHIVE, resource_id="")
+        .order_by("-created_at")
+        .first()
+    )
+
+
 class ChainStatusMixin(_ModelAdminBase):
-    """The audit lists show the result of the last chain verification above the rows
-    (``admin/audit/change_list.html``, found by the portal's list template lookup)."""
+    """The audit lists show the result of the last chain verification and of the last
+    archive run above the rows (``admin/audit/change_list.html``, found by the portal's
+    list template lookup)."""
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "chain_verification": last_verification()}
+        extra_context = {
+            **(extra_context or {}),
+            "chain_verification": last_verification(),
+            "archive_run": last_archive_run(),
+            "audit_retention_days": settings.AUDIT_RETENTION_DAYS,
+        }
         return super().changelist_view(request, extra_context)
 
 

@@ -76,24 +76,42 @@ COLUMNS: dict[str, list[tuple[str, Callable[[Any], str] | None]]] = {
     ],
 }
 TABLES = tuple(COLUMNS)
+#: table -> the names of its canonical columns (the keys of an archived row)
+COLUMN_NAMES = {
+    table: [expr.removeprefix("host(").split(")")[0].split("::")[0] for expr, _ in columns]
+    for table, columns in COLUMNS.items()
+}
 #: table -> its BEFORE INSERT trigger that sets created_at and the chain columns
 TRIGGERS = {table: f"{table}_chain" for table in TABLES}
 
 
+def texts(table: str, values: list[Any]) -> list[str | None]:
+    """A row's values (in :data:`COLUMNS` order) as the texts its hash is computed from."""
+    return [
+        None if value is None else (formatter(value) if formatter else str(value))
+        for (_expr, formatter), value in zip(COLUMNS[table], values, strict=True)
+    ]
+
+
+def canonical_text(table: str, texts: list[str | None]) -> bytes:
+    """The canonical text of a row from its values' texts, UTF-8."""
+    parts = [f"audit.{table};"]
+    for text in texts:
+        parts.append("N;" if text is None else f"S{len(text)}:{text};")
+    return "".join(parts).encode()
+
+
 def canonical(table: str, values: list[Any]) -> bytes:
     """The canonical text of a row (the values in :data:`COLUMNS` order), UTF-8."""
-    parts = [f"audit.{table};"]
-    for (_expr, formatter), value in zip(COLUMNS[table], values, strict=True):
-        if value is None:
-            parts.append("N;")
-        else:
-            text = formatter(value) if formatter else str(value)
-            parts.append(f"S{len(text)}:{text};")
-    return "".join(parts).encode()
+    return canonical_text(table, texts(table, values))
 
 
 def row_hash(table: str, prev_hash: bytes, values: list[Any]) -> bytes:
     return hashlib.sha256(prev_hash + canonical(table, values)).digest()
+
+
+def text_hash(table: str, prev_hash: bytes, texts: list[str | None]) -> bytes:
+    return hashlib.sha256(prev_hash + canonical_text(table, texts)).digest()
 
 
 @dataclass
@@ -110,10 +128,14 @@ class Problem:
     seq: int | None
     id: str | None
     what: str
+    archive: str | None = None  # the archived object it is in
 
     def __str__(self) -> str:
         seq = "no seq" if self.seq is None else f"seq {self.seq}"
-        return f"audit.{self.table} {seq} id {self.id}: {self.what}"
+        where = f" id {self.id}" if self.id is not None or self.archive is None else ""
+        if self.archive is not None:
+            where += f" in archive {self.archive}"
+        return f"audit.{self.table} {seq}{where}: {self.what}"
 
 
 @dataclass
@@ -122,6 +144,9 @@ class Result:
     rows: dict[str, int] = field(default_factory=dict)
     problem: Problem | None = None
     anchor: str | None = None  # the anchor compared with
+    #: table -> the latest archive boundary the chain starts after (seq, hash)
+    boundaries: dict[str, Head] = field(default_factory=dict)
+    archives: int | None = None  # archived objects verified (None: not asked)
 
     @property
     def ok(self) -> bool:
@@ -134,6 +159,8 @@ class Result:
             "rows": self.rows,
             "heads": {t: asdict(h) for t, h in self.heads.items()},
             "anchor": self.anchor,
+            "boundaries": {t: asdict(h) for t, h in self.boundaries.items()},
+            "archives": self.archives,
         }
 
 
@@ -150,10 +177,46 @@ def _rows(cursor, table: str, batch: int) -> Iterator[tuple]:
         yield from rows
 
 
+def latest_boundary(table: str, *, using: str = "default") -> Head | None:
+    """The latest archive boundary of a table: its last archived seq, hash and time."""
+    from audit.models import ArchiveBoundary
+
+    found = (
+        ArchiveBoundary.objects.using(using)
+        .filter(table_name=table)
+        .order_by("-last_seq")
+        .values_list("last_seq", "last_hash", "last_created_at")
+        .first()
+    )
+    if found is None:
+        return None
+    return Head(table, found[0], bytes(found[1]).hex(), _time(found[2]))
+
+
 def verify_table(table: str, *, using: str = "default", batch: int = 5000) -> Result:
-    """Walk one table's chain; the result's ``problem`` is the first broken link."""
+    """Walk one table's chain; the result's ``problem`` is the first broken link.
+
+    The walk starts after the latest archive boundary (or at seq 1 from the genesis
+    hash): the first row must follow it. An archive committed while the walk started
+    moves the boundary; the walk is then made again from the new one.
+    """
+    for _attempt in range(3):
+        boundary = latest_boundary(table, using=using)
+        result = _walk(table, boundary, using=using, batch=batch)
+        problem = result.problem
+        at_start = problem is not None and result.rows[table] == 1
+        if not at_start or latest_boundary(table, using=using) == boundary:
+            break
+    return result
+
+
+def _walk(table: str, boundary: Head | None, *, using: str, batch: int) -> Result:
     result = Result()
     seq, prev, prev_time = 0, GENESIS, None
+    if boundary is not None:
+        result.boundaries[table] = boundary
+        seq, prev = boundary.seq, bytes.fromhex(boundary.hash)
+        prev_time = datetime.datetime.fromisoformat(str(boundary.created_at))
     count = 0
     conn = connections[using]
     # A server-side cursor (inside a transaction): the table is read in batches.
@@ -167,13 +230,25 @@ def verify_table(table: str, *, using: str = "default", batch: int = 5000) -> Re
             if row_seq is None or row_digest is None or row_prev is None:
                 problem = "the row has no chain link (inserted without the chain trigger)"
             elif row_seq != seq + 1:
-                problem = (
-                    f"sequence jumps from {seq} to {row_seq}: rows removed"
-                    if row_seq > seq + 1
-                    else f"sequence repeats {row_seq}"
-                )
+                if count == 1 and boundary is not None and row_seq > seq + 1:
+                    problem = (
+                        f"the first row after the archive boundary (seq {seq}) is seq"
+                        f" {row_seq}: rows removed"
+                    )
+                elif count == 1 and boundary is not None:
+                    problem = f"seq {row_seq} is inside the archived range (up to seq {seq})"
+                else:
+                    problem = (
+                        f"sequence jumps from {seq} to {row_seq}: rows removed"
+                        if row_seq > seq + 1
+                        else f"sequence repeats {row_seq}"
+                    )
             elif row_prev != prev:
-                problem = "prev_hash is not the previous row's hash: a row was removed or altered"
+                problem = (
+                    "prev_hash is not the archive boundary's last hash"
+                    if count == 1 and boundary is not None
+                    else "prev_hash is not the previous row's hash: a row was removed or altered"
+                )
             elif row_hash(table, row_prev, values) != row_digest:
                 problem = "row_hash does not match the row's content: the row was altered"
             elif prev_time is not None and created < prev_time:
@@ -185,38 +260,65 @@ def verify_table(table: str, *, using: str = "default", batch: int = 5000) -> Re
             result.heads[table] = Head(table, seq, prev.hex(), _time(created))
     result.rows[table] = count
     if table not in result.heads:
-        result.heads[table] = Head(table, 0, GENESIS.hex())
+        result.heads[table] = boundary or Head(table, 0, GENESIS.hex())
     return result
 
 
 def verify(
-    *, using: str = "default", storage: Storage | None = None, check_anchor: bool = True
+    *,
+    using: str = "default",
+    storage: Storage | None = None,
+    check_anchor: bool = True,
+    archives: bool = False,
 ) -> Result:
-    """Verify every audit table, then compare with the latest anchor (when there is one)."""
+    """Verify every audit table from its latest archive boundary, the boundaries' own
+    links, then (``archives``) every archived object, and compare with the latest anchor
+    (when there is one)."""
+    from audit import archive
+
     result = Result()
     for table in TABLES:
         part = verify_table(table, using=using)
         result.heads.update(part.heads)
         result.rows.update(part.rows)
+        result.boundaries.update(part.boundaries)
         if part.problem:
             result.problem = part.problem
+            return result
+    result.problem = archive.check_boundaries(using=using)
+    if result.problem:
+        return result
+    if archives:
+        result.problem, result.archives = archive.verify_archives(using=using, storage=storage)
+        if result.problem:
             return result
     if check_anchor:
         name, anchor = latest_anchor(using=using, storage=storage)
         result.anchor = name
         if anchor is not None:
-            result.problem = compare_anchor(anchor, using=using)
+            result.problem = compare_anchor(anchor, using=using, storage=storage)
     return result
 
 
-def compare_anchor(anchor: dict[str, Any], *, using: str = "default") -> Problem | None:
-    """The first way the database disagrees with an anchor, or None."""
+def compare_anchor(
+    anchor: dict[str, Any], *, using: str = "default", storage: Storage | None = None
+) -> Problem | None:
+    """The first way the database (or, for an archived row, its archive) disagrees with
+    an anchor, or None."""
+    from audit import archive
+
     with connections[using].cursor() as cursor:
         for table, head in sorted(anchor.get("heads", {}).items()):
             if table not in COLUMNS:
                 continue
             seq, digest = int(head["seq"]), str(head["hash"])
             if seq == 0:
+                continue
+            boundary = latest_boundary(table, using=using)
+            if boundary is not None and seq <= boundary.seq:
+                problem = archive.compare_archived(table, seq, digest, using=using, storage=storage)
+                if problem:
+                    return problem
                 continue
             cursor.execute(
                 sql.SQL("SELECT id::text, row_hash FROM {t} WHERE chain_seq = %s").format(

@@ -7,6 +7,7 @@ audit rows, and ``actor_email`` keeps who it was at the time.
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
 from portal.db.fields import created_at, uuid_pk
@@ -127,3 +128,63 @@ class SecurityEvent(ChainedRow):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.email_attempted}".strip()
+
+
+class ArchiveBoundary(models.Model):
+    """One archive run of one audit table: the chain prefix it exported and removed.
+
+    Written only by ``manage.py archive_audit`` as the tables' owner, in the same
+    transaction as the DELETE of exactly those rows (``audit/archive.py``); the
+    database checks it (``audit/migrations/0006_archive_boundaries.py``): who inserts
+    it, that it continues the previous boundary, and that its hashes are the rows'.
+    The verifier starts each chain from the latest boundary. Append-only, like the
+    audit tables.
+    """
+
+    id = uuid_pk(verbose_name=_("ID"))
+    table_name = models.CharField(max_length=63, verbose_name=_("table"))
+    first_seq = models.BigIntegerField(verbose_name=_("first chain sequence"))
+    last_seq = models.BigIntegerField(verbose_name=_("last chain sequence"))
+    row_count = models.BigIntegerField(verbose_name=_("rows"))
+    # the hash the first archived row chains from, and the last archived row's hash
+    prev_hash = models.BinaryField(verbose_name=_("previous hash"))
+    last_hash = models.BinaryField(verbose_name=_("last hash"))
+    last_created_at = models.DateTimeField(verbose_name=_("last row created at"))
+    before = models.DateTimeField(verbose_name=_("archived rows older than"))
+    object_name = models.CharField(max_length=1024, verbose_name=_("object"))
+    object_sha256 = models.CharField(max_length=64, verbose_name=_("object SHA-256"))
+    object_bytes = models.BigIntegerField(verbose_name=_("object size"))
+    # set by the database's insert trigger, whatever the client sends
+    archived_by = models.CharField(max_length=63, default="", verbose_name=_("database role"))
+    archived_at = models.DateTimeField(db_default=Now(), verbose_name=_("archived at"))
+    # the inserting transaction (pg_current_xact_id()): the DELETE guard allows removing
+    # rows only in the transaction that recorded their boundary
+    archived_in = models.BigIntegerField(default=0, verbose_name=_("transaction id"))
+
+    class Meta:
+        db_table = 'audit"."archive_boundaries'
+        verbose_name = _("archive boundary")
+        verbose_name_plural = _("archive boundaries")
+        ordering = ["table_name", "last_seq"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["table_name", "first_seq"], name="archive_boundaries_first_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["table_name", "last_seq"], name="archive_boundaries_last_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["table_name", "archived_in"], name="archive_boundaries_xact_uniq"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(table_name__in=["activity_logs", "security_events"]),
+                name="archive_boundaries_table_check",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(first_seq__gte=1, last_seq__gte=models.F("first_seq")),
+                name="archive_boundaries_range_check",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"audit.{self.table_name} #{self.first_seq}-#{self.last_seq}"

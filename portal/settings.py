@@ -463,6 +463,15 @@ if GS_BUCKET_NAME:
         },
     }
 
+# Audit rows older than this many days may be archived (manage.py archive_audit,
+# docs/audit-and-security.md); unset: kept forever.
+_retention = env.str("AUDIT_RETENTION_DAYS", default="").strip()
+if _retention and not (_retention.isdigit() and int(_retention) >= 1):
+    raise ImproperlyConfigured(
+        f"AUDIT_RETENTION_DAYS must be a whole number of days, at least 1, not {_retention!r}"
+    )
+AUDIT_RETENTION_DAYS: int | None = int(_retention) if _retention else None
+
 # JSON lines Cloud Logging understands (severity, trace id per request); text locally.
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
 if LOG_FORMAT == "json":

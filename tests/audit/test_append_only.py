@@ -9,7 +9,7 @@ from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
 from audit import chain
-from audit.append_only import TRIGGERS
+from audit.append_only import ARCHIVE_TRIGGERS, TRIGGERS
 from audit.models import ActivityLog, SecurityEvent
 from audit.services import record_activity, record_security_event
 
@@ -107,7 +107,7 @@ def test_the_triggers_exist_and_always_fire(db):
         found = {(table, name): enabled for table, name, enabled in cursor.fetchall()}
     expected = {
         (table.split('"."')[1], name): "A" for table, names in TRIGGERS.items() for name in names
-    } | {(table, name): "A" for table, name in chain.TRIGGERS.items()}
+    } | {(table, name): "A" for table, name in [*chain.TRIGGERS.items(), *ARCHIVE_TRIGGERS.items()]}
     assert found == expected
 
 

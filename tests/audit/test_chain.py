@@ -241,7 +241,9 @@ def test_owner_disable_trigger_all_then_delete_is_named(as_owner):
 def test_owner_drop_trigger_then_delete_is_named(as_owner):
     rows = entries(4)
     with as_owner:
+        # both guards of DELETE: the append-only trigger and the archive's check
         execute('DROP TRIGGER "activity_logs_no_rewrite" ON {t}', t=ACTIVITY)
+        execute('DROP TRIGGER "activity_logs_archive_only" ON {t}', t=ACTIVITY)
         execute("DELETE FROM {t} WHERE id = %s", [rows[2].pk], t=ACTIVITY)
     problem = broken()
     assert (problem.seq, problem.id) == (seq_of(rows[3]), str(rows[3].pk))

@@ -44,6 +44,7 @@ SETTINGS_VARIABLES = {
     "STATIC_ROOT",
     "LOG_FORMAT",
     "READYZ_TIMEOUT",
+    "AUDIT_RETENTION_DAYS",
 }
 
 PRODUCTION_PAYLOAD = b"""\
@@ -476,3 +477,24 @@ def test_production_needs_at_least_cloud_runs_proxy(load_settings):
         ALLOWED_HOSTS="x.example.com", TRUSTED_PROXY_COUNT="2", **MINIMAL_PRODUCTION
     )
     assert behind_balancer["TRUSTED_PROXY_COUNT"] == 2
+
+
+@pytest.mark.parametrize("days", ["0", "-5", "a year", "1.5"])
+def test_an_impossible_audit_retention_is_refused_at_start(load_settings, days):
+    with pytest.raises(ImproperlyConfigured, match="AUDIT_RETENTION_DAYS"):
+        load_settings(
+            ALLOWED_HOSTS="x.example.com", AUDIT_RETENTION_DAYS=days, **MINIMAL_PRODUCTION
+        )
+
+
+def test_the_audit_retention_is_kept_forever_unless_set(load_settings):
+    assert (
+        load_settings(ALLOWED_HOSTS="x.example.com", **MINIMAL_PRODUCTION)["AUDIT_RETENTION_DAYS"]
+        is None
+    )
+    assert (
+        load_settings(
+            ALLOWED_HOSTS="x.example.com", AUDIT_RETENTION_DAYS="400", **MINIMAL_PRODUCTION
+        )["AUDIT_RETENTION_DAYS"]
+        == 400
+    )

@@ -2,6 +2,12 @@
 
     manage.py verify_audit_chain            # verify; exit 1 naming the first broken link
     manage.py verify_audit_chain --anchor   # verify, then write the heads to storage
+    manage.py verify_audit_chain --archives # also read and verify every archived object
+
+Each chain starts after its latest archive boundary (``archive_audit``): the first row
+left must follow it, and consecutive boundaries must link. ``--archives`` reads every
+archived object of the boundaries (SHA-256, every hash, the ends) and names the first
+bad one.
 
 Every run appends one activity entry (action ``verify_audit_chain``, resource type
 ``audit.chain``) with the result; the Audit pages of the admin show the latest.
@@ -15,6 +21,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audit import chain
 from audit.services import record_activity
@@ -37,11 +45,18 @@ class Command(BaseCommand):
             action="store_true",
             help="do not compare with the latest anchor (chains only)",
         )
+        parser.add_argument(
+            "--archives",
+            action="store_true",
+            help="also read every archived object from storage and verify it",
+        )
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         using = options["database"]
-        result = chain.verify(using=using, check_anchor=not options["no_anchor_check"])
+        result = chain.verify(
+            using=using, check_anchor=not options["no_anchor_check"], archives=options["archives"]
+        )
         written = None
         if result.ok and options["anchor"]:
             written = chain.write_anchor(result, using=using)
@@ -59,6 +74,20 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"audit.{table}: {result.rows.get(table, 0)} rows, head seq {head.seq}"
                 f" {head.hash[:16]}…"
+            )
+        for table, boundary in result.boundaries.items():
+            self.stdout.write(
+                _("audit.%(table)s: starts after the archive boundary at seq %(seq)s")
+                % {"table": table, "seq": boundary.seq}
+            )
+        if result.archives is not None:
+            self.stdout.write(
+                ngettext(
+                    "%(count)s archived object verified",
+                    "%(count)s archived objects verified",
+                    result.archives,
+                )
+                % {"count": result.archives}
             )
         if result.anchor:
             self.stdout.write(f"matches anchor {result.anchor}")

@@ -299,8 +299,8 @@ class _Walk:
             for names in op.option_value or ():
                 self.together[(app, op.name_lower, frozenset(names))] = at
         elif isinstance(op, ops.AddIndex | ops.AddConstraint):
-            obj = getattr(op, "index", None) or getattr(op, "constraint", None)
-            self.named[(app, obj.name)] = at
+            added: Any = op.index if isinstance(op, ops.AddIndex) else op.constraint
+            self.named[(app, added.name)] = at
         elif isinstance(op, ops.RenameIndex):
             self.named[(app, op.new_name)] = at
         op.state_forwards(app, state)
@@ -385,10 +385,13 @@ def declare(connection: BaseDatabaseWrapper) -> Declaration:
         own = (schema or "public", table)
         # Per table of this model (its own and its auto-created many-to-many tables):
         # the field each column belongs to, and the point that made the table.
-        columns_of = {own: {f.column: f.name for f in meta.local_fields if f.column}}
+        columns_of: dict[tuple[str, str], dict[str, str]] = {
+            own: {f.column: f.name for f in meta.local_fields if f.column}
+        }
         table_origin_of = {own: walk.tables.get((app, model_name))}
         for m2m in meta.local_many_to_many:
-            through = m2m.remote_field.through._meta
+            through_model: Any = m2m.remote_field.through
+            through = through_model._meta
             if not through.auto_created:
                 continue  # an explicit through model is a model of its own
             t_schema, t_table = split_table(through.db_table)
@@ -419,9 +422,9 @@ def declare(connection: BaseDatabaseWrapper) -> Declaration:
             )
     for key, (obj, (_position, app, name)) in walk.run_sql.items():
         if key not in declaration.objects:
-            model = models_by_table.get((obj.schema, obj.table), "")
+            label = models_by_table.get((obj.schema, obj.table), "")
             declaration.objects[key] = Declared(
-                obj.kind, obj.schema, obj.table, obj.name, app, name, model, True
+                obj.kind, obj.schema, obj.table, obj.name, app, name, label, True
             )
     declaration.schemas = app_schemas(state)
     return declaration

@@ -159,7 +159,7 @@ def test_not_valid_takes_share_row_exclusive_on_both_tables_validate_lets_reader
     with connect() as session:
         session.execute(add)  # inside the session's open transaction: its locks stay
         # SHARE ROW EXCLUSIVE on both (plus the ACCESS SHARE of opening them), not the
-        # ACCESS EXCLUSIVE of Django's inline constraint; and no scan of the rows.
+        # ACCESS EXCLUSIVE that Django's inline constraint holds while it checks rows.
         held = locks_of(session.info.backend_pid)
         assert held == {
             "alpha": {"ShareRowExclusiveLock", "AccessShareLock"},

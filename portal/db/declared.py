@@ -157,7 +157,8 @@ def objects_in_sql(sql: str) -> tuple[list[Created], set[tuple[str, str, str]]]:
         stmt: Any = raw.stmt
         node = type(stmt).__name__
         if node == "CreateStmt":
-            created.extend(_create_table(stmt))
+            if stmt.relation.relpersistence != "t":  # a temporary table outlives nothing
+                created.extend(_create_table(stmt))
         elif node == "IndexStmt" and stmt.idxname:
             columns = tuple(p.name for p in stmt.indexParams or () if p.name)
             created.append(
@@ -307,11 +308,17 @@ class _Walk:
 
     def sql(self, op: Any, at: Origin) -> None:
         for sql in run_sql_of(op):
-            created, dropped = objects_in_sql(sql)
-            for key in dropped:
-                self.run_sql.pop(key, None)
-            for obj in created:
-                self.run_sql[(obj.kind, obj.schema, obj.name)] = (obj, at)
+            try:
+                statements = pglast.split(sql)
+            except pglast.parser.ParseError:
+                continue
+            # In order: a statement may drop what an earlier one created.
+            for statement in statements:
+                created, dropped = objects_in_sql(statement)
+                for key in dropped:
+                    self.run_sql.pop(key, None)
+                for obj in created:
+                    self.run_sql[(obj.kind, obj.schema, obj.name)] = (obj, at)
 
 
 def _plan(loader: MigrationLoader) -> list[tuple[str, str]]:

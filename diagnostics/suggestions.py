@@ -26,6 +26,7 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SortByDir
 
 from diagnostics.runner import Query, Result, run
+from portal.db import declared
 
 MIN_ROWS = 10_000
 CONCURRENTLY_FROM_ROWS = 100_000
@@ -264,10 +265,8 @@ def _migration(model: Any, columns: tuple[str, ...], name: str, concurrently: bo
     by_column = {f.column: f.name for f in model._meta.concrete_fields}
     if not all(c in by_column for c in columns):
         return None
-    from diagnostics import ownership
-
     fields = ", ".join(repr(by_column[c]) for c in columns)
-    latest = ownership.latest_migration(model._meta.app_label)
+    latest = declared.latest_migration(model._meta.app_label)
     operation = "AddIndexConcurrently" if concurrently else "migrations.AddIndex"
     lines = [
         "from django.db import migrations, models",

@@ -1,25 +1,16 @@
-"""What the migrations declare, and where the live database differs from it.
+"""Where the live database differs from what the migrations declare.
 
-Two entry points:
-
-``declared_objects(connection)``
-    Every table, view, index, constraint and trigger the migrations create in the app
-    schemas, each with the app label and migration that declares it. Read-only: it
-    reads the migration files and generates (never runs) their DDL, so any role can call
-    it, the diagnostics pages' monitoring role included. Auto-named objects carry the
-    name Django generates or, for unnamed inline constraints, the name PostgreSQL gives
-    them (``<table>_pkey``, ``<table>_<column>_key``, ``<table>_<column>_check``).
-
-``compare(connection)``
-    The differences between the live catalog of the app schemas and the declared state:
-    unapplied migrations, tables, columns (type, null, default), indexes (their whole
-    ``pg_get_indexdef``), constraints (``pg_get_constraintdef``), views and triggers, and
-    objects nobody declared ("hand-made"). To get PostgreSQL's own spelling of the
-    declared types, defaults and definitions (instead of guessing how the server will
-    print them), it creates the declared tables, empty, in scratch schemas inside a
-    transaction that is always rolled back, and reads both with the same catalog query.
-    That needs CREATE on the database (the migrator has it); it takes no lock on any
-    existing table.
+``compare(connection)`` returns the differences between the live catalog of the app
+schemas and the declared state: unapplied migrations, tables, columns (type, null,
+default), indexes (their whole ``pg_get_indexdef``), constraints
+(``pg_get_constraintdef``), views and triggers, and objects nobody declared
+("hand-made"). Which objects are declared, and by which migration, comes from
+``portal/db/declared.py`` (the one implementation, shared with the diagnostics Indexes
+page). To get PostgreSQL's own spelling of the declared types, defaults and definitions
+(instead of guessing how the server will print them), it creates the declared tables,
+empty, in scratch schemas inside a transaction that is always rolled back, and reads
+both with the same catalog query. That needs CREATE on the database (the migrator has
+it); it takes no lock on any existing table.
 
 The app schemas are those named by a model's ``db_table`` (``'core"."projects'``);
 ``public`` (Django's own tables) is not compared.
@@ -27,45 +18,20 @@ The app schemas are those named by a model's ``db_table`` (``'core"."projects'``
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
-import pglast
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
-from django.db.migrations.operations import RunSQL
-from django.db.migrations.operations.special import SeparateDatabaseAndState
 from django.db.migrations.state import ProjectState
-from pglast.enums import AlterTableType, ConstrType, ObjectType
 
+from .declared import declaration
 from .names import join_table, split_table
 
-NAMEDATALEN = 64
 PROBE_PREFIX = "zz_drift_probe_"
-
-KINDS = ("table", "view", "index", "constraint", "trigger")
-
-
-@dataclass(frozen=True)
-class Declared:
-    """One object a migration creates. ``table`` is the relation it belongs to (for a
-    table or view, itself)."""
-
-    kind: str
-    schema: str
-    table: str
-    name: str
-    app_label: str
-    migration: str
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.schema, self.name)
 
 
 @dataclass(frozen=True)
@@ -92,212 +58,6 @@ class Difference:
 
     def as_dict(self) -> dict[str, str | None]:
         return asdict(self)
-
-
-# --- PostgreSQL's names for unnamed constraints (src/backend/commands/indexcmds.c) ------
-
-
-def make_object_name(name1: str, name2: str | None, label: str) -> str:
-    """PostgreSQL's makeObjectName: truncate the longer part until the name fits."""
-    overhead = len(label) + 1 + (1 if name2 else 0)
-    available = NAMEDATALEN - 1 - overhead
-    n1, n2 = len(name1), len(name2 or "")
-    while n1 + n2 > available:
-        if n1 > n2:
-            n1 -= 1
-        else:
-            n2 -= 1
-    parts = [name1[:n1]] + ([name2[:n2]] if name2 else []) + [label]
-    return "_".join(parts)
-
-
-def _schema_of(rangevar: Any) -> str:
-    return rangevar.schemaname or "public"
-
-
-def _inline_constraint_names(stmt: Any) -> Iterator[tuple[str, str]]:
-    """(kind, name) of the constraints of a CREATE TABLE, named as PostgreSQL names them."""
-    table = stmt.relation.relname
-    for element in stmt.tableElts or ():
-        if type(element).__name__ == "ColumnDef":
-            for con in element.constraints or ():
-                name = con.conname
-                if con.contype == ConstrType.CONSTR_PRIMARY:
-                    yield "index", name or make_object_name(table, None, "pkey")
-                    yield "constraint", name or make_object_name(table, None, "pkey")
-                elif con.contype == ConstrType.CONSTR_UNIQUE:
-                    yield "index", name or make_object_name(table, element.colname, "key")
-                    yield "constraint", name or make_object_name(table, element.colname, "key")
-                elif con.contype == ConstrType.CONSTR_CHECK:
-                    yield "constraint", name or make_object_name(table, element.colname, "check")
-                elif con.contype == ConstrType.CONSTR_FOREIGN:
-                    yield "constraint", name or make_object_name(table, element.colname, "fkey")
-        elif type(element).__name__ == "Constraint" and element.conname:
-            if element.contype in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
-                yield "index", element.conname
-            yield "constraint", element.conname
-
-
-def objects_in_sql(sql: str) -> tuple[set[tuple[str, str, str, str]], set[tuple[str, str]]]:
-    """Objects a piece of DDL creates, as (kind, schema, table, name), and the
-    (kind, schema.name) pairs it drops. Statements pglast cannot parse are skipped."""
-    created: set[tuple[str, str, str, str]] = set()
-    dropped: set[tuple[str, str]] = set()
-    try:
-        statements = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return created, dropped
-    for raw in statements:
-        # pglast types every node attribute as optional; these statements always have them.
-        stmt: Any = raw.stmt
-        node = type(stmt).__name__
-        if node == "CreateStmt":
-            schema, table = _schema_of(stmt.relation), stmt.relation.relname
-            created.add(("table", schema, table, table))
-            for kind, name in _inline_constraint_names(stmt):
-                created.add((kind, schema, table, name))
-        elif node == "IndexStmt" and stmt.idxname:
-            schema = _schema_of(stmt.relation)
-            created.add(("index", schema, stmt.relation.relname, stmt.idxname))
-        elif node == "ViewStmt":
-            schema, view = _schema_of(stmt.view), stmt.view.relname
-            created.add(("view", schema, view, view))
-        elif node == "CreateTrigStmt":
-            schema = _schema_of(stmt.relation)
-            created.add(("trigger", schema, stmt.relation.relname, stmt.trigname))
-        elif node == "AlterTableStmt" and stmt.relation is not None:
-            schema, table = _schema_of(stmt.relation), stmt.relation.relname
-            for cmd in stmt.cmds or ():
-                con = cmd.def_
-                if cmd.subtype == AlterTableType.AT_AddConstraint and con.conname:
-                    created.add(("constraint", schema, table, con.conname))
-                    if con.contype in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
-                        created.add(("index", schema, table, con.conname))
-                elif cmd.subtype == AlterTableType.AT_DropConstraint and cmd.name:
-                    dropped.add(("constraint", f"{schema}.{cmd.name}"))
-                    dropped.add(("index", f"{schema}.{cmd.name}"))
-        elif node == "DropStmt":
-            dropped_kind = {
-                ObjectType.OBJECT_INDEX: "index",
-                ObjectType.OBJECT_VIEW: "view",
-                ObjectType.OBJECT_TABLE: "table",
-            }.get(stmt.removeType)
-            if dropped_kind:
-                for obj in stmt.objects or ():
-                    names = [s.sval for s in obj]
-                    schema = names[-2] if len(names) > 1 else "public"
-                    dropped.add((dropped_kind, f"{schema}.{names[-1]}"))
-    return created, dropped
-
-
-# --- declared objects ----------------------------------------------------------------
-
-
-def _state_sql(connection: BaseDatabaseWrapper, state: ProjectState, app_label: str) -> str:
-    """The CREATE statements of ``app_label``'s models in ``state``, generated, not run."""
-    statements: list[str] = []
-    apps = state.apps
-    for model in apps.get_app_config(app_label).get_models(include_auto_created=True):
-        meta = model._meta
-        # create_model() makes a model's auto-created many-to-many tables itself.
-        if not meta.managed or meta.proxy or meta.swapped or meta.auto_created:
-            continue
-        with connection.schema_editor(collect_sql=True, atomic=False) as editor:
-            editor.create_model(model)
-        statements.extend(editor.collected_sql)
-    return "\n".join(statements)
-
-
-def _run_sql_of(operations: Iterable) -> Iterator[str]:
-    for operation in operations:
-        if isinstance(operation, RunSQL):
-            sqls = operation.sql if isinstance(operation.sql, list | tuple) else [operation.sql]
-            for sql in sqls:
-                yield sql[0] if isinstance(sql, list | tuple) else sql
-        elif isinstance(operation, SeparateDatabaseAndState):
-            yield from _run_sql_of(operation.database_operations)
-
-
-def app_schemas(state: ProjectState) -> set[str]:
-    schemas = set()
-    for model in state.apps.get_models(include_auto_created=True):
-        schema, _ = split_table(model._meta.db_table)
-        if schema:
-            schemas.add(schema)
-    return schemas
-
-
-@dataclass
-class Declaration:
-    """The result of reading the migrations: objects by key, the final state, the plan."""
-
-    objects: dict[tuple[str, str, str], Declared] = field(default_factory=dict)
-    schemas: set[str] = field(default_factory=set)
-
-    def of_kind(self, kind: str) -> list[Declared]:
-        return [o for o in self.objects.values() if o.kind == kind]
-
-
-def _declare(connection: BaseDatabaseWrapper) -> Declaration:
-    loader = MigrationLoader(connection, ignore_no_migrations=True)
-    executor = MigrationExecutor(connection)
-    executor.loader = loader
-    plan = executor.migration_plan(loader.graph.leaf_nodes(), clean_start=True)
-    declaration = Declaration()
-    state = ProjectState(real_apps=loader.unmigrated_apps)
-    # Per app: the objects its models produce in the state after each of its migrations.
-    model_objects: dict[str, dict[tuple[str, str, str], tuple[str, str]]] = {}
-    for migration, _backwards in plan:
-        label = migration.app_label
-        state = migration.mutate_state(state, preserve=False)
-        created, dropped = objects_in_sql(_state_sql(connection, state, label))
-        now = {(kind, schema, name): (table, kind) for kind, schema, table, name in created}
-        before = model_objects.get(label, {})
-        for key in before.keys() - now.keys():
-            existing = declaration.objects.get(key)
-            if existing is not None and existing.app_label == label:
-                del declaration.objects[key]
-        for key, (table, _kind) in now.items():
-            if key not in before or key not in declaration.objects:
-                kind, schema, name = key
-                declaration.objects[key] = Declared(
-                    kind, schema, table, name, label, migration.name
-                )
-        model_objects[label] = now
-        for sql in _run_sql_of(migration.operations):
-            created, dropped = objects_in_sql(sql)
-            for kind, qualified in dropped:
-                schema, name = qualified.split(".", 1)
-                declaration.objects.pop((kind, schema, name), None)
-            for kind, schema, table, name in created:
-                declaration.objects[(kind, schema, name)] = Declared(
-                    kind, schema, table, name, label, migration.name
-                )
-    declaration.schemas = app_schemas(state)
-    declaration.objects = {
-        k: v for k, v in declaration.objects.items() if v.schema in declaration.schemas
-    }
-    return declaration
-
-
-@functools.cache
-def _declared_cached(alias: str, vendor: str) -> Declaration:
-    from django.db import connections
-
-    return _declare(connections[alias])
-
-
-def declared_objects(connection: BaseDatabaseWrapper) -> list[Declared]:
-    """Every object the migrations declare in the app schemas (cached per process:
-    migration files do not change while it runs)."""
-    return list(_declared_cached(connection.alias, connection.vendor).objects.values())
-
-
-def declared_index(connection: BaseDatabaseWrapper, schema: str, name: str) -> Declared | None:
-    """The migration that declares index ``schema.name``, or None if nobody does."""
-    return _declared_cached(connection.alias, connection.vendor).objects.get(
-        ("index", schema, name)
-    )
 
 
 # --- the live catalog -----------------------------------------------------------------
@@ -397,6 +157,10 @@ def read_catalog(cursor, schemas: Iterable[str], rename: dict[str, str] | None =
     for schema, rel, name, definition, validated, primary in cursor.fetchall():
         if primary:
             name = primary_key(rel)
+        if not validated:
+            # pg_get_constraintdef appends it; a constraint not yet validated is
+            # reported as such, not as a different definition.
+            definition = definition.removesuffix(" NOT VALID")
         catalog.constraints[(real(schema), name)] = (rel, text(definition), validated)
     cursor.execute(CATALOG_TRIGGERS, {"schemas": names})
     for schema, rel, name in cursor.fetchall():
@@ -492,18 +256,18 @@ def compare(connection: BaseDatabaseWrapper) -> list[Difference]:
     ]
     loader = MigrationLoader(connection, ignore_no_migrations=True)
     state = loader.project_state()
-    declaration = _declare(connection)
-    schemas = declaration.schemas
+    declared = declaration()
+    schemas = declared.schemas
     want = declared_catalog(connection, state, only=schemas)
     have = live_catalog(connection, schemas)
-    by_app = declaration.objects
+    by_app = declared.objects
 
     def origin(kind: str, schema: str, name: str) -> str:
         obj = by_app.get((kind, schema, name))
         return f"declared by {obj.app_label}.{obj.migration}" if obj else ""
 
     # Tables and views.
-    declared_views = {(o.schema, o.name) for o in declaration.of_kind("view")}
+    declared_views = {(o.schema, o.name) for o in declared.of_kind("view", schemas)}
     for key in sorted(want.relations):
         if key not in have.relations:
             diffs.append(Difference("missing table", *key, detail=origin("table", *key)))
@@ -541,7 +305,7 @@ def compare(connection: BaseDatabaseWrapper) -> list[Difference]:
                 Difference("hand-made column", schema, table, column, detail=f"type {live[0]}")
             )
     # Indexes: the whole definition.
-    declared_sql_indexes = {(o.schema, o.name) for o in declaration.of_kind("index")}
+    declared_sql_indexes = {(o.schema, o.name) for o in declared.of_kind("index", schemas)}
     for (schema, name), (table, definition, _valid) in sorted(want.indexes.items()):
         live_index = have.indexes.get((schema, name))
         if live_index is None:
@@ -564,7 +328,7 @@ def compare(connection: BaseDatabaseWrapper) -> list[Difference]:
         if (schema, name) not in want.indexes and (schema, name) not in declared_sql_indexes:
             diffs.append(Difference("hand-made index", schema, table, name, detail=definition))
     # Constraints.
-    declared_sql_constraints = {(o.schema, o.name) for o in declaration.of_kind("constraint")}
+    declared_sql_constraints = {(o.schema, o.name) for o in declared.of_kind("constraint", schemas)}
     for (schema, name), (table, definition, _v) in sorted(want.constraints.items()):
         live_con = have.constraints.get((schema, name))
         if live_con is None:
@@ -590,7 +354,7 @@ def compare(connection: BaseDatabaseWrapper) -> list[Difference]:
         ) not in declared_sql_constraints:
             diffs.append(Difference("hand-made constraint", schema, table, name, detail=definition))
     # Triggers (only RunSQL declares them).
-    declared_triggers = {(o.schema, o.name): o for o in declaration.of_kind("trigger")}
+    declared_triggers = {(o.schema, o.name): o for o in declared.of_kind("trigger", schemas)}
     for (schema, name), obj in sorted(declared_triggers.items()):
         if (schema, name) not in have.triggers:
             diffs.append(Difference("missing trigger", schema, obj.table, name))

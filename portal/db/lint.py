@@ -37,6 +37,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState
 
+from .declared import reaches_database
 from .names import split_table
 
 # Schemas the gateway writes with plain SQL, not through Django: a column it does not
@@ -56,8 +57,10 @@ RULES: dict[str, str] = {
         "Adding a check or foreign key to an existing table scans it under a lock that "
         "blocks writes. Fix: add it NOT VALID, validate it in a later migration: "
         "portal.db.operations.AddConstraintNotValid then ValidateConstraint for a check; "
-        "for a foreign key, the field with db_constraint=False, then RunSQL "
-        "ADD CONSTRAINT ... NOT VALID and VALIDATE CONSTRAINT (in SeparateDatabaseAndState)."
+        "portal.db.operations.AddForeignKeyNotValid (in place of AddField or of the "
+        "AlterField that gives a db_constraint=False field its constraint; atomic = False "
+        "when the field has an index, built CONCURRENTLY) then ValidateForeignKey for a "
+        "foreign key."
     ),
     "not-null-in-one-step": (
         "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE. Fix: add "
@@ -152,25 +155,9 @@ def _is_rewrite(old: str, new: str) -> bool:
 
 def _schema_unchanged(op: migrations.AlterField, before: ProjectState, app: str) -> bool:
     """An AlterField that changes only what the database never sees (verbose names,
-    help texts, choices, validators): Django's own test, so it sends no SQL and takes
-    no lock."""
+    help texts, choices, validators): it sends no SQL and takes no lock."""
     old = before.models[(app, op.model_name_lower)].fields.get(op.name)
-    if old is None:
-        return False
-    old, new = old.clone(), op.field.clone()
-    old.set_attributes_from_name(op.name)
-    new.set_attributes_from_name(op.name)
-    _, old_path, old_args, old_kwargs = old.deconstruct()
-    _, new_path, new_args, new_kwargs = new.deconstruct()
-    for attr in old.non_db_attrs:
-        old_kwargs.pop(attr, None)
-    for attr in new.non_db_attrs:
-        new_kwargs.pop(attr, None)
-    return old.column == new.column and (old_path, old_args, old_kwargs) == (
-        new_path,
-        new_args,
-        new_kwargs,
-    )
+    return old is not None and not reaches_database(old, op.field, op.name)
 
 
 def django_violations(
@@ -216,7 +203,11 @@ def django_violations(
             found.append(("constraint-validated-in-one-step", f"{op.constraint.name} on {where}"))
         if isinstance(op, migrations.AddField):
             field = op.field
-            if field.remote_field is not None and getattr(field, "db_constraint", False):
+            if (
+                field.remote_field is not None
+                and getattr(field, "db_constraint", False)
+                and not getattr(op, "not_valid", False)
+            ):
                 found.append(
                     ("constraint-validated-in-one-step", f"foreign key {op.name} on {where}")
                 )
@@ -232,6 +223,14 @@ def django_violations(
             old = before.models[(app, model_name.lower())].fields.get(op.name)
             if old is not None and old.null and not op.field.null:
                 found.append(("not-null-in-one-step", f"{op.name} on {where}"))
+            if (
+                old is not None
+                and getattr(op.field, "db_constraint", False)
+                and not getattr(old, "db_constraint", False)
+            ):
+                found.append(
+                    ("constraint-validated-in-one-step", f"foreign key {op.name} on {where}")
+                )
             # A relation's column type is its target's key type, which the migration
             # state cannot resolve unrendered; a change of it is the target's own
             # AlterField, checked there.

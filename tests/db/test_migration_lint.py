@@ -20,7 +20,7 @@ from django.db import connection, migrations, models
 from django.db.migrations.loader import MigrationLoader
 
 from portal.db import lint
-from portal.db.operations import AddConstraintNotValid
+from portal.db.operations import AddConstraintNotValid, AddForeignKeyNotValid
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +84,35 @@ def test_constraints_on_existing_tables_go_not_valid_first():
         models.ForeignKey("core.project", null=True, on_delete=models.SET_NULL),
     )
     assert rules_of([fk]) == {"constraint-validated-in-one-step"}
+    # The fix names the operation that does it, and it passes.
+    fix = lint.RULES["constraint-validated-in-one-step"]
+    assert "AddForeignKeyNotValid" in fix and "ValidateForeignKey" in fix
+    safe = AddForeignKeyNotValid("executionhistory", "project", fk.field)
+    assert rules_of([safe], atomic=False) == set()
+
+
+def test_an_existing_field_gaining_its_foreign_key_constraint_goes_not_valid_first():
+    """``ForeignKey(db_constraint=False)`` then ``AlterField`` to the constraint scans
+    the table in one step; ``AddForeignKeyNotValid`` on the existing field does not."""
+    state = core_state()
+    migrations.AddField(
+        "executionhistory",
+        "project",
+        models.ForeignKey(
+            "core.project", null=True, on_delete=models.SET_NULL, db_constraint=False
+        ),
+    ).state_forwards("core", state)
+    field = models.ForeignKey("core.project", null=True, on_delete=models.SET_NULL)
+
+    def rules(operation) -> set[str]:
+        migration_class = type("Migration", (migrations.Migration,), {"operations": [operation]})
+        migration = migration_class("9999_next", "core")
+        return {rule for rule, _ in lint.django_violations(migration, state, connection)}
+
+    assert rules(migrations.AlterField("executionhistory", "project", field)) == {
+        "constraint-validated-in-one-step"
+    }
+    assert rules(AddForeignKeyNotValid("executionhistory", "project", field)) == set()
 
 
 def test_not_null_and_rewriting_type_changes_are_refused():
@@ -177,6 +206,8 @@ def test_a_fixture_migration_that_breaks_a_rule_is_reported_with_its_fix():
         and "Fix:" in line
         for line in lines
     ), lines
+    # The foreign keys added NOT VALID and validated apart pass.
+    assert not [line for line in lines if line.startswith(("lockapp.0008", "lockapp.0009"))]
 
 
 def test_an_exemption_needs_a_reason(monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from portal.db import drift
+from portal.db import declared, drift
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -129,7 +129,7 @@ def test_an_unapplied_migration_is_drift():
 
 
 def test_declared_objects_name_the_migration_that_made_each():
-    objects = {(o.kind, o.schema, o.name): o for o in drift.declared_objects(connection)}
+    objects = {(o.kind, o.schema, o.name): o for o in declared.declared_objects()}
     index = objects[("index", "core", "exec_history_time_idx")]
     assert (index.app_label, index.migration, index.table) == (
         "core",
@@ -142,7 +142,7 @@ def test_declared_objects_name_the_migration_that_made_each():
     assert objects[("constraint", "auth", "users_email_key")].table == "users"
     # Replaced indexes are no longer declared (0004 dropped them).
     assert ("index", "core", "exec_history_created_idx") not in objects
-    assert drift.declared_index(connection, "core", "exec_history_time_idx") == index
+    assert declared.declared_index("core", "exec_history_time_idx") == index
     # Every index of the app schemas in the catalog is declared: none made by hand.
     with connection.cursor() as cursor:
         cursor.execute(
@@ -167,7 +167,7 @@ def test_postgresqls_names_for_unnamed_constraints():
             names = {kind: name for name, kind in cursor.fetchall()}
     finally:
         execute(f"DROP TABLE public.{table}")
-    assert drift.make_object_name(table, column, "check") == names["c"]
-    assert drift.make_object_name(table, column, "key") == names["u"]
-    assert drift.make_object_name("users", "email", "key") == "users_email_key"
-    assert drift.make_object_name("users", None, "pkey") == "users_pkey"
+    assert declared.make_object_name(table, column, "check") == names["c"]
+    assert declared.make_object_name(table, column, "key") == names["u"]
+    assert declared.make_object_name("users", "email", "key") == "users_email_key"
+    assert declared.make_object_name("users", None, "pkey") == "users_pkey"

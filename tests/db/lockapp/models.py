@@ -7,6 +7,7 @@ class Alpha(models.Model):
     name = models.CharField(max_length=50)
     note = models.TextField(null=True)
     counter = models.IntegerField(default=0, db_default=0)
+    beta = models.ForeignKey("Beta", null=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         db_table = 'lockapp"."alpha'
@@ -23,6 +24,7 @@ class Alpha(models.Model):
 class Beta(models.Model):
     name = models.CharField(max_length=50)
     note = models.TextField(null=True)
+    alpha = models.ForeignKey(Alpha, null=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         db_table = 'lockapp"."beta'

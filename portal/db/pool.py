@@ -11,6 +11,11 @@ request began waiting, or a failed attempt with no success since, means the data
 not answering (a 503 "Database unavailable", ``/readyz`` "database unreachable"); no
 attempt in trouble means the pool is full (503 "Database busy").
 
+**Asking again while waiting**, so the pool keeps trying to reconnect while someone
+waits for it (:meth:`PortalPool._wait`), and a short ``reconnect_timeout``
+(``DATABASE_POOL_RECONNECT_TIMEOUT``) so that a connection lost in an outage is retried
+after a quarter of a second, not the pool's own one-second backoff.
+
 **Checking a connection without sleeping.** psycopg_pool's own ``check`` loop sleeps a
 second (its reconnection backoff) after each pooled connection that fails its check;
 after a database restart every idle connection of the pool is dead, so a request paid
@@ -28,6 +33,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+#: A waiting request asks the pool again this often (see :meth:`PortalPool.getconn`).
+WAIT_SLICE_SECONDS = 0.25
 #: An attempt pending at least this long, with no success meanwhile, is a server that
 #: does not answer (a connection to a live server takes milliseconds).
 SLOW_ATTEMPT_SECONDS = 0.5
@@ -122,10 +129,7 @@ class PortalPool(ConnectionPool):
         # Each dead connection is discarded and replaced by the pool, so this ends: at
         # worst every connection of the pool is tried once, then a new one is awaited.
         for _ in range(self.max_size + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            connection = super().getconn(timeout=remaining)
+            connection = self._wait(deadline)
             if not self.portal_checked:
                 return connection
             try:
@@ -135,3 +139,20 @@ class PortalPool(ConnectionPool):
                 continue
             return connection
         raise PoolTimeout(f"no working connection within {self.timeout:.2f} sec")
+
+    def _wait(self, deadline: float) -> Any:
+        """A connection by ``deadline``, asking again every WAIT_SLICE_SECONDS.
+
+        The pool gives up reconnecting after ``reconnect_timeout`` and tries again only
+        when a request starts waiting; a request that keeps waiting would leave the pool
+        idle however early the server comes back. Asking again lets the pool start a
+        new attempt, so after an outage a connection is opened within about a slice of
+        the server's return, not at the next request."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PoolTimeout(f"couldn't get a connection after {self.timeout:.2f} sec")
+            try:
+                return super().getconn(timeout=min(remaining, WAIT_SLICE_SECONDS))
+            except PoolTimeout:
+                continue

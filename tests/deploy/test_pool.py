@@ -8,6 +8,7 @@ and started again. Each test is bounded by the pool's own timeouts (about a seco
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -78,9 +79,9 @@ def closed_port() -> Iterator[int]:
 
 @pytest.mark.parametrize("server", [hung_listener, closed_port], ids=["silent", "down"])
 def test_a_pool_that_cannot_connect_says_unavailable_not_busy(
-    web_process, logged_in, pooled, server
+    web_process, logged_in, pooled, server, caplog
 ):
-    with server() as port:
+    with server() as port, caplog.at_level(logging.WARNING):
         pooled(POOL, HOST="127.0.0.1", PORT=str(port))
         page = logged_in.get("/admin/")
         ready = Client().get("/readyz")
@@ -91,6 +92,9 @@ def test_a_pool_that_cannot_connect_says_unavailable_not_busy(
     assert "<h1>Database unavailable</h1>" in page.content.decode()
     assert ready.status_code == 503
     assert ready.json() == {"status": "unavailable", "reason": "database unreachable"}
+    # The pool retries several times a second; its warning is logged once per interval.
+    attempts = [r for r in caplog.records if r.getMessage().startswith("error connecting in")]
+    assert len(attempts) <= 1
 
 
 def test_a_full_pool_says_busy(web_process, logged_in, pooled):

@@ -257,9 +257,7 @@ class OncePerInterval(logging.Filter):
             return False
         self.last[key] = now
         skipped = self.skipped.pop(key, 0)
-        if skipped:
+        if skipped and isinstance(record.args, tuple):
             record.msg = f"{record.msg} (%d more since the last report)"
-            record.args = (
-                (*(record.args or ()), skipped) if isinstance(record.args, tuple) else record.args
-            )
+            record.args = (*record.args, skipped)
         return True

@@ -257,6 +257,8 @@ class AuditedAdminMixin(_ModelAdminBase):
     # --- inline formsets --------------------------------------------------------
 
     def save_formset(self, request, form, formset, change):
+        # Read after the formset locked its rows (portal/admin/concurrency.py), in the
+        # same transaction: the "before" of each row is the state this save overwrites.
         model = formset.model
         before: dict[Any, dict] = {}
         for inline_form in formset.initial_forms:

@@ -228,3 +228,36 @@ class AsWarningWithoutTraceback(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
+
+
+class OncePerInterval(logging.Filter):
+    """Lets each message (by its format string) through once per
+    ``OUTAGE_LOG_INTERVAL_SECONDS``, then notes how many were left out.
+
+    For psycopg's pool, which warns at every failed connection attempt: during an
+    outage that is several lines a second per process, where one line per interval
+    says the same (portal/outage.py logs the requests it answered with a 503)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: dict[str, float] = {}
+        self.skipped: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import time
+
+        from django.conf import settings
+
+        interval = getattr(settings, "OUTAGE_LOG_INTERVAL_SECONDS", 60)
+        key = f"{record.name}:{record.msg}"
+        now = time.monotonic()
+        last = self.last.get(key)
+        if last is not None and now - last < interval:
+            self.skipped[key] = self.skipped.get(key, 0) + 1
+            return False
+        self.last[key] = now
+        skipped = self.skipped.pop(key, 0)
+        if skipped and isinstance(record.args, tuple):
+            record.msg = f"{record.msg} (%d more since the last report)"
+            record.args = (*record.args, skipped)
+        return True

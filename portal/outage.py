@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.signals import request_started
+from django.core.signals import request_finished, request_started
 from django.db import DatabaseError, InterfaceError
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import escape
@@ -149,29 +149,65 @@ def _new_request(**kwargs: Any) -> None:
 
 
 request_started.connect(_new_request, dispatch_uid="portal.outage.new_request")
+# And after it: what the thread does between two requests is not this request's.
+request_finished.connect(_new_request, dispatch_uid="portal.outage.request_done")
 
 
-def guarded_connect(alias: str, connect: Any) -> Any:
+def guarded_connect(alias: str, connect: Any, *, pooled: bool = False) -> Any:
     """``connect()``, unless the same server failed to connect less than a second ago
-    (web process only; management commands always try)."""
+    (web process only; management commands always try).
+
+    With the pool (``pooled``) the pool bounds the wait itself and keeps reconnecting in
+    the background, so only this request's own failure is remembered: another request
+    asks the pool again, and gets a connection as soon as the server is back. A pool
+    timeout caused by a server that does not answer is reported as such, not as a full
+    pool (:func:`portal.db.pool.pool_failure`)."""
     from portal.limits import is_web_process
 
     if not is_web_process():
         return connect()
     import psycopg
 
-    failure = getattr(_this_request, "failure", None) or _recent_failures.recent(alias)
+    failure = getattr(_this_request, "failure", None)
+    if failure is None and not pooled:
+        failure = _recent_failures.recent(alias)
     if failure is not None:
         raise psycopg.OperationalError(f"{first_line(failure)} (not retried within 1 s)")
+    started = time.monotonic()
     try:
         connection = connect()
     except psycopg.OperationalError as exc:
+        if pooled:
+            down = _pool_down(alias, exc, started)
+            if down is None:
+                raise
+            _this_request.failure = down
+            if down is exc:
+                raise
+            raise down from exc
         if classify_driver_error(exc) == DOWN:
             _recent_failures.record(alias, exc)
             _this_request.failure = exc
         raise
-    _recent_failures.record(alias, None)
+    if not pooled:
+        _recent_failures.record(alias, None)
     return connection
+
+
+def _pool_down(alias: str, exc: BaseException, started: float) -> BaseException | None:
+    """For a pool timeout while the server was not answering: the error to raise."""
+    from psycopg_pool import PoolTimeout
+
+    from portal.db.pool import pool_failure
+
+    if not isinstance(exc, PoolTimeout):
+        return exc if classify_driver_error(exc) == DOWN else None
+    cause = pool_failure(alias, started)
+    if cause is None or classify_driver_error(cause) != DOWN:
+        return None
+    import psycopg
+
+    return psycopg.OperationalError(f"database not answering: {first_line(cause)}")
 
 
 def classify_driver_error(exc: BaseException) -> str | None:

@@ -268,9 +268,14 @@ LOGGING: dict[str, Any] = {
     # are enough, and are in audit.security_events anyway.
     # A rejected admin lookup (?field__secret=...) is a client's bad request: one
     # WARNING line, not an ERROR with a traceback that pages someone.
-    "filters": {"as_warning": {"()": "portal.jsonlog.AsWarningWithoutTraceback"}},
+    "filters": {
+        "as_warning": {"()": "portal.jsonlog.AsWarningWithoutTraceback"},
+        "once_per_interval": {"()": "portal.jsonlog.OncePerInterval"},
+    },
     "loggers": {
         "axes": {"level": "WARNING"},
+        # The pool warns at each failed connection attempt: once per interval is enough.
+        "psycopg.pool": {"filters": ["once_per_interval"]},
         "django.security.DisallowedModelAdminLookup": {"filters": ["as_warning"]},
     },
 }
@@ -435,11 +440,11 @@ if DATABASE_POOL_MAX_SIZE:
         # Seconds a request waits for a free connection before it answers 503
         # "database busy" (portal/outage.py).
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
-        # How long the pool keeps retrying to replace a lost connection before it gives
-        # up and lets the next request start a fresh attempt. Short, so that after an
-        # outage the pool is back within a second of the database (its own backoff
-        # doubles from 1 s up to this).
-        "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=1.0),
+        # How long the pool retries a lost connection before it gives up (a request
+        # that waits makes it try again: portal/db/pool.py). Short, so that its first
+        # retry comes a quarter of a second after the loss instead of its own 1 s
+        # backoff, and after an outage the pool is back within a second of the database.
+        "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=0.25),
     }
 
 # Uploaded media (exports, reports) on a private GCS bucket when GS_BUCKET_NAME is set.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 from django.contrib import admin
@@ -35,3 +36,31 @@ def make_rows(model: type[_M], quantity: int) -> list[_M]:
         if f.is_relation and f.null and not f.primary_key
     ]
     return baker.make(model, _quantity=quantity, _fill_optional=fill)
+
+
+def form_data(page: str) -> dict[str, str | list[str]]:
+    """The change form's inputs as the browser would post them."""
+    data: dict[str, str | list[str]] = {}
+    for tag in re.findall(r"<input[^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        if not name:
+            continue
+        kind = re.search(r'type="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if kind and kind.group(1) in {"checkbox", "radio"}:
+            if "checked" in tag:
+                data[name.group(1)] = value.group(1) if value else "on"
+            continue
+        if kind and kind.group(1) == "submit":
+            continue
+        data[name.group(1)] = value.group(1) if value else ""
+    for name, body in re.findall(r'<select name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.findall(r'<option value="([^"]*)"[^>]*selected', body)
+        if chosen:
+            data[name] = chosen if len(chosen) > 1 else chosen[0]
+    for name, text in re.findall(r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S):
+        data[name] = text.strip("\n")
+    return {
+        k: v.replace("&quot;", '"').replace("&amp;", "&") if isinstance(v, str) else v
+        for k, v in data.items()
+    }

@@ -472,6 +472,22 @@ def write_doc(text: str) -> None:
     DOC.write_text(doc)
 
 
+def outage_only(times: int) -> int:
+    """The outage scenario alone (it needs no bench database): printed, not written."""
+    workdir = Path(tempfile.mkdtemp(prefix="portal-load-", dir="/tmp"))
+    workdir.chmod(0o755)
+    try:
+        static_root = workdir / "static"
+        collectstatic("postgres://nobody@127.0.0.1:1/none", static_root)
+        for name, config in {**CONFIGS, **POOL}.items():
+            for _ in range(times):
+                log(f"== outage, {name}")
+                print(outage(name, config, static_root, workdir), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=os.environ.get("BENCH_LOAD_DB", "portal_load"))
@@ -480,7 +496,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steady", type=float, default=15.0, help="seconds of steady load")
     parser.add_argument("--quick", action="store_true", help="10 s stall, 8 s steady load")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--outage-only",
+        type=int,
+        metavar="N",
+        default=0,
+        help="run only the outage scenario, N times per configuration (1-5), and print it",
+    )
     args = parser.parse_args(argv)
+    if args.outage_only:
+        if not 1 <= args.outage_only <= 5:
+            parser.error("--outage-only must be between 1 and 5")
+        return outage_only(args.outage_only)
     if args.quick:
         args.stall, args.steady = 10.0, 8.0
     if args.scale < 1000:

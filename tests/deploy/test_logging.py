@@ -234,3 +234,22 @@ def test_djangos_own_warnings_for_a_request_carry_its_trace():
         ("WARNING", "Not Found: /no-such-page")
     ]
     assert entries[0]["logging.googleapis.com/trace"] == f"projects/demo-proj/traces/{TRACE_ID}"
+
+
+def test_once_per_interval_lets_a_message_through_once_and_counts_the_rest(settings):
+    from portal.jsonlog import OncePerInterval
+
+    def record(port: int) -> logging.LogRecord:
+        return logging.LogRecord(
+            "psycopg.pool", logging.WARNING, __file__, 1, "error connecting: %s", (port,), None
+        )
+
+    once = OncePerInterval()
+    settings.OUTAGE_LOG_INTERVAL_SECONDS = 3600
+    assert once.filter(record(1))
+    assert not once.filter(record(2))
+    assert not once.filter(record(3))
+    settings.OUTAGE_LOG_INTERVAL_SECONDS = 0
+    third = record(4)
+    assert once.filter(third)
+    assert third.getMessage() == "error connecting: 4 (2 more since the last report)"

@@ -331,7 +331,7 @@ def test_pool_variable_switches_on_djangos_psycopg_pool(load_settings):
         "min_size": 1,
         "max_size": 4,
         "timeout": 3.0,
-        "reconnect_timeout": 1.0,
+        "reconnect_timeout": 0.25,
     }
     assert db["CONN_MAX_AGE"] == 0
 

@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.utils.translation import gettext
+
 from diagnostics import checks, recommendations
 from diagnostics.pages.common import Page
 from diagnostics.queries import settings as settings_queries
@@ -36,7 +38,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     for own in ("statement_timeout", "lock_timeout"):
         if own in by_name:
             by_name[own] = dataclasses.replace(
-                by_name[own], setting=by_name[own].reset_val, source="session default"
+                by_name[own], setting=by_name[own].reset_val, source=gettext("session default")
             )
     rows = []
     for name in recommendations.KEY_SETTINGS:
@@ -46,7 +48,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
             rows.append(
                 SettingRow(
                     name,
-                    "hidden or not available",
+                    gettext("hidden or not available"),
                     None,
                     None,
                     rec.recommended if rec else None,

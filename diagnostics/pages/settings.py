@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext
 
 from diagnostics import checks, recommendations
 from diagnostics.pages.common import Page
 from diagnostics.queries import settings as settings_queries
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 
 @dataclass(frozen=True)
@@ -19,9 +23,9 @@ class SettingRow:
     actual: str
     source: str | None
     where: str | None
-    recommended: str | None
+    recommended: str | _StrPromise | None
     ok: bool | None
-    why: str | None
+    why: str | _StrPromise | None
     fix_sql: str | None
     fix_cloud_sql: str | None
     restart: bool

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 
 from diagnostics import charts, checks, formatting, history
@@ -312,15 +313,25 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         found.append(
             Check(
                 "info",
-                gettext("Role %(role)s lacks pg_read_all_stats: other roles' queries are hidden.")
-                % {"role": info.role},
+                # The role's name is marked as an identifier (data), not a word of the text.
+                format_html(
+                    gettext(
+                        "Role <code>{role}</code> lacks pg_read_all_stats: other roles' queries "
+                        "are hidden."
+                    ),
+                    role=info.role,
+                ),
                 "privileges",
                 gettext(
                     "These pages cannot show what other roles' sessions run, nor their "
                     "statements' text. Not urgent; the pages say where a figure is hidden."
                 ),
-                gettext("GRANT pg_monitor TO %(role)s; (Privileges lists every grant).")
-                % {"role": checks.ident(info.role)},
+                format_html(
+                    gettext(
+                        "<code>GRANT pg_monitor TO {role};</code> (Privileges lists every grant)."
+                    ),
+                    role=checks.ident(info.role),
+                ),
             )
         )
     if info.track_io_timing != "on" or info.track_activity_query_size < 4096:

@@ -25,7 +25,14 @@ from psycopg import sql
 
 from diagnostics.pages import PAGES
 from tests.browser.test_ptbr import english_left
-from tests.diagnostics.support import Background, committed, connect, running, unique, wait_for
+from tests.diagnostics.support import (
+    Background,
+    committed,
+    connect,
+    running,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -246,6 +253,20 @@ def test_every_diagnostics_page_is_in_portuguese(superuser_client, busy_server):
     # The overview's level of each check is translated too (never "warning"/"info").
     assert 'class="diag-level">warning<' not in pages["overview"]
     assert 'class="diag-level">info<' not in pages["overview"]
+
+
+def test_each_page_seen_by_a_lesser_role_is_in_portuguese_too(superuser_client, diag_target):
+    """As a pg_monitor role and as a bare role the pages say what is hidden and how to
+    grant it: those notes and fixes are Portuguese too."""
+    with running("SELECT pg_sleep(60)", application_name="ptbr-sleeper"):
+        problems = {}
+        for slug, _title in PAGES:
+            response = superuser_client.get(page_url(slug), {"db": diag_target.alias}, headers=PT)
+            assert response.status_code == 200, slug
+            left = english_left(portal_text(html.unescape(response.content.decode())))
+            if left:
+                problems[slug] = left
+    assert problems == {}
 
 
 def test_the_language_cookie_gives_the_same_pages_in_portuguese(superuser_client, busy_server):

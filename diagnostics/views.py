@@ -149,7 +149,7 @@ def signal_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
                     back,
                     alias,
                     title=(
-                        gettext("Cancel session %(pid)s?")
+                        gettext("Cancel the query of session %(pid)s?")
                         if kind == "cancel"
                         else gettext("Terminate session %(pid)s?")
                     )

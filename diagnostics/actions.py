@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext
 
 from audit.services import record_activity
 from diagnostics.queries import activity, server, statements
@@ -79,37 +80,62 @@ def signal_backend(
     target = activity.session(
         alias, pid=pid, backend_start=backend_start, portal_app=settings.PORTAL_APPLICATION_NAME
     ).first()
-    verb = "Cancelled the query of" if kind == "cancel" else "Terminated"
     with transaction.atomic():
         result = activity.signal(alias, kind=kind, pid=pid, backend_start=backend_start)
         row = result.first()
         if not result.ok:
-            outcome = Outcome("refused", "error", f"PostgreSQL refused: {result.error}")
+            outcome = Outcome(
+                "refused",
+                "error",
+                gettext("PostgreSQL refused: %(error)s") % {"error": result.error},
+            )
         elif (row is None or not row.found) and activity.pid_hidden(alias, pid=pid):
             outcome = Outcome(
                 "hidden",
                 "error",
-                f"Session {pid} is hidden from role {info.role if info else '?'} (it lacks "
-                "pg_read_all_stats), so it cannot be identified safely: nothing was signalled.",
+                gettext(
+                    "Session %(pid)s is hidden from role %(role)s (it lacks pg_read_all_stats), "
+                    "so it cannot be identified safely: nothing was signalled."
+                )
+                % {"pid": pid, "role": info.role if info else "?"},
             )
         elif row is None or not row.found:
             outcome = Outcome(
                 "not_found",
                 "warning",
-                f"Session {pid} is gone (it ended, or its pid now belongs to a newer "
-                "session): nothing was signalled.",
+                gettext(
+                    "Session %(pid)s is gone (it ended, or its pid now belongs to a newer "
+                    "session): nothing was signalled."
+                )
+                % {"pid": pid},
             )
         elif not row.signalled:
-            outcome = Outcome("no_effect", "warning", f"PostgreSQL did not signal session {pid}.")
+            outcome = Outcome(
+                "no_effect",
+                "warning",
+                gettext("PostgreSQL did not signal session %(pid)s.") % {"pid": pid},
+            )
         elif kind == "cancel" and target is not None and target.idle_in_transaction:
             outcome = Outcome(
                 "signalled",
                 "warning",
-                f"Cancel sent to session {pid}, but it is idle in transaction, where "
-                "cancelling does nothing (it still holds its locks): terminate it instead.",
+                gettext(
+                    "Cancel sent to session %(pid)s, but it is idle in transaction, where "
+                    "cancelling does nothing (it still holds its locks): terminate it instead."
+                )
+                % {"pid": pid},
             )
         else:
-            outcome = Outcome("signalled", "success", f"{verb} session {pid}.")
+            outcome = Outcome(
+                "signalled",
+                "success",
+                (
+                    gettext("Cancelled the query of session %(pid)s.")
+                    if kind == "cancel"
+                    else gettext("Terminated session %(pid)s.")
+                )
+                % {"pid": pid},
+            )
         _audit(
             request=request,
             action=f"diagnostics.{kind}_backend",
@@ -170,7 +196,10 @@ def terminate_idle(
             if not result.ok:
                 refused += 1
                 status = "refused"
-                messages.append(f"Session {pid}: PostgreSQL refused: {result.error}")
+                messages.append(
+                    gettext("Session %(pid)s: PostgreSQL refused: %(error)s")
+                    % {"pid": pid, "error": result.error}
+                )
             elif row is None or not row.found:
                 gone += 1
                 status = "not_found"
@@ -206,7 +235,7 @@ def reset_query_stats(*, request: HttpRequest, alias: str) -> Outcome:
     with transaction.atomic():
         if info is None or not info.pgss_schema:
             outcome = Outcome(
-                "failed", "error", "pg_stat_statements is not installed in this database."
+                "failed", "error", gettext("pg_stat_statements is not installed in this database.")
             )
         else:
             result = statements.reset(alias, schema=info.pgss_schema)
@@ -214,11 +243,18 @@ def reset_query_stats(*, request: HttpRequest, alias: str) -> Outcome:
                 outcome = Outcome(
                     "reset",
                     "success",
-                    f"Query statistics of database {database} were reset (other databases "
-                    "on the server keep theirs).",
+                    gettext(
+                        "Query statistics of database %(database)s were reset (other databases "
+                        "on the server keep theirs)."
+                    )
+                    % {"database": database},
                 )
             else:
-                outcome = Outcome("refused", "error", f"PostgreSQL refused: {result.error}")
+                outcome = Outcome(
+                    "refused",
+                    "error",
+                    gettext("PostgreSQL refused: %(error)s") % {"error": result.error},
+                )
         _audit(
             request=request,
             action="diagnostics.reset_query_stats",
@@ -280,7 +316,10 @@ def signal_long_running(
             if not result.ok:
                 refused += 1
                 status = "refused"
-                messages.append(f"Session {pid}: PostgreSQL refused: {result.error}")
+                messages.append(
+                    gettext("Session %(pid)s: PostgreSQL refused: %(error)s")
+                    % {"pid": pid, "error": result.error}
+                )
             elif row is None or not row.found:
                 gone += 1
                 status = "not_found"

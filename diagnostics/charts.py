@@ -14,6 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.formats import date_format as localized_date
+from django.utils.translation import gettext, pgettext
 
 WIDTH = 720
 HEIGHT = 220
@@ -86,16 +89,18 @@ def _downsample(points: Sequence[tuple[dt.datetime, float]]) -> list[tuple[dt.da
 def _time_label(moment: dt.datetime, span: dt.timedelta) -> str:
     moment = timezone.localtime(moment) if timezone.is_aware(moment) else moment
     if span <= dt.timedelta(hours=20):
-        return moment.strftime("%H:%M")
+        return date_format(moment, "H:i")
     if span <= dt.timedelta(days=4):
-        return moment.strftime("%a %H:%M")
-    return moment.strftime("%b %d")
+        # Weekday and month names in the active language (strftime's are the C locale's).
+        return date_format(moment, "D H:i")
+    # Translators: a chart axis date, in the format of Django's date filter.
+    return date_format(moment, pgettext("chart axis date", "M d"))
 
 
 def line_chart(title: str, series: Sequence[Series], fmt: Callable[[float], str]) -> LineChart:
     """Lines over time on one y axis starting at zero."""
     series = [s for s in series if s.points]
-    header = ("time", *[s.name for s in series])
+    header = (gettext("time"), *[s.name for s in series])
     if not series:
         return LineChart(title, (), (), (), (header,))
     all_points = [p for s in series for p in s.points]
@@ -146,7 +151,7 @@ def line_chart(title: str, series: Sequence[Series], fmt: Callable[[float], str]
     lookup = [{t: v for t, v in s.points} for s in series]
     rows = [
         (
-            timezone.localtime(t).strftime("%Y-%m-%d %H:%M"),
+            localized_date(timezone.localtime(t), "SHORT_DATETIME_FORMAT"),
             *[fmt(m[t]) if t in m else "" for m in lookup],
         )
         for t in times

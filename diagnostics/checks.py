@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext, gettext_lazy
 from psycopg import sql
 
 from diagnostics.queries import statements
 from diagnostics.queries.server import ServerInfo
 from diagnostics.queries.settings import Privileges
 
-CLOUD_SQL_FLAGS_NOTE = (
+CLOUD_SQL_FLAGS_NOTE = gettext_lazy(
     "On Cloud SQL, --database-flags replaces every flag already set on the instance: "
     "repeat the current ones (gcloud sql instances describe INSTANCE) in the same command."
 )
+
+
+def _cloud_sql(where: str) -> str:
+    """A Cloud SQL fix's heading followed by the --database-flags warning."""
+    return gettext("%(where)s. %(note)s") % {"where": where, "note": CLOUD_SQL_FLAGS_NOTE}
 
 
 def ident(*names: str) -> str:
@@ -47,12 +53,14 @@ class StatementsStatus:
 def _preload_fixes() -> tuple[Fix, ...]:
     return (
         Fix(
-            "Self-managed server (as a superuser; keep any libraries already listed, "
-            "see SHOW shared_preload_libraries), then restart PostgreSQL",
+            gettext(
+                "Self-managed server (as a superuser; keep any libraries already listed, "
+                "see SHOW shared_preload_libraries), then restart PostgreSQL"
+            ),
             "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';",
         ),
         Fix(
-            "Cloud SQL (restarts the instance). " + CLOUD_SQL_FLAGS_NOTE,
+            _cloud_sql(gettext("Cloud SQL (restarts the instance)")),
             "gcloud sql instances patch INSTANCE "
             "--database-flags=cloudsql.enable_pg_stat_statements=on",
         ),
@@ -64,13 +72,19 @@ def statements_status(alias: str, info: ServerInfo) -> StatementsStatus:
     if not info.pgss_version or not info.pgss_schema:
         return StatementsStatus(
             "not_installed",
-            f"pg_stat_statements is not installed in database {info.database}.",
-            "The extension must be created in each database whose statements you want to "
-            "see, and its library must be preloaded by the server.",
+            gettext("pg_stat_statements is not installed in database %(database)s.")
+            % {"database": info.database},
+            gettext(
+                "The extension must be created in each database whose statements you want to "
+                "see, and its library must be preloaded by the server."
+            ),
             (
                 Fix(
-                    f"In database {info.database}, as a superuser (Cloud SQL: the postgres "
-                    "user, a member of cloudsqlsuperuser)",
+                    gettext(
+                        "In database %(database)s, as a superuser (Cloud SQL: the postgres "
+                        "user, a member of cloudsqlsuperuser)"
+                    )
+                    % {"database": info.database},
                     "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;",
                 ),
                 *_preload_fixes(),
@@ -78,13 +92,15 @@ def statements_status(alias: str, info: ServerInfo) -> StatementsStatus:
         )
     probe = statements.probe(alias, schema=info.pgss_schema)
     if probe.ok:
-        return StatementsStatus("ok", "pg_stat_statements is installed and readable.", "")
+        return StatementsStatus("ok", gettext("pg_stat_statements is installed and readable."), "")
     if probe.sqlstate == "55000":
         return StatementsStatus(
             "not_preloaded",
-            "pg_stat_statements is installed but its library is not preloaded.",
-            "The server was started without pg_stat_statements in "
-            "shared_preload_libraries, so it collects nothing.",
+            gettext("pg_stat_statements is installed but its library is not preloaded."),
+            gettext(
+                "The server was started without pg_stat_statements in "
+                "shared_preload_libraries, so it collects nothing."
+            ),
             _preload_fixes(),
         )
     if probe.sqlstate == "42501":
@@ -92,17 +108,22 @@ def statements_status(alias: str, info: ServerInfo) -> StatementsStatus:
         role = ident(info.role)
         return StatementsStatus(
             "unreadable",
-            f"Role {info.role} may not read {info.pgss_schema}.pg_stat_statements.",
+            gettext("Role %(role)s may not read %(schema)s.pg_stat_statements.")
+            % {"role": info.role, "schema": info.pgss_schema},
             probe.error or "",
             (
                 Fix(
-                    "As the extension's owner or a superuser (Cloud SQL: the postgres user)",
+                    gettext(
+                        "As the extension's owner or a superuser (Cloud SQL: the postgres user)"
+                    ),
                     f"GRANT USAGE ON SCHEMA {ident(info.pgss_schema)} TO {role};\n"
                     f"GRANT SELECT ON {view} TO {role};",
                 ),
             ),
         )
-    return StatementsStatus("error", "pg_stat_statements could not be read.", probe.error or "")
+    return StatementsStatus(
+        "error", gettext("pg_stat_statements could not be read."), probe.error or ""
+    )
 
 
 @dataclass(frozen=True)
@@ -117,30 +138,38 @@ def privilege_checks(
     p: Privileges, info: ServerInfo, pgss: StatementsStatus
 ) -> list[PrivilegeCheck]:
     role = ident(p.role)
-    grant_where = "As a superuser (Cloud SQL: the postgres user, a member of cloudsqlsuperuser)"
+    grant_where = gettext(
+        "As a superuser (Cloud SQL: the postgres user, a member of cloudsqlsuperuser)"
+    )
     checks = [
         PrivilegeCheck(
-            "Connected role",
+            gettext("Connected role"),
             True,
-            f"{p.role}"
-            + (
-                " is a superuser: it sees and may signal everything. In production prefer "
-                "a role that holds pg_monitor and pg_signal_backend only."
+            (
+                gettext(
+                    "%(role)s is a superuser: it sees and may signal everything. In production "
+                    "prefer a role that holds pg_monitor and pg_signal_backend only."
+                )
                 if p.is_superuser
-                else " is not a superuser; the checks below say what it can see."
-            ),
+                else gettext("%(role)s is not a superuser; the checks below say what it can see.")
+            )
+            % {"role": p.role},
         ),
         PrivilegeCheck(
-            "pg_monitor (includes pg_read_all_stats, pg_read_all_settings, pg_stat_scan_tables)",
+            gettext(
+                "pg_monitor (includes pg_read_all_stats, pg_read_all_settings, pg_stat_scan_tables)"
+            ),
             p.has_pg_monitor,
-            "Needed to see other roles' query text, state, client address and wait events, "
-            "and every statement's text in pg_stat_statements.",
+            gettext(
+                "Needed to see other roles' query text, state, client address and wait events, "
+                "and every statement's text in pg_stat_statements."
+            ),
             () if p.has_pg_monitor else (Fix(grant_where, f"GRANT pg_monitor TO {role};"),),
         ),
         PrivilegeCheck(
             "pg_read_all_stats",
             p.has_read_all_stats,
-            "Other roles' activity and statements; granted by pg_monitor.",
+            gettext("Other roles' activity and statements; granted by pg_monitor."),
             ()
             if p.has_read_all_stats
             else (Fix(grant_where, f"GRANT pg_read_all_stats TO {role};"),),
@@ -148,8 +177,10 @@ def privilege_checks(
         PrivilegeCheck(
             "pg_read_all_settings",
             p.has_read_all_settings,
-            "Settings hidden from ordinary roles (shared_preload_libraries, config file "
-            "locations); granted by pg_monitor.",
+            gettext(
+                "Settings hidden from ordinary roles (shared_preload_libraries, config file "
+                "locations); granted by pg_monitor."
+            ),
             ()
             if p.has_read_all_settings
             else (Fix(grant_where, f"GRANT pg_read_all_settings TO {role};"),),
@@ -157,21 +188,23 @@ def privilege_checks(
         PrivilegeCheck(
             "pg_signal_backend",
             p.has_signal_backend,
-            "Needed to cancel or terminate other roles' sessions (never superusers'; on "
-            "Cloud SQL never cloudsqladmin's).",
+            gettext(
+                "Needed to cancel or terminate other roles' sessions (never superusers'; on "
+                "Cloud SQL never cloudsqladmin's)."
+            ),
             ()
             if p.has_signal_backend
             else (Fix(grant_where, f"GRANT pg_signal_backend TO {role};"),),
         ),
         PrivilegeCheck(
-            f"CONNECT on database {info.database}",
+            gettext("CONNECT on database %(database)s") % {"database": info.database},
             p.can_connect,
-            "Needed for the database size.",
+            gettext("Needed for the database size."),
             ()
             if p.can_connect
             else (
                 Fix(
-                    "As the database owner",
+                    gettext("As the database owner"),
                     f"GRANT CONNECT ON DATABASE {ident(info.database)} TO {role};",
                 ),
             ),
@@ -180,14 +213,14 @@ def privilege_checks(
     # pg_stat_statements: installed, preloaded, up to date, resettable.
     checks.append(
         PrivilegeCheck(
-            "pg_stat_statements installed and preloaded",
+            gettext("pg_stat_statements installed and preloaded"),
             pgss.ok if pgss.state != "error" else None,
             pgss.title + (" " + pgss.detail if pgss.detail and not pgss.ok else ""),
             pgss.fixes,
         )
     )
     if p.shared_preload_libraries is None:
-        preload_detail = (
+        preload_detail = gettext(
             "shared_preload_libraries is hidden from this role (needs pg_read_all_settings); "
             "the check above read pg_stat_statements instead."
         )
@@ -195,7 +228,7 @@ def privilege_checks(
         preload_detail = f"shared_preload_libraries = '{p.shared_preload_libraries}'."
     checks.append(
         PrivilegeCheck(
-            "Preloaded libraries",
+            gettext("Preloaded libraries"),
             None
             if p.shared_preload_libraries is None
             else "pg_stat_statements" in p.shared_preload_libraries,
@@ -206,16 +239,19 @@ def privilege_checks(
         current = p.pgss_installed_version == p.pgss_default_version
         checks.append(
             PrivilegeCheck(
-                "pg_stat_statements extension version",
+                gettext("pg_stat_statements extension version"),
                 current,
-                f"Installed {p.pgss_installed_version}, the server offers "
-                f"{p.pgss_default_version}. After a major upgrade the extension keeps its "
-                "old version (and old columns) until updated.",
+                gettext(
+                    "Installed %(installed)s, the server offers %(default)s. After a major "
+                    "upgrade the extension keeps its old version (and old columns) until updated."
+                )
+                % {"installed": p.pgss_installed_version, "default": p.pgss_default_version},
                 ()
                 if current
                 else (
                     Fix(
-                        f"In database {info.database}, as the extension's owner or a superuser",
+                        gettext("In database %(database)s, as the extension's owner or a superuser")
+                        % {"database": info.database},
                         "ALTER EXTENSION pg_stat_statements UPDATE;",
                     ),
                 ),
@@ -224,10 +260,12 @@ def privilege_checks(
     if p.reset_function:
         checks.append(
             PrivilegeCheck(
-                "May reset query statistics",
+                gettext("May reset query statistics"),
                 bool(p.can_reset),
-                "pg_stat_statements_reset() is superuser-only unless granted; the portal "
-                "resets this database's statistics only.",
+                gettext(
+                    "pg_stat_statements_reset() is superuser-only unless granted; the portal "
+                    "resets this database's statistics only."
+                ),
                 ()
                 if p.can_reset
                 else (
@@ -242,16 +280,17 @@ def privilege_checks(
         PrivilegeCheck(
             "track_io_timing",
             p.track_io_timing == "on",
-            f"Currently {p.track_io_timing}. I/O time per statement needs it.",
+            gettext("Currently %(value)s. I/O time per statement needs it.")
+            % {"value": p.track_io_timing},
             ()
             if p.track_io_timing == "on"
             else (
                 Fix(
-                    "Self-managed server, as a superuser",
+                    gettext("Self-managed server, as a superuser"),
                     "ALTER SYSTEM SET track_io_timing = on;\nSELECT pg_reload_conf();",
                 ),
                 Fix(
-                    "Cloud SQL. " + CLOUD_SQL_FLAGS_NOTE,
+                    _cloud_sql(gettext("Cloud SQL")),
                     "gcloud sql instances patch INSTANCE --database-flags=track_io_timing=on",
                 ),
             ),
@@ -262,17 +301,19 @@ def privilege_checks(
         PrivilegeCheck(
             "track_activity_query_size",
             size_ok,
-            f"Currently {p.track_activity_query_size} bytes; query text on the Activity page "
-            "is cut at this length.",
+            gettext(
+                "Currently %(size)s bytes; query text on the Activity page is cut at this length."
+            )
+            % {"size": p.track_activity_query_size},
             ()
             if size_ok
             else (
                 Fix(
-                    "Self-managed server, as a superuser, then restart PostgreSQL",
+                    gettext("Self-managed server, as a superuser, then restart PostgreSQL"),
                     "ALTER SYSTEM SET track_activity_query_size = 4096;",
                 ),
                 Fix(
-                    "Cloud SQL (restarts the instance). " + CLOUD_SQL_FLAGS_NOTE,
+                    _cloud_sql(gettext("Cloud SQL (restarts the instance)")),
                     "gcloud sql instances patch INSTANCE "
                     "--database-flags=track_activity_query_size=4096",
                 ),

@@ -20,6 +20,7 @@ from typing import Any
 
 import pglast
 from django.db import Error, connections, transaction
+from django.utils.translation import gettext
 from pglast import ast
 
 from diagnostics.runner import MARKER, SET_LIMITS, _limits, explain_error
@@ -58,9 +59,11 @@ def _single(text: str) -> tuple[Any | None, str | None]:
     try:
         tree = pglast.parse_sql(text)
     except pglast.parser.ParseError as exc:
-        return None, f"PostgreSQL's grammar cannot parse this text ({exc}); it may be cut short."
+        return None, gettext(
+            "PostgreSQL's grammar cannot parse this text (%(error)s); it may be cut short."
+        ) % {"error": exc}
     if len(tree) != 1:
-        return None, "The text holds several statements; EXPLAIN takes one."
+        return None, gettext("The text holds several statements; EXPLAIN takes one.")
     return tree[0].stmt, None
 
 
@@ -71,7 +74,9 @@ def explainable(text: str) -> str | None:
         return problem
     if not isinstance(stmt, EXPLAINABLE):
         kind = type(stmt).__name__
-        return f"EXPLAIN shows plans of SELECT, INSERT, UPDATE, DELETE and MERGE, not {kind}."
+        return gettext(
+            "EXPLAIN shows plans of SELECT, INSERT, UPDATE, DELETE and MERGE, not %(kind)s."
+        ) % {"kind": kind}
     return None
 
 
@@ -81,14 +86,14 @@ def read_only(text: str) -> str | None:
     if problem:
         return problem
     if not isinstance(stmt, ast.SelectStmt):
-        return "Only a SELECT is executed by EXPLAIN ANALYZE here; other statements write."
+        return gettext("Only a SELECT is executed by EXPLAIN ANALYZE here; other statements write.")
     for node in _walk(stmt):
         if isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
-            return "It contains a data-modifying WITH clause."
+            return gettext("It contains a data-modifying WITH clause.")
         if isinstance(node, ast.SelectStmt) and (node.lockingClause or node.intoClause):
-            return "It locks rows (FOR UPDATE/SHARE) or creates a table (INTO)."
+            return gettext("It locks rows (FOR UPDATE/SHARE) or creates a table (INTO).")
         if isinstance(node, ast.ParamRef):
-            return (
+            return gettext(
                 "It has parameters ($1, ...) with no values to run it with: use the generic "
                 "plan above, or run EXPLAIN ANALYZE with real values in psql."
             )
@@ -118,11 +123,11 @@ def _run(alias: str, statement: str, *, analyzed: bool) -> Plan:
         failure = explain_error(exc, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
         message = failure.message
         if failure.sqlstate == "42501":  # insufficient_privilege
-            message += (
-                " Planning a statement needs SELECT on its tables: GRANT SELECT on them to "
-                f"{connection.settings_dict.get('USER') or 'this role'}, or GRANT "
-                "pg_read_all_data (PostgreSQL 14+) for read access to every table."
-            )
+            message += " " + gettext(
+                "Planning a statement needs SELECT on its tables: GRANT SELECT on them to "
+                "%(role)s, or GRANT pg_read_all_data (PostgreSQL 14+) for read access to every "
+                "table."
+            ) % {"role": connection.settings_dict.get("USER") or gettext("this role")}
         return Plan(error=message, analyzed=analyzed)
     return Plan(lines=lines, analyzed=analyzed)
 
@@ -131,9 +136,12 @@ def generic_plan(alias: str, text: str, *, server_major: int) -> Plan:
     if server_major < GENERIC_PLAN_FROM:
         return Plan(
             refused=True,
-            error=f"EXPLAIN (GENERIC_PLAN) needs PostgreSQL {GENERIC_PLAN_FROM} or later (this "
-            f"server is {server_major}): a statement with $1-style parameters cannot be "
-            "planned without values here. Copy it into psql with real values and run EXPLAIN.",
+            error=gettext(
+                "EXPLAIN (GENERIC_PLAN) needs PostgreSQL %(needed)s or later (this server is "
+                "%(major)s): a statement with $1-style parameters cannot be planned without "
+                "values here. Copy it into psql with real values and run EXPLAIN."
+            )
+            % {"needed": GENERIC_PLAN_FROM, "major": server_major},
         )
     problem = explainable(text)
     if problem:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext
 
 from diagnostics.charts import Series
 from diagnostics.models import StatsSnapshot, TableSizeSnapshot
@@ -38,7 +39,12 @@ def connection_series(alias: str, database: str, days: int = HISTORY_DAYS) -> li
         )[:MAX_SNAPSHOTS]
     )
     rows.reverse()
-    names = ("total", "active", "idle", "idle in transaction")
+    names = (
+        pgettext("connections", "total"),
+        pgettext("connections", "active"),
+        pgettext("connections", "idle"),
+        pgettext("connections", "idle in transaction"),
+    )
     return [
         Series(name, tuple((r[0], float(r[i + 1])) for r in rows)) for i, name in enumerate(names)
     ]
@@ -51,7 +57,12 @@ def size_series(alias: str, database: str, days: int = HISTORY_DAYS) -> list[Ser
         ]
     )
     rows.reverse()
-    return [Series(f"database {database}", tuple((t, float(v)) for t, v in rows))]
+    return [
+        Series(
+            gettext("database %(database)s") % {"database": database},
+            tuple((t, float(v)) for t, v in rows),
+        )
+    ]
 
 
 def top_table_series(
@@ -171,15 +182,22 @@ def statement_series(
     at = [r["snapshot__captured_at"] for r in rows]
     return {
         "counts": [
-            Series("calls", tuple((t, float(r["calls"])) for t, r in zip(at, rows, strict=True))),
-            Series("rows", tuple((t, float(r["rows"])) for t, r in zip(at, rows, strict=True))),
+            Series(
+                gettext("calls"),
+                tuple((t, float(r["calls"])) for t, r in zip(at, rows, strict=True)),
+            ),
+            Series(
+                gettext("rows"), tuple((t, float(r["rows"])) for t, r in zip(at, rows, strict=True))
+            ),
         ],
         "total": [
-            Series("total time", tuple((t, r["total"]) for t, r in zip(at, rows, strict=True)))
+            Series(
+                gettext("total time"), tuple((t, r["total"]) for t, r in zip(at, rows, strict=True))
+            )
         ],
         "mean": [
             Series(
-                "mean time",
+                gettext("mean time"),
                 tuple(
                     (t, r["total"] / r["calls"])
                     for t, r in zip(at, rows, strict=True)

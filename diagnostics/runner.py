@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import Error, connections, transaction
+from django.utils.translation import gettext
 from psycopg import errors as pg_errors
 from psycopg import sql
 
@@ -96,23 +97,32 @@ def explain_error(exc: BaseException, *, statement_timeout: int, lock_timeout: i
     text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     if isinstance(cause, pg_errors.QueryCanceled):
         return Failure(
-            f"Gave up after {statement_timeout} ms (statement_timeout); the server is busy "
-            "or the catalog is very large. Reload to try again.",
+            gettext(
+                "Gave up after %(ms)s ms (statement_timeout); the server is busy or the catalog "
+                "is very large. Reload to try again."
+            )
+            % {"ms": statement_timeout},
             sqlstate,
         )
     if isinstance(cause, pg_errors.LockNotAvailable):
         return Failure(
-            f"Gave up after waiting {lock_timeout} ms for a lock (lock_timeout): another "
-            "session holds a conflicting lock, typically DDL. See the Blocking page.",
+            gettext(
+                "Gave up after waiting %(ms)s ms for a lock (lock_timeout): another session "
+                "holds a conflicting lock, typically DDL. See the Blocking page."
+            )
+            % {"ms": lock_timeout},
             sqlstate,
         )
     if isinstance(cause, pg_errors.InsufficientPrivilege):
-        return Failure(f"The database refused: {text}. See the Privileges page.", sqlstate)
+        return Failure(
+            gettext("The database refused: %(error)s. See the Privileges page.") % {"error": text},
+            sqlstate,
+        )
     # No SQLSTATE: the connection itself failed; 08/28/3D/57: connection, authentication,
     # unknown database, shutdown.
     if sqlstate is None or sqlstate[:2] in {"08", "28", "3D", "57"}:
-        return Failure(f"Cannot reach the database: {text}", sqlstate)
-    return Failure(f"The database reported: {text}", sqlstate)
+        return Failure(gettext("Cannot reach the database: %(error)s") % {"error": text}, sqlstate)
+    return Failure(gettext("The database reported: %(error)s") % {"error": text}, sqlstate)
 
 
 def _statement(query: Query[Any], cursor: Any) -> str:

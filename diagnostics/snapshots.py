@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from diagnostics.models import QueryStatSnapshot, StatsSnapshot, TableSizeSnapshot
 from diagnostics.queries import overview, server, space, statements
@@ -129,13 +130,20 @@ def take(
     info_result = server.server_info(alias)
     info = info_result.first()
     if info is None:
-        return Outcome(alias, None, "failed", f"cannot read the server: {info_result.error}")
+        return Outcome(
+            alias,
+            None,
+            "failed",
+            gettext("cannot read the server: %(error)s") % {"error": info_result.error},
+        )
     database = info.database
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(TRY_LOCK, [LOCK_CLASS, f"{alias}/{database}"])
             if not cursor.fetchone()[0]:
-                return Outcome(alias, database, "skipped", "skipped: another run is capturing it")
+                return Outcome(
+                    alias, database, "skipped", gettext("skipped: another run is capturing it")
+                )
         previous = (
             StatsSnapshot.objects.filter(alias=alias, database=database)
             .order_by("-captured_at")
@@ -148,12 +156,14 @@ def take(
                 alias,
                 database,
                 "skipped",
-                f"skipped: the last snapshot is {age} s old "
-                f"(minimum interval {int(min_interval.total_seconds())} s)",
+                gettext(
+                    "skipped: the last snapshot is %(age)s s old (minimum interval %(interval)s s)"
+                )
+                % {"age": age, "interval": int(min_interval.total_seconds())},
             )
         size = overview.database_size(alias).first()
         if size is None:
-            return Outcome(alias, database, "failed", "cannot read the database size")
+            return Outcome(alias, database, "failed", gettext("cannot read the database size"))
         counts = {"active": 0, "idle": 0, "idle in transaction": 0}
         total = 0
         for row in overview.connections_by_state(alias):
@@ -212,15 +222,29 @@ def take(
                     q.snapshot = snapshot
                 QueryStatSnapshot.objects.bulk_create(queries, batch_size=1000)
             else:
-                note = f"; query statistics skipped: {totals.error}"
+                note = "; " + gettext("query statistics skipped: %(error)s") % {
+                    "error": totals.error
+                }
         else:
-            note = "; query statistics skipped: pg_stat_statements is not installed here"
+            note = "; " + gettext(
+                "query statistics skipped: pg_stat_statements is not installed here"
+            )
     return Outcome(
         alias,
         database,
         "created",
-        f"snapshot {snapshot.pk}: database {size.bytes} bytes, {total} connections, "
-        f"{min(len(tables), top_tables)} tables, {len(queries)} statement rows{note}",
+        gettext(
+            "snapshot %(id)s: database %(bytes)s bytes, %(connections)s connections, "
+            "%(tables)s tables, %(statements)s statement rows"
+        )
+        % {
+            "id": snapshot.pk,
+            "bytes": size.bytes,
+            "connections": total,
+            "tables": min(len(tables), top_tables),
+            "statements": len(queries),
+        }
+        + note,
     )
 
 

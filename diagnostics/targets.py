@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import connections
 from django.http import Http404, HttpRequest
+from django.utils.translation import gettext
 
 
 def aliases() -> list[str]:
@@ -29,6 +30,11 @@ def resolve(request: HttpRequest) -> str:
 def describe(alias: str) -> str:
     """Alias, host and database name for the selector (never the password)."""
     cfg = connections.settings[alias]
-    host = cfg.get("HOST") or "local socket"
+    host = cfg.get("HOST") or gettext("local socket")
     port = f":{cfg['PORT']}" if cfg.get("PORT") else ""
-    return f"{alias} — {cfg.get('NAME')} on {host}{port} as {cfg.get('USER') or 'default user'}"
+    return gettext("%(alias)s — %(name)s on %(host)s as %(user)s") % {
+        "alias": alias,
+        "name": cfg.get("NAME"),
+        "host": f"{host}{port}",
+        "user": cfg.get("USER") or gettext("default user"),
+    }

@@ -16,7 +16,7 @@ from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from diagnostics import actions, checks, explain, pages, targets
@@ -42,9 +42,9 @@ def _context(site: AdminSite, request: HttpRequest, slug: str, alias: str, **ext
         extra.update(page=page, info=page.info)
     return {
         **site.each_context(request),
-        "title": f"Database diagnostics: {pages.TITLES[slug]}"
+        "title": gettext("Database diagnostics: %(page)s") % {"page": pages.TITLES[slug]}
         if slug != "overview"
-        else "Database diagnostics",
+        else gettext("Database diagnostics"),
         "slug": slug,
         "alias": alias,
         "tabs": [(s, label, pages.page_url(s, alias)) for s, label in pages.PAGES],
@@ -229,9 +229,15 @@ def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse
         outcome = actions.terminate_idle(
             request=request, alias=alias, minutes=minutes, sessions=chosen
         )
-        summary = f"Terminated {outcome.terminated} idle sessions."
+        summary = ngettext(
+            "Terminated %(n)s idle session.", "Terminated %(n)s idle sessions.", outcome.terminated
+        ) % {"n": outcome.terminated}
         if outcome.gone:
-            summary += f" {outcome.gone} had already ended or become busy (left alone)."
+            summary += " " + ngettext(
+                "%(n)s had already ended or become busy (left alone).",
+                "%(n)s had already ended or become busy (left alone).",
+                outcome.gone,
+            ) % {"n": outcome.gone}
         messages.add_message(
             request, messages.ERROR if outcome.refused else messages.SUCCESS, summary
         )
@@ -273,7 +279,7 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         alias = targets.resolve(request)
         kind = request.POST.get("kind")
         if kind not in {"cancel", "terminate"}:
-            messages.error(request, "Choose cancel or terminate: nothing was signalled.")
+            messages.error(request, gettext("Choose cancel or terminate: nothing was signalled."))
             return _back("activity", alias)
         try:
             seconds = int(request.POST.get("seconds", ""))
@@ -282,7 +288,8 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         except ValueError:
             messages.error(
                 request,
-                f"Running longer than: enter whole seconds from 1 to {MAX_RUNNING_SECONDS}.",
+                gettext("Running longer than: enter whole seconds from 1 to %(max)s.")
+                % {"max": MAX_RUNNING_SECONDS},
             )
             return _back("activity", alias)
         include_portal = request.POST.get("include_portal") in {"1", "on", "true"}
@@ -294,7 +301,11 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
                 portal_app=settings.PORTAL_APPLICATION_NAME,
             )
             if candidates.ok and not candidates.rows:
-                messages.info(request, f"No query has been running for over {seconds} s.")
+                messages.info(
+                    request,
+                    gettext("No query has been running for over %(seconds)s s.")
+                    % {"seconds": seconds},
+                )
                 return _back("activity", alias)
             return TemplateResponse(
                 request,
@@ -304,7 +315,12 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
                     request,
                     "activity",
                     alias,
-                    title=f"{kind.capitalize()} queries running longer than {seconds} s?",
+                    title=(
+                        gettext("Cancel queries running longer than %(seconds)s s?")
+                        if kind == "cancel"
+                        else gettext("Terminate queries running longer than %(seconds)s s?")
+                    )
+                    % {"seconds": seconds},
                     kind=kind,
                     seconds=seconds,
                     include_portal=include_portal,
@@ -318,15 +334,27 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
             if parsed is not None:
                 chosen.append(parsed)
         if not chosen:
-            messages.error(request, "No session was selected: nothing was signalled.")
+            messages.error(request, gettext("No session was selected: nothing was signalled."))
             return _back("activity", alias)
         outcome = actions.signal_long_running(
             request=request, alias=alias, kind=kind, seconds=seconds, sessions=chosen
         )
-        verb = "Cancelled the queries of" if kind == "cancel" else "Terminated"
-        summary = f"{verb} {outcome.signalled} sessions."
+        if kind == "cancel":
+            summary = ngettext(
+                "Cancelled the queries of %(n)s session.",
+                "Cancelled the queries of %(n)s sessions.",
+                outcome.signalled,
+            ) % {"n": outcome.signalled}
+        else:
+            summary = ngettext(
+                "Terminated %(n)s session.", "Terminated %(n)s sessions.", outcome.signalled
+            ) % {"n": outcome.signalled}
         if outcome.gone:
-            summary += f" {outcome.gone} had already finished that query or ended (left alone)."
+            summary += " " + ngettext(
+                "%(n)s had already finished that query or ended (left alone).",
+                "%(n)s had already finished that query or ended (left alone).",
+                outcome.gone,
+            ) % {"n": outcome.gone}
         messages.add_message(
             request, messages.ERROR if outcome.refused else messages.SUCCESS, summary
         )
@@ -357,7 +385,7 @@ def _statement_response(
             info=page.info,
             p=page.panels,
             analyzed=analyzed,
-            title=f"Database diagnostics: statement {queryid}",
+            title=gettext("Database diagnostics: statement %(queryid)s") % {"queryid": queryid},
             role_ident=checks.ident(page.info.role) if page.info else "",
         ),
     )
@@ -388,7 +416,9 @@ def explain_analyze_view(site: AdminSite) -> Callable[[HttpRequest], HttpRespons
         statement.build(page, request.POST)
         text = page.panels.get("text")
         if page.info is None or text is None:
-            messages.error(request, "That statement is not readable here: nothing was run.")
+            messages.error(
+                request, gettext("That statement is not readable here: nothing was run.")
+            )
             return HttpResponseRedirect(pages.page_url("queries", alias))
         plan = actions.explain_analyze(
             request=request,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from diagnostics.pages.common import Page
 from diagnostics.queries import activity
@@ -40,7 +41,9 @@ def activity_filters(params: Mapping[str, str]) -> ActivityFilters:
     errors = []
     state = params.get("state") or None
     if state is not None and state not in STATES:
-        errors.append(f"Unknown state {state[:40]!r}: filter ignored.")
+        errors.append(
+            gettext("Unknown state %(state)s: filter ignored.") % {"state": repr(state[:40])}
+        )
         state = None
     min_seconds = None
     raw = (params.get("min_seconds") or "").strip()
@@ -50,7 +53,9 @@ def activity_filters(params: Mapping[str, str]) -> ActivityFilters:
             if not 0 <= min_seconds <= 10**7:
                 raise ValueError
         except ValueError:
-            errors.append("Running longer than: enter a number of seconds; filter ignored.")
+            errors.append(
+                gettext("Running longer than: enter a number of seconds; filter ignored.")
+            )
             min_seconds = None
     idle_in_tx = params.get("idle_in_transaction") in {"1", "on", "true"}
     refresh = 0
@@ -59,7 +64,9 @@ def activity_filters(params: Mapping[str, str]) -> ActivityFilters:
         if raw_refresh.isdigit() and int(raw_refresh) in REFRESH_CHOICES:
             refresh = int(raw_refresh)
         else:
-            errors.append("Refresh: choose one of the offered intervals; auto-refresh is off.")
+            errors.append(
+                gettext("Refresh: choose one of the offered intervals; auto-refresh is off.")
+            )
     return ActivityFilters(state, min_seconds, idle_in_tx, tuple(errors), refresh)
 
 

@@ -5,37 +5,49 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from django.utils.translation import gettext, gettext_lazy
 
 from diagnostics.pages.common import Page
 from diagnostics.queries import connections
 from diagnostics.queries.connections import ConnectionGroup
 
-HIDDEN = "hidden (needs pg_read_all_stats)"
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
+
+HIDDEN = gettext_lazy("hidden (needs pg_read_all_stats)")
 
 
 def _ssl(group: ConnectionGroup) -> str:
     if group.ssl is None:
-        return "unknown"
-    return f"SSL {group.ssl_version}" if group.ssl else "no SSL"
+        return gettext("unknown")
+    return f"SSL {group.ssl_version}" if group.ssl else gettext("no SSL")
 
 
-DIMENSIONS: tuple[tuple[str, str, Callable[[ConnectionGroup], str]], ...] = (
-    ("database", "Database", lambda g: g.database or "(no database)"),
-    ("role", "Role", lambda g: g.role or HIDDEN),
-    ("application", "Application", lambda g: g.application_name or ("" if g.state else HIDDEN)),
-    ("client", "Client address", lambda g: g.client_addr or HIDDEN),
+DIMENSIONS: tuple[tuple[str, str | _StrPromise, Callable[[ConnectionGroup], str]], ...] = (
+    ("database", gettext_lazy("Database"), lambda g: g.database or gettext("(no database)")),
+    ("role", gettext_lazy("Role"), lambda g: g.role or str(HIDDEN)),
+    (
+        "application",
+        gettext_lazy("Application"),
+        lambda g: g.application_name or ("" if g.state else str(HIDDEN)),
+    ),
+    ("client", gettext_lazy("Client address"), lambda g: g.client_addr or str(HIDDEN)),
     ("ssl", "SSL", _ssl),
-    ("state", "State", lambda g: g.state or HIDDEN),
+    ("state", gettext_lazy("State"), lambda g: g.state or str(HIDDEN)),
 )
 
 
-def breakdown(groups: tuple[ConnectionGroup, ...]) -> list[tuple[str, str, list[tuple[str, int]]]]:
+def breakdown(
+    groups: tuple[ConnectionGroup, ...],
+) -> list[tuple[str, str | _StrPromise, list[tuple[str, int]]]]:
     """Per dimension, (value, connections) largest first."""
     out = []
     for key, title, value_of in DIMENSIONS:
         counts: Counter[str] = Counter()
         for g in groups:
-            counts[value_of(g) or "(none)"] += g.count
+            counts[value_of(g) or gettext("(none)")] += g.count
         out.append((key, title, sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))))
     return out
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.utils.translation import gettext, gettext_lazy
+
 from diagnostics import checks
 from diagnostics.pages.common import Page
 from diagnostics.queries import maintenance
@@ -13,14 +15,14 @@ from diagnostics.runner import Result
 PER_PAGE = 25
 MAX_PAGE = 10_000
 ORDER_LABELS = (
-    ("dead", "dead rows"),
-    ("dead_ratio", "dead share"),
-    ("due", "closest to autovacuum"),
-    ("live", "live rows"),
-    ("changed", "changed since analyze"),
-    ("vacuumed", "longest since vacuum"),
-    ("analyzed", "longest since analyze"),
-    ("name", "name"),
+    ("dead", gettext_lazy("dead rows")),
+    ("dead_ratio", gettext_lazy("dead share")),
+    ("due", gettext_lazy("closest to autovacuum")),
+    ("live", gettext_lazy("live rows")),
+    ("changed", gettext_lazy("changed since analyze")),
+    ("vacuumed", gettext_lazy("longest since vacuum")),
+    ("analyzed", gettext_lazy("longest since analyze")),
+    ("name", gettext_lazy("name")),
 )
 
 
@@ -33,7 +35,9 @@ def page_number(raw: str | None) -> tuple[int, str | None]:
         if not 1 <= number <= MAX_PAGE:
             raise ValueError
     except ValueError:
-        return 1, f"Page: enter a whole number from 1 to {MAX_PAGE}; showing page 1."
+        return 1, gettext("Page: enter a whole number from 1 to %(max)s; showing page 1.") % {
+            "max": MAX_PAGE
+        }
     return number, None
 
 
@@ -66,7 +70,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     errors = [error] if error else []
     if search is not None and "\x00" in search:
         # PostgreSQL text cannot hold NUL: say so instead of failing on the parameter.
-        errors.append("Search: the text contains a NUL character; ignored.")
+        errors.append(gettext("Search: the text contains a NUL character; ignored."))
         search = None
     listed = maintenance.tables(
         page.alias,

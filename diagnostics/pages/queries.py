@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 
+from django.utils.translation import gettext
+
 from audit.models import ActivityLog
 from diagnostics import charts, checks, formatting, suggestions
 from diagnostics.pages.common import Page
@@ -25,11 +27,14 @@ def query_filters(params: Mapping[str, str]) -> QueryFilters:
     search = (params.get("q") or "").strip()
     if "\x00" in search:
         # PostgreSQL text cannot hold NUL: say so instead of failing on the parameter.
-        return QueryFilters(None, ("Search: the text contains a NUL character; ignored.",))
+        return QueryFilters(None, (gettext("Search: the text contains a NUL character; ignored."),))
     if len(search) > SEARCH_CHARS:
         return QueryFilters(
             search[:SEARCH_CHARS],
-            (f"Search: only the first {SEARCH_CHARS} characters are used.",),
+            (
+                gettext("Search: only the first %(chars)s characters are used.")
+                % {"chars": SEARCH_CHARS},
+            ),
         )
     return QueryFilters(search or None, ())
 
@@ -71,11 +76,11 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         order=order,
         include_portal=include_portal,
         orders=[
-            ("total", "total time"),
-            ("mean", "mean time"),
-            ("calls", "calls"),
-            ("rows", "rows"),
-            ("io", "I/O"),
+            ("total", gettext("total time")),
+            ("mean", gettext("mean time")),
+            ("calls", gettext("calls")),
+            ("rows", gettext("rows")),
+            ("io", gettext("I/O")),
         ],
     )
     if not status.ok or not info.pgss_schema:
@@ -113,7 +118,9 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     first = top.first()
     chart_items = [
         (
-            redact_sql(r.query) if not r.hidden else f"(hidden) queryid {r.queryid}",
+            redact_sql(r.query)
+            if not r.hidden
+            else gettext("(hidden) queryid %(queryid)s") % {"queryid": r.queryid},
             r.total_ms,
         )
         for r in sorted(top.rows, key=lambda r: r.total_ms, reverse=True)[:10]
@@ -126,7 +133,9 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         entries_total=first.entries_total if first else 0,
         hidden_total=first.hidden_total if first else 0,
         io_timing=info.track_io_timing == "on",
-        chart=charts.bar_chart("Top queries by total time", chart_items, formatting.ms_label),
+        chart=charts.bar_chart(
+            gettext("Top queries by total time"), chart_items, formatting.ms_label
+        ),
         suggestions=suggestions.suggest(
             page.alias,
             [

@@ -5,10 +5,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.utils.translation import gettext
 
 from diagnostics import checks, recommendations
 from diagnostics.pages.common import Page
 from diagnostics.queries import settings as settings_queries
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 
 @dataclass(frozen=True)
@@ -17,9 +23,9 @@ class SettingRow:
     actual: str
     source: str | None
     where: str | None
-    recommended: str | None
+    recommended: str | _StrPromise | None
     ok: bool | None
-    why: str | None
+    why: str | _StrPromise | None
     fix_sql: str | None
     fix_cloud_sql: str | None
     restart: bool
@@ -36,7 +42,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     for own in ("statement_timeout", "lock_timeout"):
         if own in by_name:
             by_name[own] = dataclasses.replace(
-                by_name[own], setting=by_name[own].reset_val, source="session default"
+                by_name[own], setting=by_name[own].reset_val, source=gettext("session default")
             )
     rows = []
     for name in recommendations.KEY_SETTINGS:
@@ -46,7 +52,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
             rows.append(
                 SettingRow(
                     name,
-                    "hidden or not available",
+                    gettext("hidden or not available"),
                     None,
                     None,
                     rec.recommended if rec else None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils.translation import gettext
+
 from diagnostics import charts, formatting, history
 from diagnostics.pages.common import Page
 from diagnostics.queries import overview, space
@@ -45,12 +47,12 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         estimated=any(g["estimated"] for g in groups.values()),
         locked=locked,
         size_chart=charts.line_chart(
-            "Database size over time",
+            gettext("Database size over time"),
             history.size_series(page.alias, info.database),
             formatting.bytes_label,
         ),
         tables_chart=charts.line_chart(
-            "Largest tables over time",
+            gettext("Largest tables over time"),
             history.top_table_series(page.alias, info.database),
             formatting.bytes_label,
         ),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.utils.translation import gettext
+
 from diagnostics import charts, checks, explain, formatting, history, suggestions
 from diagnostics.pages.common import Page
 from diagnostics.queries import statements
@@ -33,7 +35,9 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     status = checks.statements_status(page.alias, info)
     page.panels.update(queryid=queryid, status=status)
     if queryid is None:
-        page.panels["errors"] = ("That link names no statement (queryid): pick one on Queries.",)
+        page.panels["errors"] = (
+            gettext("That link names no statement (queryid): pick one on Queries."),
+        )
         return
     if not status.ok or not info.pgss_schema:
         return
@@ -59,10 +63,12 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         analyze_problem=explain.read_only(text) if text else None,
         suggestions=suggestions.suggest(page.alias, [(queryid, text)]) if text else None,
         counts_chart=charts.line_chart(
-            "Calls and rows per snapshot", series["counts"], formatting.count_label
+            gettext("Calls and rows per snapshot"), series["counts"], formatting.count_label
         ),
         total_chart=charts.line_chart(
-            "Total execution time per snapshot", series["total"], formatting.ms_label
+            gettext("Total execution time per snapshot"), series["total"], formatting.ms_label
         ),
-        mean_chart=charts.line_chart("Mean execution time", series["mean"], formatting.ms_label),
+        mean_chart=charts.line_chart(
+            gettext("Mean execution time"), series["mean"], formatting.ms_label
+        ),
     )

@@ -9,6 +9,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 
 from diagnostics import snapshots, targets
 
@@ -58,7 +59,8 @@ class Command(BaseCommand):
         unknown = [a for a in aliases if a not in known]
         if unknown:
             raise CommandError(
-                f"unknown database alias {', '.join(unknown)} (known: {', '.join(known)})"
+                gettext("unknown database alias %(unknown)s (known: %(known)s)")
+                % {"unknown": ", ".join(unknown), "known": ", ".join(known)}
             )
         min_interval = options["min_interval"]
         if min_interval is None:
@@ -67,9 +69,9 @@ class Command(BaseCommand):
         if retention is None:
             retention = settings.DIAGNOSTICS_SNAPSHOT_RETENTION_DAYS
         if min_interval < 0 or retention < 1:
-            raise CommandError("--min-interval must be >= 0 and --retention-days >= 1")
+            raise CommandError(gettext("--min-interval must be >= 0 and --retention-days >= 1"))
         if options["top_tables"] < 0 or options["top_queries"] < 0:
-            raise CommandError("--top-tables and --top-queries must be >= 0")
+            raise CommandError(gettext("--top-tables and --top-queries must be >= 0"))
 
         failed = []
         for alias in aliases:
@@ -86,6 +88,11 @@ class Command(BaseCommand):
                 failed.append(alias)
                 self.stderr.write(f"{where}: {outcome.message}")
         pruned = snapshots.prune(retention=dt.timedelta(days=retention))
-        self.stdout.write(f"pruned {pruned} snapshots older than {retention} days")
+        self.stdout.write(
+            gettext("pruned %(pruned)s snapshots older than %(days)s days")
+            % {"pruned": pruned, "days": retention}
+        )
         if failed:
-            raise CommandError(f"could not capture {', '.join(failed)}")
+            raise CommandError(
+                gettext("could not capture %(aliases)s") % {"aliases": ", ".join(failed)}
+            )

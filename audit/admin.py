@@ -19,19 +19,19 @@ from django.utils.translation import gettext_lazy as _
 from portal.admin.base import ReadOnlyModelAdmin
 from portal.admin.filters import DateRangeFilter
 
-from . import chain
+from . import chain, services
 from .admin_mixins import _ModelAdminBase
 from .models import ActivityLog, SecurityEvent
 from .services import MASK
 
-HIDDEN = "(hidden)"
+HIDDEN = _("(hidden)")
 
 
 def _show(value: Any) -> str:
     if value is None:
         return "—"
     if value == MASK:
-        return HIDDEN
+        return str(HIDDEN)
     if isinstance(value, dict | list):
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     return str(value)
@@ -92,17 +92,28 @@ class ActorFilter(admin.SimpleListFilter):
         return queryset
 
 
-#: The actions the portal records (audit.services, diagnostics.actions), with labels.
+#: The actions the portal records (audit.services, audit.chain, diagnostics.actions,
+#: the Metabase watchdog),
+#: with labels: the Action filter offers exactly these.
 ACTION_LABELS = {
-    "create": _("Created"),
-    "change": _("Changed"),
-    "delete": _("Deleted"),
-    "purge": _("Purged expired cache"),
-    "view": _("Viewed"),
-    "export": _("Exported"),
+    services.CREATE: _("Created"),
+    services.CHANGE: _("Changed"),
+    services.DELETE: _("Deleted"),
+    services.CASCADE_DELETE: _("Deleted with related rows"),
+    services.BULK_ACTION: _("Ran a bulk action"),
+    services.PURGE: _("Purged expired cache"),
+    services.EXPORT: _("Exported"),
+    services.PASSWORD_CHANGE: _("Changed own password"),
+    chain.VERIFY_ACTION: _("Verified the audit chain"),
     "diagnostics.cancel_backend": _("Cancelled a query"),
     "diagnostics.terminate_backend": _("Terminated a database session"),
     "diagnostics.reset_query_stats": _("Reset query statistics"),
+    "diagnostics.explain_analyze": _("Ran EXPLAIN ANALYZE"),
+    "metabase_watchdog.cancel": _("Metabase watchdog: cancelled a query"),
+    "metabase_watchdog.terminate": _("Metabase watchdog: terminated a session"),
+    "metabase_watchdog.unlink": _("Metabase watchdog: removed a role membership"),
+    "metabase_watchdog.converge": _("Metabase watchdog: restored the grants"),
+    "metabase_watchdog.error": _("Metabase watchdog: could not act"),
 }
 
 

@@ -31,6 +31,7 @@ from django.db import connections, router
 from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext
 
 from portal.limits import bounded
 
@@ -96,16 +97,15 @@ def _shown(obj: Model, name: str) -> str:
         return label
     value = _normal(_stored_value(obj, name))
     value = value if len(value) <= 60 else value[:57] + "…"
-    return f"{label} (now {value!r})"
+    return gettext("%(field)s (now %(value)s)") % {"field": label, "value": repr(value)}
 
 
 def stale_message(obj: Model, names: list[str]) -> str:
-    return (
-        f"This {obj._meta.verbose_name} was changed by someone else after you opened it: "
-        f"{', '.join(_shown(obj, n) for n in names)}. Nothing was saved. The form shows "
-        "your input; save again to overwrite those changes, or reload the page to start "
-        "from the current values."
-    )
+    return gettext(
+        "This %(thing)s was changed by someone else after you opened it: %(fields)s. "
+        "Nothing was saved. The form shows your input; save again to overwrite those "
+        "changes, or reload the page to start from the current values."
+    ) % {"thing": obj._meta.verbose_name, "fields": ", ".join(_shown(obj, n) for n in names)}
 
 
 class VersionedChangeMixin:
@@ -159,7 +159,7 @@ class VersionedChangeMixin:
                 changed = changed_since(token, form.instance)
                 if changed is None:
                     raise ValidationError(
-                        "This form belongs to another version of the page; reload it.",
+                        gettext("This form belongs to another version of the page; reload it."),
                         code="bad_version",
                     )
                 if changed:

@@ -28,7 +28,8 @@ from django.db.models.expressions import OrderBy
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import Promise
 from django.utils.text import capfirst
 
 from audit.services import record_export
@@ -73,17 +74,17 @@ class CsvColumn:
     """One exported column: its header, the queryset value it reads, and how a value of
     that source becomes the cell (default: as it is)."""
 
-    label: str
+    label: str | Promise  # a lazy label is rendered in the export's language
     source: str
     cell: Callable[[Any], Any] | None = None
 
 
 def stream_csv(
-    header: list[str], rows: Iterable[Iterable[Any]], *, dialect: str = "csv"
+    header: list[str | Promise], rows: Iterable[Iterable[Any]], *, dialect: str = "csv"
 ) -> Iterator[str]:
     options = DIALECTS[dialect]
     writer = csv.writer(_Echo(), delimiter=options["delimiter"])
-    first = writer.writerow(header)
+    first = writer.writerow([str(label) for label in header])
     yield ("\ufeff" + first) if options["bom"] else first
     for row in rows:
         yield writer.writerow([_csv_cell(v) for v in row])
@@ -115,6 +116,30 @@ class _CountedRows:
             self.error = type(exc).__name__
             raise
         self.finished = True
+
+
+def in_language(lines: Iterator[str], language: str | None) -> Iterator[str]:
+    """``lines``, each produced with ``language`` active.
+
+    A streaming response is iterated after the view has returned (by the server, maybe
+    in another thread), so the request's language is no longer guaranteed to be the
+    active one: the headers (lazy verbose names) and anything the rows translate are
+    rendered under it here, one line at a time, leaving the thread's language as it
+    was between lines. Closing this generator closes ``lines``.
+    """
+    try:
+        while True:
+            with translation.override(language):
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    return
+            yield line
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            with translation.override(language):
+                close()
 
 
 def audited_stream(
@@ -166,8 +191,7 @@ class CsvExportMixin(_ModelAdminBase):
         """The exported columns, headed as the pages name them (the fields' verbose
         names). A ModelAdmin adds the computed columns its list shows."""
         return [
-            CsvColumn(capfirst(str(f.verbose_name)), f.attname)
-            for f in self.get_csv_fields(request)
+            CsvColumn(capfirst(f.verbose_name), f.attname) for f in self.get_csv_fields(request)
         ]
 
     def get_urls(self):
@@ -239,10 +263,11 @@ class CsvExportMixin(_ModelAdminBase):
                 error=error,
             )
 
+        lines = audited_stream(
+            stream_csv([c.label for c in columns], counted, dialect=dialect), counted, on_end
+        )
         response = StreamingHttpResponse(
-            audited_stream(
-                stream_csv([c.label for c in columns], counted, dialect=dialect), counted, on_end
-            ),
+            in_language(lines, translation.get_language()),
             content_type="text/csv; charset=utf-8",
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

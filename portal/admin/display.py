@@ -252,18 +252,24 @@ def preview(text: str | None, length: int = 90) -> str:
     return line if len(line) <= length else line[: length - 1] + "…"
 
 
+def _one_decimal(value: float) -> str:
+    """``value`` with one decimal in the language's format, rounded (Django's
+    number_format cuts a float's digits instead)."""
+    return number_format(round(value, 1), 1)
+
+
 def duration_ms(value: int | None) -> str:
     if value is None:
         return "—"
     if value < 1000:
         return f"{value} ms"
     if value < 60_000:
-        return f"{number_format(value / 1000, 1)} s"
+        return f"{_one_decimal(value / 1000)} s"
     if value < 3_600_000:
-        return f"{number_format(value / 60_000, 1)} min"
+        return f"{_one_decimal(value / 60_000)} min"
     if value < 86_400_000:
-        return f"{number_format(value / 3_600_000, 1)} h"
-    return gettext("%(count)s days") % {"count": number_format(value / 86_400_000, 1)}
+        return f"{_one_decimal(value / 3_600_000)} h"
+    return gettext("%(count)s days") % {"count": _one_decimal(value / 86_400_000)}
 
 
 def compact(value: int) -> str:
@@ -272,9 +278,9 @@ def compact(value: int) -> str:
         return number_format(value, force_grouping=True)
     if value < 1_000_000_000:
         # Translators: millions, abbreviated to fit a dashboard card.
-        return gettext("%(count)s M") % {"count": number_format(value / 1_000_000, 1)}
+        return gettext("%(count)s M") % {"count": _one_decimal(value / 1_000_000)}
     # Translators: billions, abbreviated to fit a dashboard card.
-    return gettext("%(count)s B") % {"count": number_format(value / 1_000_000_000, 1)}
+    return gettext("%(count)s B") % {"count": _one_decimal(value / 1_000_000_000)}
 
 
 STATUS_TONES = {

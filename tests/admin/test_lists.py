@@ -268,7 +268,7 @@ def test_csv_export_streams_the_current_filtered_list(admin_client, session):
     assert isinstance(content, Iterator)
     rows = list(csv.reader(io.StringIO(b"".join(content).decode())))
     # Headed as the pages name the columns (verbose names).
-    assert rows[0][:3] == ["Id", "Session", "Prompt"]
+    assert rows[0][:3] == ["ID", "Session", "Prompt"]
     assert [r[2] for r in rows[1:]] == ['\'=HYPERLINK("x")']
     # The stored search document is PostgreSQL's, not data anyone exports.
     assert "Search document" not in rows[0] and "Created at" in rows[0]

@@ -84,7 +84,9 @@ def test_the_spreadsheet_dialect_is_offered_and_headed_in_portuguese(admin_clien
 def test_the_computed_columns_of_a_list_follow_the_language_too(admin_client):
     CodexSession.objects.create(session_id=uuid.uuid4(), user_id="u1", model="m", status="failed")
     pt = _read(admin_client.get("/admin/core/codexsession/export.csv", **PT), other_language="en")
-    en = _read(admin_client.get("/admin/core/codexsession/export.csv", **EN), other_language="pt-br")
+    en = _read(
+        admin_client.get("/admin/core/codexsession/export.csv", **EN), other_language="pt-br"
+    )
     assert pt[1][0][-3:] == ["Execuções", "Tokens", "Tempo total (ms)"]
     assert en[1][0][-3:] == ["Executions", "Tokens", "Total time (ms)"]
     # The same columns in the same order, only their names differ.

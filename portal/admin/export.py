@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import decimal
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import path, reverse
 from django.utils import timezone, translation
+from django.utils.formats import get_format
 from django.utils.functional import Promise
 from django.utils.text import capfirst
 
@@ -46,9 +48,11 @@ class _Echo:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_cell(value: Any) -> Any:
+def _csv_cell(value: Any, decimal_separator: str = ".") -> Any:
     if value is None:
         return ""
+    if isinstance(value, float | decimal.Decimal) and decimal_separator != ".":
+        return str(value).replace(".", decimal_separator)
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, dict | list):
@@ -61,10 +65,12 @@ def _csv_cell(value: Any) -> Any:
 
 #: ``?dialect=`` of the export: the standard comma-separated file, or one a spreadsheet
 #: in a comma-decimal locale (Excel, LibreOffice in de/fr/pt-BR...) opens in columns:
-#: ``;`` between cells and a UTF-8 byte order mark so accents survive.
+#: ``;`` between cells, a UTF-8 byte order mark so accents survive, and decimal numbers
+#: written with the reader's language's separator (``1,5`` in pt-BR), which such a
+#: spreadsheet reads as a number rather than as text or a date.
 DIALECTS: dict[str, dict[str, Any]] = {
-    "csv": {"delimiter": ",", "bom": False},
-    "spreadsheet": {"delimiter": ";", "bom": True},
+    "csv": {"delimiter": ",", "bom": False, "local_decimals": False},
+    "spreadsheet": {"delimiter": ";", "bom": True, "local_decimals": True},
 }
 DIALECT_PARAM = "dialect"
 
@@ -86,8 +92,9 @@ def stream_csv(
     writer = csv.writer(_Echo(), delimiter=options["delimiter"])
     first = writer.writerow([str(label) for label in header])
     yield ("\ufeff" + first) if options["bom"] else first
+    separator = str(get_format("DECIMAL_SEPARATOR")) if options["local_decimals"] else "."
     for row in rows:
-        yield writer.writerow([_csv_cell(v) for v in row])
+        yield writer.writerow([_csv_cell(v, separator) for v in row])
 
 
 if TYPE_CHECKING:

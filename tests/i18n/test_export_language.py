@@ -91,3 +91,27 @@ def test_the_computed_columns_of_a_list_follow_the_language_too(admin_client):
     assert en[1][0][-3:] == ["Executions", "Tokens", "Total time (ms)"]
     # The same columns in the same order, only their names differ.
     assert len(pt[1][0]) == len(en[1][0]) and pt[1][1:] == en[1][1:]
+
+
+def test_the_spreadsheet_dialect_writes_decimals_as_the_reader_does(admin_client):
+    from decimal import Decimal
+
+    from analytics.models import SystemMetric
+
+    metric = SystemMetric.objects.create(metric_name="latência", metric_value=Decimal("1234.5"))
+    stored = str(SystemMetric.objects.values_list("metric_value", flat=True).get(pk=metric.pk))
+    assert "." in stored  # e.g. 1234.5000, as the column's scale keeps it
+    url = "/admin/analytics/systemmetric/export.csv"
+
+    def value(response, header: str, delimiter: str) -> str:
+        _text, rows = _read(response, other_language="en", delimiter=delimiter)
+        return rows[1][rows[0].index(header)]
+
+    # In a comma-decimal language the spreadsheet file has comma decimals, without
+    # thousands dots (a spreadsheet set to pt-BR reads "1234,500000" as a number)...
+    pt_sheet = admin_client.get(f"{url}?dialect=spreadsheet", **PT)
+    assert value(pt_sheet, "Valor da métrica", ";") == stored.replace(".", ",")
+    # ...the standard CSV keeps the stored value, and so does English.
+    assert value(admin_client.get(url, **PT), "Valor da métrica", ",") == stored
+    en_sheet = admin_client.get(f"{url}?dialect=spreadsheet", **EN)
+    assert value(en_sheet, "Metric value", ";") == stored

@@ -161,16 +161,16 @@ class Command(BaseCommand):
             group_role=options["group_role"],
             login_role=options["login_role"],
             migration_role=(
-                metabase.validate_role_name(options["migration_role"], "migration role")
+                metabase.validate_role_name(options["migration_role"], gettext("migration role"))
                 if options["migration_role"]
                 else ""
             ),
             connection_limit=limit,
             statement_timeout_ms=metabase.parse_duration_ms(
-                options["statement_timeout"], "statement timeout"
+                options["statement_timeout"], gettext("statement timeout")
             ),
             idle_in_transaction_timeout_ms=metabase.parse_duration_ms(
-                options["idle_in_transaction_timeout"], "idle-in-transaction timeout"
+                options["idle_in_transaction_timeout"], gettext("idle-in-transaction timeout")
             ),
         )
 

@@ -75,7 +75,7 @@ def test_the_outage_page_follows_the_browser_language_without_the_database(reque
     client.force_login(user)
     request.getfixturevalue("unreachable_database")
 
-    portuguese = client.get("/admin/", **PT)
+    portuguese = client.get("/admin/", HTTP_ACCEPT_LANGUAGE=PT["HTTP_ACCEPT_LANGUAGE"])
     english = client.get("/admin/")
 
     assert portuguese.status_code == english.status_code == 503

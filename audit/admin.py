@@ -9,11 +9,14 @@ locked-out logins are listed here, and deleting one (unlocking) is audited.
 import json
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import ReadOnlyModelAdmin
@@ -117,6 +120,51 @@ ACTION_LABELS = {
 }
 
 
+def _model_names(label: str, count: int) -> str:
+    """``app.model`` as the model's name in the reader's language (singular or plural)."""
+    try:
+        opts = django_apps.get_model(label)._meta
+    except (LookupError, ValueError):
+        return label
+    return str(opts.verbose_name if count == 1 else opts.verbose_name_plural)
+
+
+def described(entry: ActivityLog) -> str | None:
+    """What an entry of the portal's own summary actions did, in the reader's language,
+    from its details (the stored ``object_repr`` is the writer's English, and part of
+    the hash chain: it is kept as written). None for any other entry."""
+    details = entry.details if isinstance(entry.details, dict) else {}
+    try:
+        if entry.action == services.PURGE and "deleted" in details:
+            deleted = int(details["deleted"])
+            return ngettext(
+                "%(count)s expired tool cache entry",
+                "%(count)s expired tool cache entries",
+                deleted,
+            ) % {"count": number_format(deleted, force_grouping=True)}
+        if entry.action == services.CASCADE_DELETE and "total" in details:
+            total, roots = int(details["total"]), list(details.get("roots") or [])
+            return ngettext(
+                "%(total)s related row removed with %(count)s %(things)s",
+                "%(total)s related rows removed with %(count)s %(things)s",
+                total,
+            ) % {
+                "total": number_format(total, force_grouping=True),
+                "count": len(roots),
+                "things": _model_names(entry.resource_type, len(roots)),
+            }
+        if entry.action == services.BULK_ACTION and "count" in details:
+            count = int(details["count"])
+            return gettext("%(action)s on %(count)s %(things)s") % {
+                "action": details.get("name", ""),
+                "count": number_format(count, force_grouping=True),
+                "things": _model_names(entry.resource_type, count),
+            }
+    except (TypeError, ValueError):
+        return None  # details written by hand or by an older version: the stored text
+    return None
+
+
 class ActionFilter(admin.SimpleListFilter):
     """One vocabulary: the portal's action names, shown by label."""
 
@@ -197,7 +245,7 @@ class ActivityLogAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
 
     @admin.display(description=_("object"))
     def object_link(self, entry: ActivityLog) -> str:
-        text = entry.object_repr or entry.resource_id or "—"
+        text = described(entry) or entry.object_repr or entry.resource_id or "—"
         if "." in entry.resource_type and entry.resource_id:
             app_label, model_name = entry.resource_type.split(".", 1)
             try:

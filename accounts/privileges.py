@@ -21,6 +21,7 @@ from typing import Any, cast
 from django import forms
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext
 
 from .roles import NEVER
 
@@ -72,7 +73,7 @@ def refused(
         return None
     names = sorted(str(obj) for obj in after if obj.pk in denied)
     return forms.ValidationError(
-        "You cannot grant %(label)s you do not hold yourself: %(names)s.",
+        gettext("You cannot grant %(label)s you do not hold yourself: %(names)s."),
         code="privilege_escalation",
         params={"label": label, "names": ", ".join(names)},
     )
@@ -128,14 +129,16 @@ class GuardedUserForm(forms.ModelForm):
             if "is_superuser" in data and bool(data["is_superuser"]) != bool(
                 target.is_superuser if target.pk else False
             ):
-                self.add_error("is_superuser", "Only a superuser may grant or remove superuser.")
+                self.add_error(
+                    "is_superuser", gettext("Only a superuser may grant or remove superuser.")
+                )
             if target.pk and not may_manage(actor, target):
-                raise forms.ValidationError("Only a superuser may change a superuser.")
+                raise forms.ValidationError(gettext("Only a superuser may change a superuser."))
         before_groups = list(target.groups.all()) if target.pk else []
         before_perms = list(target.user_permissions.all()) if target.pk else []
         groups = grantable_groups(actor)
         if "groups" in data and (
-            error := refused(actor, before_groups, data["groups"], groups, "groups")
+            error := refused(actor, before_groups, data["groups"], groups, gettext("groups"))
         ):
             self.add_error("groups", error)
         if "user_permissions" in data and (
@@ -144,7 +147,7 @@ class GuardedUserForm(forms.ModelForm):
                 before_perms,
                 data["user_permissions"],
                 grantable_permissions(actor),
-                "permissions",
+                gettext("permissions"),
             )
         ):
             self.add_error("user_permissions", error)
@@ -178,7 +181,7 @@ class GuardedGroupForm(forms.ModelForm):
                 before,
                 data["permissions"],
                 grantable_permissions(self.actor),
-                "permissions",
+                gettext("permissions"),
             )
             if error:
                 self.add_error("permissions", error)

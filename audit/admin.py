@@ -9,30 +9,33 @@ locked-out logins are listed here, and deleting one (unlocking) is audited.
 import json
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import ReadOnlyModelAdmin
 from portal.admin.filters import DateRangeFilter
 
-from . import archive, chain
+from . import archive, chain, services
 from .admin_mixins import _ModelAdminBase
 from .models import ActivityLog, SecurityEvent
 from .services import MASK
 
-HIDDEN = "(hidden)"
+HIDDEN = _("(hidden)")
 
 
 def _show(value: Any) -> str:
     if value is None:
         return "—"
     if value == MASK:
-        return HIDDEN
+        return str(HIDDEN)
     if isinstance(value, dict | list):
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     return str(value)
@@ -93,19 +96,75 @@ class ActorFilter(admin.SimpleListFilter):
         return queryset
 
 
-#: The actions the portal records (audit.services, diagnostics.actions), with labels.
+#: The actions the portal records (audit.services, audit.chain, diagnostics.actions,
+#: the Metabase watchdog),
+#: with labels: the Action filter offers exactly these.
 ACTION_LABELS = {
-    "create": _("Created"),
-    "change": _("Changed"),
-    "delete": _("Deleted"),
-    "purge": _("Purged expired cache"),
-    "view": _("Viewed"),
-    "export": _("Exported"),
+    services.CREATE: _("Created"),
+    services.CHANGE: _("Changed"),
+    services.DELETE: _("Deleted"),
+    services.CASCADE_DELETE: _("Deleted with related rows"),
+    services.BULK_ACTION: _("Ran a bulk action"),
+    services.PURGE: _("Purged expired cache"),
+    services.EXPORT: _("Exported"),
+    services.PASSWORD_CHANGE: _("Changed own password"),
+    chain.VERIFY_ACTION: _("Verified the audit chain"),
     "diagnostics.cancel_backend": _("Cancelled a query"),
     "diagnostics.terminate_backend": _("Terminated a database session"),
     "diagnostics.reset_query_stats": _("Reset query statistics"),
     archive.ARCHIVE_ACTION: _("Archived audit rows"),
+    "diagnostics.explain_analyze": _("Ran EXPLAIN ANALYZE"),
+    "metabase_watchdog.cancel": _("Metabase watchdog: cancelled a query"),
+    "metabase_watchdog.terminate": _("Metabase watchdog: terminated a session"),
+    "metabase_watchdog.unlink": _("Metabase watchdog: removed a role membership"),
+    "metabase_watchdog.converge": _("Metabase watchdog: restored the grants"),
+    "metabase_watchdog.error": _("Metabase watchdog: could not act"),
 }
+
+
+def _model_names(label: str, count: int) -> str:
+    """``app.model`` as the model's name in the reader's language (singular or plural)."""
+    try:
+        opts = django_apps.get_model(label)._meta
+    except (LookupError, ValueError):
+        return label
+    return str(opts.verbose_name if count == 1 else opts.verbose_name_plural)
+
+
+def described(entry: ActivityLog) -> str | None:
+    """What an entry of the portal's own summary actions did, in the reader's language,
+    from its details (the stored ``object_repr`` is the writer's English, and part of
+    the hash chain: it is kept as written). None for any other entry."""
+    details = entry.details if isinstance(entry.details, dict) else {}
+    try:
+        if entry.action == services.PURGE and "deleted" in details:
+            deleted = int(details["deleted"])
+            return ngettext(
+                "%(count)s expired tool cache entry",
+                "%(count)s expired tool cache entries",
+                deleted,
+            ) % {"count": number_format(deleted, force_grouping=True)}
+        if entry.action == services.CASCADE_DELETE and "total" in details:
+            total, roots = int(details["total"]), list(details.get("roots") or [])
+            return ngettext(
+                "%(total)s related row removed with %(count)s %(things)s",
+                "%(total)s related rows removed with %(count)s %(things)s",
+                total,
+            ) % {
+                "total": number_format(total, force_grouping=True),
+                "count": len(roots),
+                "things": _model_names(entry.resource_type, len(roots)),
+            }
+        if entry.action == services.BULK_ACTION and "count" in details:
+            count = int(details["count"])
+            return gettext("%(action)s on %(count)s %(things)s") % {
+                "action": details.get("name", ""),
+                "count": number_format(count, force_grouping=True),
+                "things": _model_names(entry.resource_type, count),
+            }
+    except (TypeError, ValueError):
+        return None  # details written by hand or by an older version: the stored text
+    return None
 
 
 class ActionFilter(admin.SimpleListFilter):
@@ -204,7 +263,7 @@ class ActivityLogAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
 
     @admin.display(description=_("object"))
     def object_link(self, entry: ActivityLog) -> str:
-        text = entry.object_repr or entry.resource_id or "—"
+        text = described(entry) or entry.object_repr or entry.resource_id or "—"
         if "." in entry.resource_type and entry.resource_id:
             app_label, model_name = entry.resource_type.split(".", 1)
             try:

@@ -24,8 +24,8 @@ from django.urls import get_script_prefix, get_urlconf, path, reverse
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from accounts.models import Company, User
 from audit.models import ActivityLog
@@ -312,9 +312,9 @@ class CodexSessionAdmin(PortalModelAdmin):
 
         return [
             *super().get_csv_columns(request),
-            CsvColumn(str(_("Executions")), "usage", part("executions")),
-            CsvColumn(str(_("Tokens")), "usage", part("tokens")),
-            CsvColumn(str(_("Total time (ms)")), "usage", part("time_ms")),
+            CsvColumn(_("Executions"), "usage", part("executions")),
+            CsvColumn(_("Tokens"), "usage", part("tokens")),
+            CsvColumn(_("Total time (ms)"), "usage", part("time_ms")),
         ]
 
     # The gateway creates sessions; their executions would cascade on delete.
@@ -332,7 +332,7 @@ class CodexSessionAdmin(PortalModelAdmin):
 
     @admin.display(description=_("status"))
     def status_col(self, obj: CodexSession) -> str:
-        return status_badge(obj.status)
+        return status_badge(obj.status, dict(SESSION_STATUSES).get(obj.status))
 
     @staticmethod
     def _usage(obj: CodexSession) -> dict:
@@ -344,7 +344,10 @@ class CodexSessionAdmin(PortalModelAdmin):
         if not count:
             return "0"
         return format_html(
-            '<a href="{}?session={}">{}</a>', self._executions_url(), obj.pk, f"{count:,}"
+            '<a href="{}?session={}">{}</a>',
+            self._executions_url(),
+            obj.pk,
+            number_format(count, force_grouping=True),
         )
 
     @staticmethod
@@ -357,7 +360,7 @@ class CodexSessionAdmin(PortalModelAdmin):
 
     @admin.display(description=_("tokens"))
     def tokens_col(self, obj: CodexSession) -> str:
-        return f"{self._usage(obj)['tokens']:,}"
+        return number_format(self._usage(obj)["tokens"], force_grouping=True)
 
     @admin.display(description=_("total time"))
     def time_col(self, obj: CodexSession) -> str:
@@ -419,12 +422,15 @@ class CodexSessionAdmin(PortalModelAdmin):
         cost = pricing.estimate_cost(obj.model, usage["tokens"])
         return {
             "story": {
-                "status": status_badge(obj.status),
+                "status": status_badge(obj.status, dict(SESSION_STATUSES).get(obj.status)),
                 "failure": story.failure_reason(obj.metadata),
-                "executions": f"{usage['executions']:,}",
-                "tokens": f"{usage['tokens']:,}",
+                "executions": number_format(usage["executions"], force_grouping=True),
+                "tokens": number_format(usage["tokens"], force_grouping=True),
                 "time": duration_ms(usage["time_ms"]),
-                "cost": None if cost is None else f"${cost:,.2f}",
+                "cost": None
+                if cost is None
+                else gettext("$%(amount)s")
+                % {"amount": number_format(cost, 2, force_grouping=True)},
                 "price": pricing.price_per_million(obj.model),
                 "steps": steps,
                 "more": max(usage["executions"] - len(steps), 0),
@@ -639,7 +645,9 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("tokens"))
     def tokens_col(self, obj: ExecutionHistory) -> str:
-        return "—" if obj.tokens_used is None else f"{obj.tokens_used:,}"
+        return (
+            "—" if obj.tokens_used is None else number_format(obj.tokens_used, force_grouping=True)
+        )
 
     @admin.display(description=_("time"))
     def time_col(self, obj: ExecutionHistory) -> str:
@@ -899,11 +907,11 @@ class ExecutionHourAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("executions"))
     def executions_col(self, obj: ExecutionHour) -> str:
-        return f"{obj.executions:,}"
+        return number_format(obj.executions, force_grouping=True)
 
     @admin.display(description=_("tokens"))
     def tokens_col(self, obj: ExecutionHour) -> str:
-        return f"{obj.tokens:,}"
+        return number_format(obj.tokens, force_grouping=True)
 
     @admin.display(description=_("agent time"))
     def time_col(self, obj: ExecutionHour) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -110,7 +111,9 @@ def timeline(started: datetime.datetime, executions: Sequence[ExecutionHistory])
                 gap="" if gap_ms is None else duration_ms(gap_ms),
                 long_gap=gap_ms is not None and gap_ms >= LONG_GAP_MS,
                 duration=duration_ms(e.execution_time_ms),
-                tokens="—" if e.tokens_used is None else f"{e.tokens_used:,}",
+                tokens="—"
+                if e.tokens_used is None
+                else number_format(e.tokens_used, force_grouping=True),
             )
         )
         previous_end = e.created_at

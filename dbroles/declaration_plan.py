@@ -330,7 +330,7 @@ def plan_roles(
                 have=schema_acl.get((schema, r.name), set()),
                 want=set(g.on_schema) if g else set(),
                 target=sql.SQL("SCHEMA {}").format(_id(schema)),
-                label=f"schema {schema}",
+                on=f"schema {schema}",
                 grantee=r.name,
             )
             for rschema, rel, kind, _owner, _attached in relations:
@@ -346,7 +346,7 @@ def plan_roles(
                     target=sql.SQL("{} {}").format(
                         sql.SQL("SEQUENCE" if kind == "S" else "TABLE"), _id(schema, rel)
                     ),
-                    label=f"{schema}.{rel}",
+                    on=f"{schema}.{rel}",
                     grantee=r.name,
                 )
             for objtype, keyword, privs in (
@@ -379,17 +379,17 @@ def plan_roles(
     return plan
 
 
-def _converge(
-    plan: Plan, *, have: set[str], want: set[str], target, label: str, grantee: str
-) -> None:
+def _converge(plan: Plan, *, have: set[str], want: set[str], target, on: str, grantee: str) -> None:
+    """Grant or revoke the difference; ``on`` names the object in the change's summary
+    (SQL vocabulary and identifiers, the same in every language)."""
     add, drop = want - have, have - want
     if add:
         plan.add(
-            f"{label}: {', '.join(sorted(add))} to {grantee}",
+            f"{on}: {', '.join(sorted(add))} to {grantee}",
             sql.SQL("GRANT {} ON {} TO {}").format(_kw(sorted(add)), target, _id(grantee)),
         )
     if drop:
         plan.add(
-            f"{label}: revoke {', '.join(sorted(drop))} from {grantee}",
+            f"{on}: revoke {', '.join(sorted(drop))} from {grantee}",
             sql.SQL("REVOKE {} ON {} FROM {}").format(_kw(sorted(drop)), target, _id(grantee)),
         )

@@ -37,6 +37,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import psycopg
+from django.utils.translation import gettext
 from psycopg import sql
 
 # The schemas Metabase reads, in search_path order; and the ones it must never reach.
@@ -118,13 +119,19 @@ class AccessConfig:
     idle_in_transaction_timeout_ms: int = 60_000
 
     def __post_init__(self) -> None:
-        for what, name in (("group role", self.group_role), ("login role", self.login_role)):
+        for what, name in (
+            (gettext("group role"), self.group_role),
+            (gettext("login role"), self.login_role),
+        ):
             validate_role_name(name, what)
         if self.group_role == self.login_role:
-            raise AccessError("the group role and the login role must be two different roles")
+            raise AccessError(
+                gettext("the group role and the login role must be two different roles")
+            )
         if not 1 <= self.connection_limit <= 10_000:
             raise AccessError(
-                f"connection limit must be between 1 and 10000, not {self.connection_limit}"
+                gettext("connection limit must be between 1 and 10000, not %(value)s")
+                % {"value": self.connection_limit}
             )
 
     def role_settings(self) -> dict[str, str]:
@@ -139,13 +146,20 @@ class AccessConfig:
 
 
 def validate_role_name(name: str, what: str = "role") -> str:
+    """``name`` when it is a plain role name; ``what`` (translated) names it in the error."""
     if not _ROLE_NAME.fullmatch(name) or len(name.encode()) > 63:
         raise AccessError(
-            f"{what} {name!r} is not a plain role name "
-            "(lower-case letters, digits and _, at most 63 characters)"
+            gettext(
+                "%(what)s %(name)s is not a plain role name "
+                "(lower-case letters, digits and _, at most 63 characters)"
+            )
+            % {"what": what, "name": repr(name)}
         )
     if name.startswith("pg_") or name in _RESERVED_ROLE_NAMES:
-        raise AccessError(f"{what} {name!r} is reserved by PostgreSQL")
+        raise AccessError(
+            gettext("%(what)s %(name)s is reserved by PostgreSQL")
+            % {"what": what, "name": repr(name)}
+        )
     return name
 
 
@@ -153,10 +167,16 @@ def parse_duration_ms(value: str, what: str) -> int:
     """'60s', '5min', '1500ms', '2h' or a number of milliseconds -> milliseconds (> 0)."""
     match = _DURATION.fullmatch(str(value))
     if not match:
-        raise AccessError(f"{what} {value!r} is not a duration like 60s, 5min, 1500ms or 2h")
+        raise AccessError(
+            gettext("%(what)s %(value)s is not a duration like 60s, 5min, 1500ms or 2h")
+            % {"what": what, "value": repr(value)}
+        )
     ms = int(match.group(1)) * _UNIT_MS[match.group(2) or "ms"]
     if not 0 < ms <= _INT4_MAX:
-        raise AccessError(f"{what} must be more than 0 and at most {_INT4_MAX} ms, not {value!r}")
+        raise AccessError(
+            gettext("%(what)s must be more than 0 and at most %(max)s ms, not %(value)s")
+            % {"what": what, "max": _INT4_MAX, "value": repr(value)}
+        )
     return ms
 
 
@@ -921,26 +941,38 @@ def plan_grant(
 
     if session.current_user in names:
         raise AccessError(
-            f"the command runs as {session.current_user!r}, one of the roles it manages; "
-            "run it as the role that owns the tables"
+            gettext(
+                "the command runs as %(role)s, one of the roles it manages; "
+                "run it as the role that owns the tables"
+            )
+            % {"role": repr(session.current_user)}
         )
     if migrator in names:
-        raise AccessError(f"the migration role {migrator!r} cannot be a Metabase role")
+        raise AccessError(
+            gettext("the migration role %(role)s cannot be a Metabase role")
+            % {"role": repr(migrator)}
+        )
     if not _rows(conn, ROLE_EXISTS_SQL, {"name": migrator})[0][0]:
-        raise AccessError(f"migration role {migrator!r} does not exist")
+        raise AccessError(
+            gettext("migration role %(role)s does not exist") % {"role": repr(migrator)}
+        )
     present = {row[0] for row in _rows(conn, SCHEMAS_SQL, {"schemas": list(SCHEMAS)})}
     missing = [s for s in SCHEMAS if s not in present]
     if missing:
         raise AccessError(
-            f"schema {', '.join(missing)} does not exist in database {session.database}: "
-            "run `manage.py migrate` first"
+            gettext(
+                "schema %(schemas)s does not exist in database %(database)s: "
+                "run `manage.py migrate` first"
+            )
+            % {"schemas": ", ".join(missing), "database": session.database}
         )
 
     roles = read_roles(conn, names)
     for role in roles.values():
         if role.attributes["rolsuper"]:
             raise AccessError(
-                f"role {role.name!r} exists and is a superuser; refusing to manage it"
+                gettext("role %(role)s exists and is a superuser; refusing to manage it")
+                % {"role": repr(role.name)}
             )
     # What the roles own is reported, never a reason to stop: a large object or a temporary
     # table made from the SQL editor must not block a password rotation. plan_owned()
@@ -983,13 +1015,18 @@ def plan_owned(
     session = read_session(conn)
     plan = Plan(database=session.database)
     if drop and reassign_to:
-        raise AccessError("--drop-owned and --reassign-owned-to exclude each other")
+        raise AccessError(gettext("--drop-owned and --reassign-owned-to exclude each other"))
     if reassign_to is not None:
-        validate_role_name(reassign_to, "role to reassign to")
+        validate_role_name(reassign_to, gettext("role to reassign to"))
         if reassign_to in (config.group_role, config.login_role):
-            raise AccessError(f"cannot reassign to {reassign_to!r}, one of the Metabase roles")
+            raise AccessError(
+                gettext("cannot reassign to %(role)s, one of the Metabase roles")
+                % {"role": repr(reassign_to)}
+            )
         if not _rows(conn, ROLE_EXISTS_SQL, {"name": reassign_to})[0][0]:
-            raise AccessError(f"role to reassign to {reassign_to!r} does not exist")
+            raise AccessError(
+                gettext("role to reassign to %(role)s does not exist") % {"role": repr(reassign_to)}
+            )
     if not (drop or reassign_to):
         return plan
     names = [config.login_role, config.group_role]

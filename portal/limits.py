@@ -28,6 +28,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
+from django.utils.formats import get_format
+from django.utils.translation import gettext
 
 #: Set by gunicorn.conf.py: the process serves web requests.
 WEB_PROCESS_ENV = "PORTAL_WEB_PROCESS"
@@ -86,7 +88,7 @@ class Unavailable:
     reason: str
 
     def __str__(self) -> str:
-        return f"unavailable: {self.reason}"
+        return gettext("unavailable: %(reason)s") % {"reason": self.reason}
 
 
 @contextlib.contextmanager
@@ -174,7 +176,9 @@ def lock_holders(tables: Iterable[str] = (), using: str = "default") -> list[Loc
 
 
 def _seconds(ms: int) -> str:
-    return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms} ms"
+    if ms < 1000:
+        return f"{ms} ms"
+    return f"{ms / 1000:g}".replace(".", str(get_format("DECIMAL_SEPARATOR"))) + " s"
 
 
 def describe(
@@ -190,11 +194,22 @@ def describe(
     if state == LOCK_NOT_AVAILABLE:
         holders = lock_holders(tables, using)
         if holders:
-            held = "; ".join(f"pid {h.pid} holds {h.mode} on {h.table}" for h in holders)
-            return f"waited longer than {_seconds(lock_ms)} for a lock ({held})"
-        return f"waited longer than {_seconds(lock_ms)} for a lock held by another session"
+            held = "; ".join(
+                gettext("pid %(pid)s holds %(mode)s on %(table)s")
+                % {"pid": h.pid, "mode": h.mode, "table": h.table}
+                for h in holders
+            )
+            return gettext("waited longer than %(limit)s for a lock (%(held)s)") % {
+                "limit": _seconds(lock_ms),
+                "held": held,
+            }
+        return gettext("waited longer than %(limit)s for a lock held by another session") % {
+            "limit": _seconds(lock_ms)
+        }
     if state == QUERY_CANCELED:
-        return f"the query took longer than {_seconds(statement_ms)} and was stopped"
+        return gettext("the query took longer than %(limit)s and was stopped") % {
+            "limit": _seconds(statement_ms)
+        }
     cause = exc.__cause__ or exc
     text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-    return f"the database refused the query ({text})"
+    return gettext("the database refused the query (%(error)s)") % {"error": text}

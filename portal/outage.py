@@ -31,7 +31,9 @@ from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.db import DatabaseError, InterfaceError
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 from django.utils.html import escape
+from django.utils.translation import gettext
 from django.views import defaults
 
 from portal.limits import describe, is_timeout, sqlstate
@@ -219,28 +221,40 @@ def classify_driver_error(exc: BaseException) -> str | None:
     return classify(wrapped)
 
 
-TITLES = {
-    DOWN: ("Database unavailable", "The portal cannot reach its database right now."),
-    BUSY: ("Database busy", "Every database connection is in use right now."),
-    SLOW: ("This page took too long", "The database did not answer in time"),
-}
+def _titles(kind: str) -> tuple[str, str]:
+    if kind == DOWN:
+        return gettext("Database unavailable"), gettext(
+            "The portal cannot reach its database right now."
+        )
+    if kind == BUSY:
+        return gettext("Database busy"), gettext("Every database connection is in use right now.")
+    return gettext("This page took too long"), gettext("The database did not answer in time")
+
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="{language}"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="robots" content="noindex"></head>
-<body><main><h1>{title}</h1><p>{lead}</p><p>Nothing was changed. Try again in a few
-seconds; the page works again by itself once the database answers.</p></main></body></html>
+<body><main><h1>{title}</h1><p>{lead}</p><p>{advice}</p></main></body></html>
 """
 
 
 def unavailable_response(kind: str, detail: str = "") -> HttpResponse:
-    title, lead = TITLES[kind]
+    title, lead = _titles(kind)
     if detail:
         lead = f"{lead}: {detail}." if kind == SLOW else f"{lead} ({detail})"
     elif kind == SLOW:
         lead = f"{lead}."
+    advice = gettext(
+        "Nothing was changed. Try again in a few seconds; the page works again by itself "
+        "once the database answers."
+    )
     response = HttpResponse(
-        PAGE.format(title=escape(title), lead=escape(lead)),
+        PAGE.format(
+            language=escape(translation.get_language() or settings.LANGUAGE_CODE),
+            title=escape(title),
+            lead=escape(lead),
+            advice=escape(advice),
+        ),
         status=503,
         content_type="text/html; charset=utf-8",
     )
@@ -258,14 +272,22 @@ def response_for(exc: BaseException, request: HttpRequest | None = None) -> Http
         return None
     path = request.path if request is not None else ""
     log_throttled(f"outage:{kind}", "database %s on %s: %s", kind, path, first_line(exc))
-    detail = ""
-    if kind == SLOW:
-        detail = describe(
-            exc,
-            statement_ms=settings.WEB_STATEMENT_TIMEOUT_MS,
-            lock_ms=settings.WEB_LOCK_TIMEOUT_MS,
-        )
-    return unavailable_response(kind, detail)
+    # The failure may come before LocaleMiddleware ran (the session lookup): the
+    # language is read again from the cookie or Accept-Language, which need no database.
+    language = (
+        translation.get_language_from_request(request)
+        if request is not None
+        else translation.get_language()
+    )
+    with translation.override(language):
+        detail = ""
+        if kind == SLOW:
+            detail = describe(
+                exc,
+                statement_ms=settings.WEB_STATEMENT_TIMEOUT_MS,
+                lock_ms=settings.WEB_LOCK_TIMEOUT_MS,
+            )
+        return unavailable_response(kind, detail)
 
 
 def server_error(request: HttpRequest, template_name: str = "500.html") -> HttpResponse:

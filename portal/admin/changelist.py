@@ -290,7 +290,8 @@ class LargeTableAdminMixin(_ModelAdminBase):
         )
         context = {
             **self.admin_site.each_context(request),
-            "title": f"{str(self.opts.verbose_name_plural).capitalize()}: not shown",
+            "title": gettext("%(things)s: not shown")
+            % {"things": str(self.opts.verbose_name_plural).capitalize()},
             "opts": self.opts,
             "reason": reason,
             "is_lock": sqlstate(exc) == LOCK_NOT_AVAILABLE,
@@ -359,7 +360,11 @@ def drop_invalid_filters(model: type[models.Model], request: HttpRequest) -> Htt
     for key, reason in problems.items():
         params.pop(key, None)
         shown = key.replace("\x00", "\\0")[:60]
-        messages.warning(request, f"Filter {shown!r} ignored: the value {reason}.")
+        messages.warning(
+            request,
+            gettext("Filter %(name)s ignored: the value %(reason)s.")
+            % {"name": repr(shown), "reason": reason},
+        )
     request.GET = params  # type: ignore[assignment]  # a mutable copy, on purpose
     return request
 
@@ -395,15 +400,24 @@ def narrower_steps(request: HttpRequest, date_field: str | None) -> dict[str, An
         since = (timezone.now() - datetime.timedelta(days=1)).replace(second=0, microsecond=0)
         narrower = params.copy()
         narrower[f"{date_field}__gte"] = timezone.localtime(since).isoformat("T", "minutes")
-        steps.append({"label": "the same list, last 24 hours only", "query": narrower.urlencode()})
+        steps.append(
+            {"label": gettext("the same list, last 24 hours only"), "query": narrower.urlencode()}
+        )
     if term:
         without = params.copy()
         without.pop(SEARCH_VAR)
-        steps.append({"label": "the same filters without the search", "query": without.urlencode()})
+        steps.append(
+            {
+                "label": gettext("the same filters without the search"),
+                "query": without.urlencode(),
+            }
+        )
     if ORDER_VAR in params:
         without = params.copy()
         without.pop(ORDER_VAR)
-        steps.append({"label": "the default order (index-backed)", "query": without.urlencode()})
+        steps.append(
+            {"label": gettext("the default order (index-backed)"), "query": without.urlencode()}
+        )
     return {
         "search_term": term,
         "hidden_params": hidden,

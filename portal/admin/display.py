@@ -11,8 +11,8 @@ import sqlparse
 from django.utils.formats import number_format
 from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
-from django.utils.translation import gettext
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, ngettext
 
 StrOrPromise = str | Promise
 
@@ -98,8 +98,11 @@ def result_table(value: Any, *, max_rows: int = 200) -> SafeString:
     )
     note = ""
     if len(rows) > max_rows:
+        hidden = len(rows) - max_rows
         note = format_html(
-            '<p class="portal-cut">… {} more rows not shown.</p>', f"{len(rows) - max_rows:,}"
+            '<p class="portal-cut">{}</p>',
+            ngettext("… %(count)s more row not shown.", "… %(count)s more rows not shown.", hidden)
+            % {"count": number_format(hidden, force_grouping=True)},
         )
     others = {k: v for k, v in value.items() if k not in {"columns", "rows"}}
     extra = pretty_json(others) if others else ""
@@ -169,17 +172,22 @@ def readable_text(
             document = None
     body = pretty_json(document) if isinstance(document, dict | list) else _text_blocks(text)
     jump_link = format_html('<a class="portal-jump" href="#{}">{}</a>', *jump) if jump else ""
-    id_attr = format_html(' id="{}"', anchor) if anchor else ""
+    opening = (
+        format_html('<div class="portal-long" id="{}">', anchor)
+        if anchor
+        else mark_safe('<div class="portal-long">')
+    )
     if len(text) <= FOLD_CHARS:
-        return format_html('<div class="portal-long"{}>{}{}</div>', id_attr, jump_link, body)
+        return format_html("{}{}{}</div>", opening, jump_link, body)
     summary = format_html(
         '<summary>{} <span class="portal-muted">({})</span></summary>',
         preview(text, 140),
-        f"{len(text):,} characters — show all",
+        ngettext("%(count)s character — show all", "%(count)s characters — show all", len(text))
+        % {"count": number_format(len(text), force_grouping=True)},
     )
     return format_html(
-        '<div class="portal-long"{}>{}<details class="portal-fold">{}{}</details></div>',
-        id_attr,
+        '{}{}<details class="portal-fold">{}{}</details></div>',
+        opening,
         jump_link,
         summary,
         body,
@@ -244,18 +252,24 @@ def preview(text: str | None, length: int = 90) -> str:
     return line if len(line) <= length else line[: length - 1] + "…"
 
 
+def _one_decimal(value: float) -> str:
+    """``value`` with one decimal in the language's format, rounded (Django's
+    number_format cuts a float's digits instead)."""
+    return number_format(round(value, 1), 1)
+
+
 def duration_ms(value: int | None) -> str:
     if value is None:
         return "—"
     if value < 1000:
         return f"{value} ms"
     if value < 60_000:
-        return f"{value / 1000:.1f} s"
+        return f"{_one_decimal(value / 1000)} s"
     if value < 3_600_000:
-        return f"{value / 60_000:.1f} min"
+        return f"{_one_decimal(value / 60_000)} min"
     if value < 86_400_000:
-        return f"{value / 3_600_000:.1f} h"
-    return f"{value / 86_400_000:.1f} days"
+        return f"{_one_decimal(value / 3_600_000)} h"
+    return gettext("%(count)s days") % {"count": _one_decimal(value / 86_400_000)}
 
 
 def compact(value: int) -> str:
@@ -263,8 +277,10 @@ def compact(value: int) -> str:
     if value < 1_000_000:
         return number_format(value, force_grouping=True)
     if value < 1_000_000_000:
-        return f"{number_format(round(value / 1_000_000, 1), 1)} M"
-    return f"{number_format(round(value / 1_000_000_000, 1), 1)} B"
+        # Translators: millions, abbreviated to fit a dashboard card.
+        return gettext("%(count)s M") % {"count": _one_decimal(value / 1_000_000)}
+    # Translators: billions, abbreviated to fit a dashboard card.
+    return gettext("%(count)s B") % {"count": _one_decimal(value / 1_000_000_000)}
 
 
 STATUS_TONES = {
@@ -288,10 +304,15 @@ STATUS_TONES = {
 }
 
 
-def status_badge(status: str | None) -> SafeString:
-    """A coloured label for a session status (unknown statuses are grey)."""
+def status_badge(status: str | None, label: StrOrPromise | None = None) -> SafeString:
+    """A coloured label for a session status (unknown statuses are grey): ``label`` (the
+    status's name in the reader's language) when known, the stored value otherwise."""
     tone = STATUS_TONES.get((status or "").lower(), "muted")
-    return format_html('<span class="portal-badge portal-{}">{}</span>', tone, status or "—")
+    if label is None or not status:
+        return format_html('<span class="portal-badge portal-{}">{}</span>', tone, status or "—")
+    return format_html(
+        '<span class="portal-badge portal-{}" title="{}">{}</span>', tone, status, label
+    )
 
 
 def related_links(links: Sequence[tuple[StrOrPromise, str | None]]) -> SafeString:

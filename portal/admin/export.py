@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import decimal
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from django.db.models.expressions import OrderBy
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import get_format
+from django.utils.functional import Promise
 from django.utils.text import capfirst
 
 from audit.services import record_export
@@ -45,9 +48,11 @@ class _Echo:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_cell(value: Any) -> Any:
+def _csv_cell(value: Any, decimal_separator: str = ".") -> Any:
     if value is None:
         return ""
+    if isinstance(value, float | decimal.Decimal) and decimal_separator != ".":
+        return str(value).replace(".", decimal_separator)
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, dict | list):
@@ -60,10 +65,12 @@ def _csv_cell(value: Any) -> Any:
 
 #: ``?dialect=`` of the export: the standard comma-separated file, or one a spreadsheet
 #: in a comma-decimal locale (Excel, LibreOffice in de/fr/pt-BR...) opens in columns:
-#: ``;`` between cells and a UTF-8 byte order mark so accents survive.
+#: ``;`` between cells, a UTF-8 byte order mark so accents survive, and decimal numbers
+#: written with the reader's language's separator (``1,5`` in pt-BR), which such a
+#: spreadsheet reads as a number rather than as text or a date.
 DIALECTS: dict[str, dict[str, Any]] = {
-    "csv": {"delimiter": ",", "bom": False},
-    "spreadsheet": {"delimiter": ";", "bom": True},
+    "csv": {"delimiter": ",", "bom": False, "local_decimals": False},
+    "spreadsheet": {"delimiter": ";", "bom": True, "local_decimals": True},
 }
 DIALECT_PARAM = "dialect"
 
@@ -73,20 +80,21 @@ class CsvColumn:
     """One exported column: its header, the queryset value it reads, and how a value of
     that source becomes the cell (default: as it is)."""
 
-    label: str
+    label: str | Promise  # a lazy label is rendered in the export's language
     source: str
     cell: Callable[[Any], Any] | None = None
 
 
 def stream_csv(
-    header: list[str], rows: Iterable[Iterable[Any]], *, dialect: str = "csv"
+    header: list[str | Promise], rows: Iterable[Iterable[Any]], *, dialect: str = "csv"
 ) -> Iterator[str]:
     options = DIALECTS[dialect]
     writer = csv.writer(_Echo(), delimiter=options["delimiter"])
-    first = writer.writerow(header)
+    first = writer.writerow([str(label) for label in header])
     yield ("\ufeff" + first) if options["bom"] else first
+    separator = str(get_format("DECIMAL_SEPARATOR")) if options["local_decimals"] else "."
     for row in rows:
-        yield writer.writerow([_csv_cell(v) for v in row])
+        yield writer.writerow([_csv_cell(v, separator) for v in row])
 
 
 if TYPE_CHECKING:
@@ -115,6 +123,30 @@ class _CountedRows:
             self.error = type(exc).__name__
             raise
         self.finished = True
+
+
+def in_language(lines: Iterator[str], language: str | None) -> Iterator[str]:
+    """``lines``, each produced with ``language`` active.
+
+    A streaming response is iterated after the view has returned (by the server, maybe
+    in another thread), so the request's language is no longer guaranteed to be the
+    active one: the headers (lazy verbose names) and anything the rows translate are
+    rendered under it here, one line at a time, leaving the thread's language as it
+    was between lines. Closing this generator closes ``lines``.
+    """
+    try:
+        while True:
+            with translation.override(language):
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    return
+            yield line
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            with translation.override(language):
+                close()
 
 
 def audited_stream(
@@ -166,8 +198,7 @@ class CsvExportMixin(_ModelAdminBase):
         """The exported columns, headed as the pages name them (the fields' verbose
         names). A ModelAdmin adds the computed columns its list shows."""
         return [
-            CsvColumn(capfirst(str(f.verbose_name)), f.attname)
-            for f in self.get_csv_fields(request)
+            CsvColumn(capfirst(f.verbose_name), f.attname) for f in self.get_csv_fields(request)
         ]
 
     def get_urls(self):
@@ -239,10 +270,11 @@ class CsvExportMixin(_ModelAdminBase):
                 error=error,
             )
 
+        lines = audited_stream(
+            stream_csv([c.label for c in columns], counted, dialect=dialect), counted, on_end
+        )
         response = StreamingHttpResponse(
-            audited_stream(
-                stream_csv([c.label for c in columns], counted, dialect=dialect), counted, on_end
-            ),
+            in_language(lines, translation.get_language()),
             content_type="text/csv; charset=utf-8",
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

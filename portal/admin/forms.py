@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -37,14 +38,17 @@ class PrettyJSONFormField(forms.JSONField):
                 raise ValidationError(
                     self.error_messages["unsupported"],
                     code="unsupported",
-                    params={"reason": "JSON numbers must be finite."},
+                    params={"reason": gettext("JSON numbers must be finite.")},
                 )
             return value
         if _nesting_depth(value) > MAX_DEPTH:
             raise ValidationError(
                 self.error_messages["unsupported"],
                 code="unsupported",
-                params={"reason": f"JSON may be nested at most {MAX_DEPTH} levels deep."},
+                params={
+                    "reason": gettext("JSON may be nested at most %(depth)s levels deep.")
+                    % {"depth": MAX_DEPTH}
+                },
             )
         try:
             converted = json.loads(
@@ -72,7 +76,9 @@ class PrettyJSONFormField(forms.JSONField):
             raise ValidationError(
                 self.error_messages["unsupported"],
                 code="unsupported",
-                params={"reason": "JSON text may not contain the NUL character (\\u0000)."},
+                params={
+                    "reason": gettext("JSON text may not contain the NUL character (\\u0000).")
+                },
             )
         try:
             text.encode("utf-8")
@@ -80,7 +86,7 @@ class PrettyJSONFormField(forms.JSONField):
             raise ValidationError(
                 self.error_messages["unsupported"],
                 code="unsupported",
-                params={"reason": "JSON text contains an invalid unicode escape."},
+                params={"reason": gettext("JSON text contains an invalid unicode escape.")},
             ) from None
 
     def bound_data(self, data: Any, initial: Any) -> Any:
@@ -112,7 +118,8 @@ def _finite_float(text: str) -> float:
     number = float(text)
     if not math.isfinite(number):
         raise NonFiniteNumber(
-            f"The number {text[:40]} is too large to store (jsonb numbers are finite)."
+            gettext("The number %(number)s is too large to store (jsonb numbers are finite).")
+            % {"number": text[:40]}
         )
     return number
 

@@ -153,7 +153,10 @@ class PortalAdminSite(admin.AdminSite):
     def dashboard_context(self, request: HttpRequest) -> dict[str, Any]:
         """The figures a user may see (by view permission), each with its list link."""
         from core import selectors
+        from core.models import SESSION_STATUSES
         from core.story import failure_reason
+
+        labels = dict(SESSION_STATUSES)
 
         user = request.user
         window = selectors.Window.starting(timezone.now())
@@ -168,7 +171,7 @@ class PortalAdminSite(admin.AdminSite):
                 context["sessions"] = {
                     "rows": [
                         {
-                            "badge": status_badge(s.status),
+                            "badge": status_badge(s.status, labels.get(s.status)),
                             "today": number_format(s.today, force_grouping=True),
                             "week": number_format(s.week, force_grouping=True),
                             "today_url": _changelist(
@@ -238,7 +241,7 @@ class PortalAdminSite(admin.AdminSite):
                     {
                         "id": str(s.pk),
                         "url": reverse("admin:core_codexsession_change", args=[s.pk]),
-                        "badge": status_badge(s.status),
+                        "badge": status_badge(s.status, labels.get(s.status)),
                         "reason": (
                             reason.summary if (reason := failure_reason(s.metadata)) else ""
                         ),

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import connection, models
+from django.utils.translation import gettext
 
 #: Query-string names of the admin's own (not filters).
 RESERVED = {"q", "o", "p", "e", "all", "_to_field", "_popup", "_changelist_filters", "_facets"}
@@ -25,7 +26,7 @@ TRUE_FALSE = {"true", "false", "1", "0", "True", "False", "yes", "no", "on", "of
 def _check(field: models.Field, value: str) -> str | None:
     """Why ``value`` cannot be compared with ``field``'s column, or None."""
     if "\x00" in value:
-        return "contains a NUL character"
+        return gettext("contains a NUL character")
     target = getattr(field, "target_field", None) if field.is_relation else None
     if target is not None:
         return _check(target, value)
@@ -33,37 +34,37 @@ def _check(field: models.Field, value: str) -> str | None:
         try:
             ipaddress.ip_address(value.strip())
         except ValueError:
-            return "is not an IP address"
+            return gettext("is not an IP address")
         return None
     if isinstance(field, models.UUIDField):
         try:
             uuid.UUID(value.strip())
         except ValueError:
-            return "is not a UUID"
+            return gettext("is not a UUID")
         return None
     if isinstance(field, models.BooleanField):
-        return None if value in TRUE_FALSE else "is not true or false"
+        return None if value in TRUE_FALSE else gettext("is not true or false")
     if isinstance(field, models.IntegerField | models.AutoField):
         try:
             number = int(value.strip())
         except ValueError:
-            return "is not a whole number"
+            return gettext("is not a whole number")
         low, high = connection.ops.integer_field_range(field.get_internal_type())
         if (low is not None and number < low) or (high is not None and number > high):
-            return "is out of range for this column"
+            return gettext("is out of range for this column")
         return None
     if isinstance(field, models.FloatField | models.DecimalField):
         try:
             real = float(value.strip())
         except ValueError:
-            return "is not a number"
-        return None if math.isfinite(real) else "is not a finite number"
+            return gettext("is not a number")
+        return None if math.isfinite(real) else gettext("is not a finite number")
     if isinstance(field, models.DateTimeField | models.DateField | models.TimeField):
         try:
             parsed = field.to_python(value.strip())
         except ValidationError:
             parsed = None
-        return None if parsed is not None or not value.strip() else "is not a valid date"
+        return None if parsed is not None or not value.strip() else gettext("is not a valid date")
     return None
 
 
@@ -75,7 +76,7 @@ def invalid_lookups(model: type[models.Model], params: Mapping[str, list[str]]) 
         if key in RESERVED:
             continue
         if any("\x00" in v for v in values) or "\x00" in key:
-            problems[key] = "contains a NUL character"
+            problems[key] = gettext("contains a NUL character")
             continue
         name, *lookups = key.split("__")
         try:
@@ -87,7 +88,7 @@ def invalid_lookups(model: type[models.Model], params: Mapping[str, list[str]]) 
         if field.generated or field.get_internal_type() == "SearchVectorField":
             # Derived by PostgreSQL (the stored search document): a value typed into the
             # address would be parsed as a tsvector and can fail there.
-            problems[key] = "is a column that cannot be filtered on"
+            problems[key] = gettext("is a column that cannot be filtered on")
             continue
         lookup = lookups[-1] if lookups else "exact"
         if isinstance(field, models.BinaryField) and lookup != "isnull":
@@ -97,7 +98,7 @@ def invalid_lookups(model: type[models.Model], params: Mapping[str, list[str]]) 
             continue
         for value in values:
             if lookup == "isnull":
-                reason = None if value in TRUE_FALSE else "is not true or false"
+                reason = None if value in TRUE_FALSE else gettext("is not true or false")
             elif lookup == "in":
                 reason = next((r for part in value.split(",") if (r := _check(field, part))), None)
             elif lookups and lookup not in {"exact", "gt", "gte", "lt", "lte", "iexact"}:

@@ -21,8 +21,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from audit import chain
 from audit.services import record_activity
@@ -69,11 +69,19 @@ class Command(BaseCommand):
                 details=details,
             )
         if not result.ok:
-            raise CommandError(f"audit chain broken: {result.problem}", returncode=1)
+            raise CommandError(
+                gettext("audit chain broken: %(problem)s") % {"problem": result.problem},
+                returncode=1,
+            )
         for table, head in result.heads.items():
+            rows = result.rows.get(table, 0)
             self.stdout.write(
-                f"audit.{table}: {result.rows.get(table, 0)} rows, head seq {head.seq}"
-                f" {head.hash[:16]}…"
+                ngettext(
+                    "audit.%(table)s: %(rows)s row, head seq %(seq)s %(hash)s…",
+                    "audit.%(table)s: %(rows)s rows, head seq %(seq)s %(hash)s…",
+                    rows,
+                )
+                % {"table": table, "rows": rows, "seq": head.seq, "hash": head.hash[:16]}
             )
         for table, boundary in result.boundaries.items():
             self.stdout.write(
@@ -90,6 +98,6 @@ class Command(BaseCommand):
                 % {"count": result.archives}
             )
         if result.anchor:
-            self.stdout.write(f"matches anchor {result.anchor}")
+            self.stdout.write(gettext("matches anchor %(anchor)s") % {"anchor": result.anchor})
         if written:
-            self.stdout.write(f"anchored to {written}")
+            self.stdout.write(gettext("anchored to %(path)s") % {"path": written})

@@ -19,6 +19,7 @@ import os
 import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils.translation import gettext, ngettext
 
 from dbroles import declaration, metabase
 from dbroles.declaration_plan import LOCK_KEY, plan_roles
@@ -55,7 +56,9 @@ class Command(BaseCommand):
             self.stdout.write(declaration.markdown(), ending="")
             return
         if options["database"] not in connections:
-            raise CommandError(f"unknown database alias {options['database']!r}")
+            raise CommandError(
+                gettext("unknown database alias %(alias)s") % {"alias": repr(options["database"])}
+            )
         django_conn = connections[options["database"]]
         django_conn.ensure_connection()
         conn: psycopg.Connection = django_conn.connection
@@ -67,12 +70,17 @@ class Command(BaseCommand):
         except AccessError as exc:
             raise CommandError(str(exc)) from None
         except psycopg.Error as exc:
-            raise CommandError(f"PostgreSQL refused: {metabase.first_line(exc)}") from None
+            raise CommandError(
+                gettext("PostgreSQL refused: %(error)s") % {"error": metabase.first_line(exc)}
+            ) from None
 
     def _metabase_plan(self, conn, *, dry_run: bool) -> metabase.Plan:
         password = os.environ.get(metabase.PASSWORD_ENV) or None
         if password is None and not dry_run:
-            raise AccessError(f"{metabase.PASSWORD_ENV} is not set: the Metabase role's password")
+            raise AccessError(
+                gettext("%(variable)s is not set: the Metabase role's password")
+                % {"variable": metabase.PASSWORD_ENV}
+            )
         config = metabase.AccessConfig(migration_role=declaration.role("migrator").name)
         state = None
         if password is not None:
@@ -93,7 +101,9 @@ class Command(BaseCommand):
             plans = [plan]
             if options["metabase"]:
                 if plan.changes:
-                    plan.notes.append("the Metabase roles are planned once the roles above exist")
+                    plan.notes.append(
+                        gettext("the Metabase roles are planned once the roles above exist")
+                    )
                 else:
                     plans.append(self._metabase_plan(conn, dry_run=True))
             if check:
@@ -102,18 +112,36 @@ class Command(BaseCommand):
                     for change in todo:
                         self.stdout.write(f"  - {change.summary}")
                     raise CommandError(
-                        f"{len(todo)} change(s) needed in database {plan.database}", returncode=1
+                        ngettext(
+                            "%(count)s change needed in database %(database)s",
+                            "%(count)s changes needed in database %(database)s",
+                            len(todo),
+                        )
+                        % {"count": len(todo), "database": plan.database},
+                        returncode=1,
                     )
-                self.stdout.write(f"Database {plan.database}: roles as declared.")
+                self.stdout.write(
+                    gettext("Database %(database)s: roles as declared.")
+                    % {"database": plan.database}
+                )
                 return
             for i, p in enumerate(plans):
                 header = [
-                    f"db_roles --dry-run: {len(p.changes)} change(s) for database "
-                    f"{p.database}; nothing was run."
+                    ngettext(
+                        "db_roles --dry-run: %(count)s change for database %(database)s; "
+                        "nothing was run.",
+                        "db_roles --dry-run: %(count)s changes for database %(database)s; "
+                        "nothing was run.",
+                        len(p.changes),
+                    )
+                    % {"count": len(p.changes), "database": p.database}
                     if i == 0
-                    else "Metabase roles:",
-                    "Run with psql -v ON_ERROR_STOP=1 -v migrator_password=... "
-                    "-v application_password=... -f roles.sql",
+                    else gettext("Metabase roles:"),
+                    gettext("Run with %(command)s")
+                    % {
+                        "command": "psql -v ON_ERROR_STOP=1 -v migrator_password=... "
+                        "-v application_password=... -f roles.sql"
+                    },
                 ]
                 self.stdout.write(metabase.render(p, conn, header=header), ending="")
             return
@@ -127,12 +155,24 @@ class Command(BaseCommand):
         if leftover.changes:
             # Raising rolls the whole transaction back: never a half-applied change.
             raise AccessError(
-                "the roles did not reach the declared state (nothing was changed); "
-                f"still to do: {leftover.changes[0].summary}"
+                gettext(
+                    "the roles did not reach the declared state (nothing was changed); "
+                    "still to do: %(change)s"
+                )
+                % {"change": leftover.changes[0].summary}
             )
         if not applied:
-            self.stdout.write(f"Database {plan.database}: nothing to change.")
+            self.stdout.write(
+                gettext("Database %(database)s: nothing to change.") % {"database": plan.database}
+            )
             return
-        self.stdout.write(f"Database {plan.database}: {len(applied)} change(s)")
+        self.stdout.write(
+            ngettext(
+                "Database %(database)s: %(count)s change",
+                "Database %(database)s: %(count)s changes",
+                len(applied),
+            )
+            % {"database": plan.database, "count": len(applied)}
+        )
         for change in applied:
             self.stdout.write(f"  - {change.summary}")

@@ -7,6 +7,7 @@ import os
 import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils.translation import gettext, ngettext
 
 from dbroles import metabase
 from dbroles.check import FAIL, catalog_findings, failed, run_checks
@@ -109,15 +110,20 @@ class Command(BaseCommand):
         except AccessError as exc:
             raise CommandError(str(exc)) from None
         if options["dry_run"] and options["check"]:
-            raise CommandError("--check runs no SQL to print; use it without --dry-run")
+            raise CommandError(gettext("--check runs no SQL to print; use it without --dry-run"))
         if options["database"] not in connections:
-            raise CommandError(f"unknown database alias {options['database']!r}")
+            raise CommandError(
+                gettext("unknown database alias %(alias)s") % {"alias": repr(options["database"])}
+            )
         password = os.environ.get(PASSWORD_ENV) or None
         needs_password = not (options["dry_run"] or options["revoke"])
         if needs_password and password is None:
             raise CommandError(
-                f"{PASSWORD_ENV} is not set: put the Metabase role's password in the "
-                "environment (never on the command line)"
+                gettext(
+                    "%(variable)s is not set: put the Metabase role's password in the "
+                    "environment (never on the command line)"
+                )
+                % {"variable": PASSWORD_ENV}
             )
 
         django_conn = connections[options["database"]]
@@ -139,29 +145,32 @@ class Command(BaseCommand):
         except AccessError as exc:
             raise CommandError(str(exc)) from None
         except psycopg.Error as exc:
-            raise CommandError(f"PostgreSQL refused: {metabase.first_line(exc)}") from None
+            raise CommandError(
+                gettext("PostgreSQL refused: %(error)s") % {"error": metabase.first_line(exc)}
+            ) from None
 
     def _config(self, options: dict) -> AccessConfig:
         try:
             limit = int(options["connection_limit"])
         except ValueError:
             raise AccessError(
-                f"connection limit must be a whole number, not {options['connection_limit']!r}"
+                gettext("connection limit must be a whole number, not %(value)s")
+                % {"value": repr(options["connection_limit"])}
             ) from None
         return AccessConfig(
             group_role=options["group_role"],
             login_role=options["login_role"],
             migration_role=(
-                metabase.validate_role_name(options["migration_role"], "migration role")
+                metabase.validate_role_name(options["migration_role"], gettext("migration role"))
                 if options["migration_role"]
                 else ""
             ),
             connection_limit=limit,
             statement_timeout_ms=metabase.parse_duration_ms(
-                options["statement_timeout"], "statement timeout"
+                options["statement_timeout"], gettext("statement timeout")
             ),
             idle_in_transaction_timeout_ms=metabase.parse_duration_ms(
-                options["idle_in_transaction_timeout"], "idle-in-transaction timeout"
+                options["idle_in_transaction_timeout"], gettext("idle-in-transaction timeout")
             ),
         )
 
@@ -209,14 +218,26 @@ class Command(BaseCommand):
         if options["dry_run"]:
             plan = plan_fn()
             header = [
-                f"metabase_access{' --revoke' if revoke else ''} --dry-run: "
-                f"{len(plan.changes)} change(s) for database {plan.database}; nothing was run.",
-                "Run it as a role that may create roles and grant on these tables, e.g.",
+                ngettext(
+                    "%(command)s --dry-run: %(count)s change for database %(database)s; "
+                    "nothing was run.",
+                    "%(command)s --dry-run: %(count)s changes for database %(database)s; "
+                    "nothing was run.",
+                    len(plan.changes),
+                )
+                % {
+                    "command": "metabase_access --revoke" if revoke else "metabase_access",
+                    "count": len(plan.changes),
+                    "database": plan.database,
+                },
+                gettext("Run it as a role that may create roles and grant on these tables, e.g."),
                 '  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 '
                 '-v metabase_password="$METABASE_DB_PASSWORD" -f metabase.sql',
-                "(psql then sends the password in clear text; to keep it out of server logs, "
-                "set it afterwards",
-                "with psql's \\password, which sends only a SCRAM verifier).",
+                gettext(
+                    "(psql then sends the password in clear text; to keep it out of server "
+                    "logs, set it afterwards"
+                ),
+                gettext("with psql's \\password, which sends only a SCRAM verifier)."),
             ]
             self.stdout.write(metabase.render(plan, conn, header=header), ending="")
             return
@@ -229,28 +250,57 @@ class Command(BaseCommand):
                 if leftover.changes:
                     # Raising rolls the whole transaction back: never a half-applied change.
                     raise AccessError(
-                        "the grants did not reach the wanted state (nothing was changed); "
-                        f"still to do: {leftover.changes[0].summary}"
+                        gettext(
+                            "the grants did not reach the wanted state (nothing was changed); "
+                            "still to do: %(change)s"
+                        )
+                        % {"change": leftover.changes[0].summary}
                     )
         for note in plan.notes:
-            self.stdout.write(f"note: {note}")
-        what = "Revoked Metabase access" if revoke else "Metabase access"
+            self.stdout.write(gettext("note: %(note)s") % {"note": note})
+        what = gettext("Revoked Metabase access") if revoke else gettext("Metabase access")
         if not plan.changes:
-            self.stdout.write(f"{what} in database {plan.database}: nothing to change.")
+            self.stdout.write(
+                gettext("%(what)s in database %(database)s: nothing to change.")
+                % {"what": what, "database": plan.database}
+            )
             return
-        self.stdout.write(f"{what} in database {plan.database}: {len(plan.changes)} change(s)")
+        self.stdout.write(
+            ngettext(
+                "%(what)s in database %(database)s: %(count)s change",
+                "%(what)s in database %(database)s: %(count)s changes",
+                len(plan.changes),
+            )
+            % {"what": what, "database": plan.database, "count": len(plan.changes)}
+        )
         for change in plan.changes:
             self.stdout.write(f"  - {change.summary}")
 
     def _check(self, conn, config: AccessConfig, password: str) -> None:
         params = metabase.login_params(conn)
-        where = f"{params.get('host', 'local socket')} database {params.get('dbname', '?')}"
-        self.stdout.write(f"Checking as {config.login_role} on {where}:")
+        self.stdout.write(
+            gettext("Checking as %(role)s on %(host)s database %(database)s:")
+            % {
+                "role": config.login_role,
+                "host": params.get("host") or gettext("local socket"),
+                "database": params.get("dbname", "?"),
+            }
+        )
         results = catalog_findings(conn, config) + run_checks(params, config, password)
         for result in results:
             line = str(result)
             self.stdout.write(self.style.ERROR(line) if result.status == FAIL else line)
         bad = failed(results)
         if bad:
-            raise CommandError(f"{len(bad)} of {len(results)} checks failed")
-        self.stdout.write(f"All {len(results)} checks passed.")
+            raise CommandError(
+                ngettext(
+                    "%(bad)s of %(count)s check failed",
+                    "%(bad)s of %(count)s checks failed",
+                    len(results),
+                )
+                % {"bad": len(bad), "count": len(results)}
+            )
+        self.stdout.write(
+            ngettext("The %(count)s check passed.", "All %(count)s checks passed.", len(results))
+            % {"count": len(results)}
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
+from django.utils.translation import gettext
 
 from audit.services import record_activity
 from dbroles import metabase, watchdog
@@ -31,22 +32,33 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         for flag in ("dry_run", "revoke", "check", "drop_owned"):
             if options.get(flag):
-                raise CommandError(f"--{flag.replace('_', '-')} is an option of metabase_access")
+                raise CommandError(
+                    gettext("%(option)s is an option of metabase_access")
+                    % {"option": "--" + flag.replace("_", "-")}
+                )
         if options.get("reassign_owned_to"):
-            raise CommandError("--reassign-owned-to is an option of metabase_access")
+            raise CommandError(
+                gettext("%(option)s is an option of metabase_access")
+                % {"option": "--reassign-owned-to"}
+            )
         try:
             config = AccessCommand()._config(options)
         except AccessError as exc:
             raise CommandError(str(exc)) from None
         if options["database"] not in connections:
-            raise CommandError(f"unknown database alias {options['database']!r}")
+            raise CommandError(
+                gettext("unknown database alias %(alias)s") % {"alias": repr(options["database"])}
+            )
         django_conn = connections[options["database"]]
         django_conn.ensure_connection()
         conn: psycopg.Connection = django_conn.connection
         if config.login_role not in metabase.read_roles(conn, [config.login_role]):
             self.stdout.write(
-                f"role {config.login_role} does not exist: nothing to watch "
-                "(run manage.py metabase_access first)"
+                gettext(
+                    "role %(role)s does not exist: nothing to watch "
+                    "(run manage.py metabase_access first)"
+                )
+                % {"role": config.login_role}
             )
             return
         try:
@@ -54,7 +66,9 @@ class Command(BaseCommand):
         except AccessError as exc:
             raise CommandError(str(exc)) from None
         except psycopg.Error as exc:
-            raise CommandError(f"PostgreSQL refused: {metabase.first_line(exc)}") from None
+            raise CommandError(
+                gettext("PostgreSQL refused: %(error)s") % {"error": metabase.first_line(exc)}
+            ) from None
         for action in actions:
             record_activity(
                 action=AUDIT_ACTION.format(kind=action.kind),
@@ -66,6 +80,9 @@ class Command(BaseCommand):
             line = f"{action.kind}: {action.summary}"
             self.stdout.write(self.style.ERROR(line) if action.kind == "error" else line)
         if not actions:
-            self.stdout.write(f"metabase_watchdog: nothing to do for {config.login_role}.")
+            self.stdout.write(
+                gettext("metabase_watchdog: nothing to do for %(role)s.")
+                % {"role": config.login_role}
+            )
         if any(a.kind == "error" for a in actions):
-            raise CommandError("the watchdog could not take every action (see above)")
+            raise CommandError(gettext("the watchdog could not take every action (see above)"))

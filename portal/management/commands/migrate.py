@@ -28,6 +28,7 @@ from django.core.management.base import OutputWrapper
 from django.core.management.commands import migrate
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.translation import gettext
 
 from portal.db import locks
 from portal.db.executor import LockSafeExecutor
@@ -73,14 +74,18 @@ def advisory_lock(
         if not acquired:
             if stdout is not None:
                 holder = _lock_holder(connection, key)
-                by = f" (server process {holder})" if holder else ""
-                stdout.write(f"Waiting for another migrate to finish{by}...")
+                stdout.write(
+                    gettext("Waiting for another migrate to finish (server process %(pid)s)...")
+                    % {"pid": holder}
+                    if holder
+                    else gettext("Waiting for another migrate to finish...")
+                )
             while not acquired:
                 time.sleep(POLL_SECONDS)
                 cursor.execute(TRY_LOCK, {"key": key})
                 acquired = cursor.fetchone()[0]
             if stdout is not None:
-                stdout.write("Migration lock acquired.")
+                stdout.write(gettext("Migration lock acquired."))
     try:
         yield
     finally:

@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django.utils.formats import date_format
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -466,7 +467,7 @@ def test_the_dashboard_charts_come_from_the_hourly_rollup(admin_client):
     charts = response.context["charts"]["charts"]
     assert len(charts) == 3
     executions, tokens, failures = ({row[0]: row[1] for row in c.table[1:]} for c in charts)
-    label = timezone.localtime(target).strftime("%Y-%m-%d %H:%M")
+    label = date_format(timezone.localtime(target), "SHORT_DATETIME_FORMAT")
     assert (executions[label], tokens[label], failures[label]) == ("3", "300", "1")
     assert "<svg" in response.content.decode()
 

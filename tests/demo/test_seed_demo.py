@@ -14,6 +14,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.models import User
+from audit.models import ArchiveBoundary
 from core.models import (
     CodexSession,
     ExecutionHistory,
@@ -30,12 +31,16 @@ APPS = ["accounts", "core", "analytics", "diagnostics", "audit"]
 def _tables() -> list:
     # include_auto_created: the users' group and permission links are tables too;
     # unmanaged models (a permissions holder) have none.
-    # core.execution_hours is derived data the dashboard fills itself, not seeded.
+    # core.execution_hours is derived data the dashboard fills itself, not seeded;
+    # audit.archive_boundaries is written only by archive_audit (the demo keeps every
+    # audit row: the retention default is forever).
     return [
         model
         for label in APPS
         for model in apps.get_app_config(label).get_models(include_auto_created=True)
-        if model._meta.managed and not model._meta.proxy and model is not ExecutionHour
+        if model._meta.managed
+        and not model._meta.proxy
+        and model not in (ExecutionHour, ArchiveBoundary)
     ]
 
 

@@ -89,13 +89,14 @@ def test_a_list_past_its_statement_timeout_says_it_took_too_long(admin_client, m
     from core.admin import ExecutionHistoryAdmin
 
     # A real statement over a real limit. An empty table can answer inside 1 ms on a
-    # fast machine, so the search also waits 50 ms in PostgreSQL (a volatile one-time
-    # filter runs once per statement, whatever the row count): always past the limit.
+    # fast machine, so the search also waits 50 ms in PostgreSQL: an uncorrelated
+    # subquery is a one-time filter, run once per statement whatever the row count (a
+    # bare pg_sleep() in WHERE would run per row, never on an empty table).
     search = ExecutionHistoryAdmin.get_search_results
 
     def slow_search(self, request, queryset, term):
         queryset, may_have_duplicates = search(self, request, queryset, term)
-        return queryset.extra(where=["pg_sleep(0.05) IS NOT NULL"]), may_have_duplicates
+        return queryset.extra(where=["(SELECT pg_sleep(0.05)) IS NOT NULL"]), may_have_duplicates
 
     monkeypatch.setattr(ExecutionHistoryAdmin, "get_search_results", slow_search)
     monkeypatch.setattr(ExecutionHistoryAdmin, "list_statement_timeout", "1ms")

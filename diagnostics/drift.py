@@ -141,16 +141,20 @@ def _failure(exc: BaseException) -> str:
 def _declared_catalog(alias: str) -> _Declared:
     """The declared half, built on first use for ``alias`` and kept. Raises the
     database error when the role cannot build it (nothing is kept then)."""
+    connection = connections[alias]
+    where = connection.settings_dict
+    # Keyed by where and as whom: an alias pointed elsewhere is built again.
+    key = "\x00".join(str(where.get(k) or "") for k in ("HOST", "PORT", "NAME", "USER"))
+    key = f"{alias}\x00{key}"
     with _lock:
-        kept = _declared.get(alias)
+        kept = _declared.get(key)
         if kept is not None:
             return kept
-        connection = connections[alias]
         with transaction.atomic(using=alias):
             _limits(alias)
             catalog = drift.declared_state_catalog(connection)
             transaction.set_rollback(True, using=alias)
-        kept = _declared[alias] = _Declared(catalog, timezone.now())
+        kept = _declared[key] = _Declared(catalog, timezone.now())
         return kept
 
 

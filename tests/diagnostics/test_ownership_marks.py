@@ -214,3 +214,23 @@ def test_a_role_that_may_create_schemas_but_not_read_django_migrations(
                     sql.Identifier(database), sql.Identifier(MONITOR_ROLE)
                 )
             )
+
+
+def test_unapplied_migrations_are_listed_in_migrates_order(diag_client):
+    """Records removed from django_migrations (in this test's transaction): the panel
+    lists them as the command does, in the order migrate would apply them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM django_migrations WHERE id IN ("
+            " (SELECT id FROM django_migrations WHERE app = 'core' ORDER BY name DESC LIMIT 2)"
+            " UNION ALL"
+            " (SELECT id FROM django_migrations WHERE app = 'accounts' ORDER BY name DESC LIMIT 1))"
+            " RETURNING app, name"
+        )
+        removed = {f"{app}.{name}" for app, name in cursor.fetchall()}
+    assert len(removed) == 3
+    expected = schema_drift_lines()
+    assert {line.removeprefix("unapplied migration: ") for line in expected} == removed
+    shown = drift_rows(page(diag_client, "indexes"))
+    assert [line for line, _ in shown] == expected
+    assert all("manage.py migrate" in advice for _, advice in shown)

@@ -177,8 +177,8 @@ def test_the_panel_degrades_per_role(diag_client, diag_target):
         assert "No drift: the app schemas match" in section
         assert "errornote" not in section
     else:
-        assert f"Role {diag_target.role} cannot create the scratch schemas" in section
-        assert "manage.py schema_drift as the migration role" in section
+        assert f"Role <code>{diag_target.role}</code> cannot create the scratch schemas" in section
+        assert "<code>manage.py schema_drift</code> as the migration role" in section
         assert "<table" not in section
     # The rest of the page is still there.
     assert "Unused indexes" in text and "Traceback" not in text

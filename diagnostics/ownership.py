@@ -1,5 +1,5 @@
-"""Which indexes and constraints the project's migrations declare, as the Indexes page
-shows them.
+"""Which indexes, constraints and tables the project's migrations declare, as the
+diagnostics pages show them (Indexes, Space, Maintenance).
 
 The Indexes page must never offer a hand ``DROP INDEX`` for an index a migration
 created (``core.exec_history_document_idx`` is what full-text search runs on): the
@@ -78,3 +78,38 @@ def with_owner(
     """Each row (with ``schema`` and an index name in attribute ``name``) paired with the
     migration that declares that index, or None for a hand-made one."""
     return [(row, declared_index(alias, row.schema, getattr(row, name))) for row in rows]
+
+
+def marks(alias: str, schema: str) -> bool:
+    """Whether objects of ``schema`` get a declared / made-by-hand mark: the project's
+    own database, in an app schema (``public`` holds Django's bookkeeping tables, such
+    as ``django_migrations``, that no migration declares)."""
+    return applies(alias) and schema in declared_module.declaration().schemas
+
+
+def declared_table(alias: str, schema: str, name: str) -> Owner | None:
+    """The migration that declares table (or view) ``schema.name``, or None."""
+    if not applies(alias):
+        return None
+    owners = _owners()
+    return owners.get(("table", schema, name)) or owners.get(("view", schema, name))
+
+
+def tables_with_owner(
+    alias: str, rows: Iterable[Any], name: str = "name"
+) -> list[tuple[Any, Owner | None, bool]]:
+    """Each row (a table: ``schema`` and its name in attribute ``name``), the migration
+    that declares it, and whether it gets a mark at all (see ``marks``)."""
+    return [
+        (row, declared_table(alias, row.schema, getattr(row, name)), marks(alias, row.schema))
+        for row in rows
+    ]
+
+
+def constraints_with_owner(alias: str, rows: Iterable[Any]) -> list[tuple[Any, Owner | None, bool]]:
+    """Each constraint row (``schema``, ``name``), its declaring migration, and whether it
+    gets a mark."""
+    return [
+        (row, declared_constraint(alias, row.schema, row.name), marks(alias, row.schema))
+        for row in rows
+    ]

@@ -1,11 +1,12 @@
-"""Indexes page: unused, duplicate, invalid and bloated indexes, each marked as declared
-by a migration (the fix is a migration) or made by hand (the fix is a statement)."""
+"""Indexes page: unused, duplicate, invalid and bloated indexes and NOT VALID
+constraints, each marked as declared by a migration (the fix is a migration) or made by
+hand (the fix is a statement), and the schema drift from the migrations."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from diagnostics import ownership
+from diagnostics import drift, ownership
 from diagnostics.pages.common import Page
 from diagnostics.queries import indexes, overview
 
@@ -20,6 +21,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     unused = indexes.unused_indexes(alias, server_major=info.major)
     duplicates = indexes.duplicate_indexes(alias)
     invalid = indexes.invalid_indexes(alias)
+    constraints = indexes.unvalidated_constraints(alias)
     page.panels.update(
         stats_since=stats.stats_reset if stats else None,
         stats_known=stats is not None,
@@ -32,7 +34,9 @@ def build(page: Page, params: Mapping[str, str]) -> None:
         ],
         invalid=invalid,
         invalid_rows=ownership.with_owner(alias, invalid),
-        constraints=indexes.unvalidated_constraints(alias),
+        constraints=constraints,
+        constraint_rows=ownership.constraints_with_owner(alias, constraints),
+        drift=drift.panel(alias),
         bloat=bloat,
         bloat_without_stats=sum(1 for b in bloat if not b.has_stats),
         has_last_idx_scan=info.major >= 16,

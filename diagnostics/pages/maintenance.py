@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from django.utils.translation import gettext, gettext_lazy
 
-from diagnostics import checks
+from diagnostics import checks, ownership
 from diagnostics.pages.common import Page
 from diagnostics.queries import maintenance
 from diagnostics.runner import Result
@@ -86,6 +86,7 @@ def build(page: Page, params: Mapping[str, str]) -> None:
     first = seqs.first()
     page.panels.update(
         dead=listed,
+        dead_rows=ownership.tables_with_owner(page.alias, listed, name="table_name"),
         tables_total=total,
         tables_page=number,
         tables_pages=max(1, -(-total // PER_PAGE)),

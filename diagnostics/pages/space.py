@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils.translation import gettext
 
-from diagnostics import charts, formatting, history
+from diagnostics import charts, formatting, history, ownership
 from diagnostics.pages.common import Page
 from diagnostics.queries import overview, space
 
@@ -36,6 +36,8 @@ def build(page: Page, params: Mapping[str, str]) -> None:
             group["estimated"] = group["estimated"] or not row.measured
         elif not row.locked:
             group["tables"].append(row)
+    for group in groups.values():
+        group["table_rows"] = ownership.tables_with_owner(page.alias, group["tables"])
     for row in idx:
         groups[row.grp]["indexes"].append(row)
     locked = [r for r in tables if r.kind == "table" and r.locked]

@@ -235,8 +235,13 @@ def declared_catalog(
 
 def live_catalog(connection: BaseDatabaseWrapper, schemas: Iterable[str]) -> Catalog:
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL search_path = pg_catalog")
-        return read_catalog(cursor, schemas)
+        try:
+            cursor.execute("SET LOCAL search_path = pg_catalog")
+            return read_catalog(cursor, schemas)
+        finally:
+            # Inside an outer transaction (a request, a test) a released savepoint would
+            # keep the search_path until that transaction ends: roll it back instead.
+            transaction.set_rollback(True, using=connection.alias)
 
 
 # --- comparison -----------------------------------------------------------------------
@@ -248,18 +253,37 @@ def unapplied(connection: BaseDatabaseWrapper) -> list[tuple[str, str]]:
     return [(m.app_label, m.name) for m, backwards in plan if not backwards]
 
 
-def compare(connection: BaseDatabaseWrapper) -> list[Difference]:
-    """Every difference between the live app schemas and the migrations, sorted."""
-    diffs: list[Difference] = [
+def unapplied_differences(connection: BaseDatabaseWrapper) -> list[Difference]:
+    return [
         Difference("unapplied migration", name=f"{app}.{name}")
         for app, name in unapplied(connection)
     ]
-    loader = MigrationLoader(connection, ignore_no_migrations=True)
-    state = loader.project_state()
+
+
+def declared_state_catalog(connection: BaseDatabaseWrapper) -> Catalog:
+    """The catalog the migrations' final state produces (the slow half of ``compare``:
+    it builds every table in scratch schemas). It depends only on the migration files
+    and the server's spelling, so a long-lived process may keep it."""
+    # The final state comes from the files alone (no django_migrations query: a role
+    # that may not read it can still build the declared side).
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    return declared_catalog(connection, loader.project_state(), only=declaration().schemas)
+
+
+def compare(connection: BaseDatabaseWrapper) -> list[Difference]:
+    """Every difference between the live app schemas and the migrations, sorted."""
+    diffs = unapplied_differences(connection)
+    want = declared_state_catalog(connection)
+    have = live_catalog(connection, declaration().schemas)
+    return diffs + differences(want, have)
+
+
+def differences(want: Catalog, have: Catalog) -> list[Difference]:
+    """The differences between the declared catalog ``want`` and the live ``have``
+    (unapplied migrations aside), sorted."""
+    diffs: list[Difference] = []
     declared = declaration()
     schemas = declared.schemas
-    want = declared_catalog(connection, state, only=schemas)
-    have = live_catalog(connection, schemas)
     by_app = declared.objects
 
     def origin(kind: str, schema: str, name: str) -> str:

@@ -191,7 +191,7 @@ def test_the_projects_own_indexes_are_never_offered_for_a_hand_drop(client, djan
         return text[text.rindex("<tr", 0, at) : text.index("</tr>", at)]
 
     ours = row('id="unused-core-exec_history_document_idx"')
-    assert f"declared by migration core.{declared.migration}" in ours
+    assert f"declared by {declared.model} (migration core.{declared.migration})" in ours
     assert "DROP INDEX" not in ours
     assert "RemoveIndexConcurrently(model_name='executionhistory'" in ours
     hand = row('id="unused-core-hand_made_unused_idx"')

@@ -52,6 +52,11 @@ EXPECTED = {
     ("privileges", "superuser"): ["is a superuser"],
     ("maintenance", "nothing"): ["cannot be read by role", "GRANT SELECT ON ALL SEQUENCES"],
     ("maintenance", "pg_monitor"): ["cannot be read by role"],
+    ("indexes", "superuser"): ["Schema drift"],
+    ("indexes", "pg_monitor"): [
+        f"Role <code>{MONITOR_ROLE}</code> cannot create the scratch schemas"
+    ],
+    ("indexes", "nothing"): [f"Role <code>{NOBODY_ROLE}</code> cannot create the scratch schemas"],
     ("replication", "superuser"): ["None: this server has no standbys"],
     ("replication", "pg_monitor"): ["None: this server has no standbys"],
     ("replication", "nothing"): ["None: this server has no standbys"],

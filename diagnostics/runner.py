@@ -62,6 +62,8 @@ class Result(Generic[R]):
     rows: tuple[R, ...] = ()
     error: str | None = None
     sqlstate: str | None = None
+    #: The server's own words inside ``error`` (see :class:`Failure`).
+    error_detail: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,6 +86,9 @@ class Result(Generic[R]):
 class Failure:
     message: str
     sqlstate: str | None = None
+    #: The server's own words inside ``message`` (PostgreSQL's error text, in the
+    #: server's language): pages show them as quoted data, not as the portal's text.
+    detail: str | None = None
 
 
 def _cause(exc: BaseException) -> BaseException:
@@ -117,12 +122,15 @@ def explain_error(exc: BaseException, *, statement_timeout: int, lock_timeout: i
         return Failure(
             gettext("The database refused: %(error)s. See the Privileges page.") % {"error": text},
             sqlstate,
+            text,
         )
     # No SQLSTATE: the connection itself failed; 08/28/3D/57: connection, authentication,
     # unknown database, shutdown.
     if sqlstate is None or sqlstate[:2] in {"08", "28", "3D", "57"}:
-        return Failure(gettext("Cannot reach the database: %(error)s") % {"error": text}, sqlstate)
-    return Failure(gettext("The database reported: %(error)s") % {"error": text}, sqlstate)
+        return Failure(
+            gettext("Cannot reach the database: %(error)s") % {"error": text}, sqlstate, text
+        )
+    return Failure(gettext("The database reported: %(error)s") % {"error": text}, sqlstate, text)
 
 
 def _statement(query: Query[Any], cursor: Any) -> str:
@@ -169,5 +177,5 @@ def run(alias: str, query: Query[R], params: Mapping[str, Any] | None = None) ->
             raise  # a bug on our side (a missing parameter...), not a server condition
         failure = explain_error(exc, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
         logger.info("diagnostics query %s on %s failed: %s", query.name, alias, failure.message)
-        return Result(error=failure.message, sqlstate=failure.sqlstate)
+        return Result(error=failure.message, sqlstate=failure.sqlstate, error_detail=failure.detail)
     return Result(rows=rows)

@@ -306,7 +306,7 @@ def suggest(alias: str, statements: Iterable[tuple[int | None, str]]) -> Result[
     names = {key: _qualified(*key) for key in wanted}
     facts = run(alias, TABLE_FACTS, {"names": list(names.values())})
     if not facts.ok:
-        return Result(error=facts.error, sqlstate=facts.sqlstate)
+        return Result(error=facts.error, sqlstate=facts.sqlstate, error_detail=facts.error_detail)
     by_name = {f.name: f for f in facts}
     merged: dict[tuple[str, str, tuple[str, ...]], tuple[TableFacts, set[int]]] = {}
     for key, uses in wanted.items():

@@ -82,7 +82,8 @@ def rows(brazilian):
 #: What the page shows of the data rather than of the portal: values, SQL, identifiers.
 DATA = (
     "select, .readonly, #result_list tbody, pre, code, .diag-sql, td, .diag-target strong, "
-    "#changelist-filter li, #content > h2, .breadcrumbs, svg"  # column values offered as
+    "#changelist-filter li, #content > h2, .breadcrumbs, svg, "  # column values offered as
+    ".diag-server"  # the server's own error text, quoted in its language
     # filters; an object's own name (its heading and the breadcrumbs' last step); a chart's
     # axis numbers and dates and its bars' labels (statements); its title is the figcaption
 )

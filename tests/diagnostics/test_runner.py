@@ -83,3 +83,25 @@ def test_rows_become_the_query_s_dataclass():
 def test_a_column_the_row_type_does_not_know_is_a_programming_error():
     with pytest.raises(TypeError, match="not in row type"):
         run("default", Query("bad", "SELECT 1 AS value, 2 AS other", One))
+
+
+def test_a_refusal_quotes_the_servers_own_words_as_data():
+    """The server's error text (in the server's language) is quoted apart from the
+    portal's sentence around it, escaped like everything else."""
+    import psycopg
+    from django.template import Context, Template
+
+    from diagnostics.runner import explain_error
+
+    refused = psycopg.errors.InsufficientPrivilege("permission denied for schema <core>")
+    failure = explain_error(refused, statement_timeout=50, lock_timeout=50)
+    assert failure.detail == "permission denied for schema <core>"
+    assert failure.message.startswith("The database refused: permission denied")
+    page = Template(
+        "{% load diagnostics %}{{ message|server_words:detail }}|{{ plain|server_words:None }}"
+    ).render(Context({"message": failure.message, "detail": failure.detail, "plain": "<b>"}))
+    assert (
+        'The database refused: <q class="diag-server" lang="en">'
+        "permission denied for schema &lt;core&gt;</q>. See the Privileges page." in page
+    )
+    assert page.endswith("|&lt;b&gt;")

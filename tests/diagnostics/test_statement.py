@@ -206,6 +206,10 @@ def test_suggestions_offer_the_django_migration_for_a_models_table():
     from django.db import connection
 
     with connection.cursor() as cursor:
+        # Keeps autovacuum off the table for this test's transaction: its ANALYZE would
+        # update the same pg_class row while waiting for the index build below (a
+        # deadlock); a running one is cancelled by PostgreSQL when this lock waits for it.
+        cursor.execute("LOCK TABLE core.execution_history IN SHARE UPDATE EXCLUSIVE MODE")
         cursor.execute(
             "UPDATE pg_class SET reltuples = 5000000 WHERE oid = 'core.execution_history'::regclass"
         )

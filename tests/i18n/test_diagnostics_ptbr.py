@@ -42,7 +42,7 @@ PT = {"Accept-Language": "pt-BR,pt;q=0.9"}
 # selector: tags, classes, and (ancestor, tag) pairs ("#content > h2" is an object's name).
 # The charts' SVG is data too: axis numbers and dates, and the bars' labels are statements.
 _DATA_TAGS = frozenset({"select", "pre", "code", "td", "script", "style", "title", "svg"})
-_DATA_CLASSES = frozenset({"readonly", "diag-sql", "breadcrumbs"})
+_DATA_CLASSES = frozenset({"readonly", "diag-sql", "breadcrumbs", "diag-server"})
 _VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 )

@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.urls import path
 
 from core.models import CodexSession, ExecutionHistory
+from portal import urls as portal_urls
 
 baseline_site = admin.AdminSite(name="baseline")
 
@@ -21,7 +22,6 @@ class StockExecutionHistoryAdmin(admin.ModelAdmin):
 baseline_site.register(CodexSession, admin.ModelAdmin)
 baseline_site.register(ExecutionHistory, StockExecutionHistoryAdmin)
 
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("baseline/", baseline_site.urls),
-]
+# Every URL of the portal (its pages link to all of them: the language switch, health),
+# plus the baseline beside it.
+urlpatterns = [*portal_urls.urlpatterns, path("baseline/", baseline_site.urls)]

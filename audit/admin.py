@@ -13,7 +13,7 @@ from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -21,6 +21,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin.base import ReadOnlyModelAdmin
+from portal.admin.display import change_url
 from portal.admin.filters import DateRangeFilter
 
 from . import archive, chain, services
@@ -267,7 +268,7 @@ class ActivityLogAdmin(ChainStatusMixin, ReadOnlyModelAdmin):
         if "." in entry.resource_type and entry.resource_id:
             app_label, model_name = entry.resource_type.split(".", 1)
             try:
-                url = reverse(f"admin:{app_label}_{model_name}_change", args=[entry.resource_id])
+                url = change_url(app_label, model_name, entry.resource_id)
             except NoReverseMatch:
                 return text
             return format_html('<a href="{}">{}</a>', url, text)

@@ -11,6 +11,7 @@ deeply nested, so password hashes and credentials never reach the audit tables.
 
 import datetime
 import decimal
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -45,7 +46,13 @@ SECRET_WORDS = re.compile(
 
 
 def is_secret_key(key: object) -> bool:
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(key)).lower()
+    return _is_secret_name(str(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_name(key: str) -> bool:
+    # Cached: the same few dozen keys recur in every row a list page masks.
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
     return SECRET_WORDS.search(words) is not None
 
 
@@ -77,8 +84,11 @@ def _mask_leaves(value: Any) -> Any:
 def _mask_text(text: str, max_text: int | None = MAX_TEXT) -> str:
     # PostgreSQL text and jsonb cannot hold NUL; a hostile query string may carry one.
     text = text.replace("\x00", "\ufffd")
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
-    text = _BEARER.sub(lambda m: m.group("head") + MASK, text)
+    # Each pattern only where its fixed part occurs: most values are short plain words.
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
+    if "bearer" in text.lower():
+        text = _BEARER.sub(lambda m: m.group("head") + MASK, text)
     if max_text is not None and len(text) > max_text:
         text = f"{text[:max_text]}… ({len(text) - max_text} more characters)"
     return text

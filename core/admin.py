@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.db import OperationalError, transaction
 from django.db.models import Q, QuerySet
@@ -42,6 +41,7 @@ from portal.admin.changelist import (
 )
 from portal.admin.display import (
     StrOrPromise,
+    change_url,
     duration_ms,
     formatted_sql,
     pretty_json,
@@ -82,18 +82,8 @@ def _changelist_url(model, **params: str) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
-@functools.cache
-def _change_url_pattern(name: str, prefix: str, urlconf: str | None) -> str:
-    return reverse(name, args=["__pk__"], urlconf=urlconf)
-
-
 def _change_url(model, pk) -> str:
-    # Reversed once per model, not once per row: a page shows fifty rows.
-    opts = model._meta
-    pattern = _change_url_pattern(
-        f"admin:{opts.app_label}_{opts.model_name}_change", get_script_prefix(), get_urlconf()
-    )
-    return pattern.replace("__pk__", quote(str(pk)))
+    return change_url(model._meta.app_label, model._meta.model_name, pk)
 
 
 #: In the execution search a hex word this long is also taken as a session id prefix

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
-from django.utils.formats import date_format as localized_date
+from django.utils.formats import get_format
 from django.utils.translation import gettext, pgettext
 
 WIDTH = 720
@@ -149,9 +149,12 @@ def line_chart(title: str, series: Sequence[Series], fmt: Callable[[float], str]
     # The table lists the series side by side at each captured time (last 50 rows).
     times = sorted({p[0] for p in all_points})[-50:]
     lookup = [{t: v for t, v in s.points} for s in series]
+    # The format and the zone looked up once, not once per row (the dashboard draws 150).
+    pattern = get_format("SHORT_DATETIME_FORMAT")
+    zone = timezone.get_current_timezone()
     rows = [
         (
-            localized_date(timezone.localtime(t), "SHORT_DATETIME_FORMAT"),
+            date_format(t.astimezone(zone) if timezone.is_aware(t) else t, pattern),
             *[fmt(m[t]) if t in m else "" for m in lookup],
         )
         for t in times

@@ -157,12 +157,16 @@ def is_csv_export_request(request: HttpRequest) -> bool:
     )
 
 
-def set_local(name: str, value: str, using: str = "default") -> None:
-    """``SET LOCAL`` a setting for the rest of the current transaction."""
+def set_local(name: str, value: str, using: str = "default", **more: str) -> None:
+    """``SET LOCAL`` settings for the rest of the current transaction, in one round trip
+    (``name`` and ``value``, then any ``setting=value`` keywords)."""
+    pairs = [(name, value), *more.items()]
+    calls = ", ".join(f"set_config(%(n{i})s, %(v{i})s, true)" for i in range(len(pairs)))
+    params = {}
+    for i, (n, v) in enumerate(pairs):
+        params[f"n{i}"], params[f"v{i}"] = n, v
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config(%(name)s, %(value)s, true)", {"name": name, "value": value}
-        )
+        cursor.execute(f"SELECT {calls}", params)
 
 
 def is_query_canceled(exc: BaseException) -> bool:
@@ -253,8 +257,12 @@ class LargeTableAdminMixin(_ModelAdminBase):
             # A savepoint: a query that PostgreSQL rejects must not poison an outer
             # transaction. The response is rendered here so such errors surface here.
             with transaction.atomic(using=using):
-                set_local("statement_timeout", self.list_statement_timeout, using)
-                set_local("lock_timeout", self.list_lock_timeout, using)
+                set_local(
+                    "statement_timeout",
+                    self.list_statement_timeout,
+                    using,
+                    lock_timeout=self.list_lock_timeout,
+                )
                 response = super().changelist_view(request, extra_context)
                 if isinstance(response, SimpleTemplateResponse):
                     response.render()

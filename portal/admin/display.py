@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import sqlparse
+from django.contrib.admin.utils import quote
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.formats import number_format
 from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext
+
+
+@functools.cache
+def _change_url_pattern(name: str, prefix: str, urlconf: str | None) -> str:
+    return reverse(name, args=["__pk__"], urlconf=urlconf)
+
+
+def change_url(app_label: str, model_name: str, pk: Any) -> str:
+    """The admin change page of one object, as ``reverse`` and the admin's ``quote``
+    make it; reversed once per model and reused (a list page shows fifty rows).
+
+    Raises ``NoReverseMatch`` for a model the admin does not register.
+    """
+    pattern = _change_url_pattern(
+        f"admin:{app_label}_{model_name}_change", get_script_prefix(), get_urlconf()
+    )
+    return pattern.replace("__pk__", quote(str(pk)))
+
 
 StrOrPromise = str | Promise
 

@@ -42,6 +42,7 @@ from portal.admin.changelist import (
 from portal.admin.display import (
     StrOrPromise,
     change_url,
+    changelist_url,
     duration_ms,
     formatted_sql,
     pretty_json,
@@ -77,8 +78,7 @@ from .search import (
 
 
 def _changelist_url(model, **params: str) -> str:
-    opts = model._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    url = changelist_url(model._meta.app_label, model._meta.model_name)
     return f"{url}?{urlencode(params)}" if params else url
 
 

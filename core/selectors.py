@@ -183,13 +183,24 @@ def _compute_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, Ex
     return computed
 
 
+def _stored_hours(
+    first: datetime.datetime, last: datetime.datetime
+) -> dict[datetime.datetime, ExecutionWindow]:
+    """The rollup's hours from ``first`` to ``last``, both included. Tuples, not model
+    instances: a week is 168 rows, read on every dashboard view."""
+    rows = ExecutionHour.objects.filter(hour__gte=first, hour__lte=last).values_list(
+        "hour", "executions", "tokens", "time_ms"
+    )
+    return {
+        hour.astimezone(datetime.UTC): ExecutionWindow(executions, tokens, time_ms)
+        for hour, executions, tokens, time_ms in rows
+    }
+
+
 def _settled_hours(hours: list[datetime.datetime]) -> dict[datetime.datetime, ExecutionWindow]:
     """Totals of whole past hours: stored ones from core.execution_hours, the missing
     ones computed in one query and stored for every later view (and every instance)."""
-    found = {
-        row.hour.astimezone(datetime.UTC): ExecutionWindow(row.executions, row.tokens, row.time_ms)
-        for row in ExecutionHour.objects.filter(hour__gte=hours[0], hour__lte=hours[-1])
-    }
+    found = _stored_hours(hours[0], hours[-1])
     missing = [hour for hour in hours if hour not in found]
     if missing:
         computed = _compute_hours(missing)
@@ -400,10 +411,9 @@ def hourly_totals(
     settled_until = _hour_floor(window.now - SETTLED_AFTER)
     first = settled_until - days * 24 * HOUR
     hours = [first + i * HOUR for i in range(days * 24)]
-    found: dict[datetime.datetime, ExecutionWindow | None] = {
-        row.hour.astimezone(datetime.UTC): ExecutionWindow(row.executions, row.tokens, row.time_ms)
-        for row in ExecutionHour.objects.filter(hour__gte=hours[0], hour__lte=hours[-1])
-    }
+    found: dict[datetime.datetime, ExecutionWindow | None] = dict(
+        _stored_hours(hours[0], hours[-1])
+    )
     missing = [hour for hour in hours if hour not in found][-budget:] if budget > 0 else []
     if missing:
         found.update(_settled_hours(missing))

@@ -9,6 +9,7 @@ dark themes both work. Every chart also carries its numbers as a table.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.formats import get_format
-from django.utils.translation import gettext, pgettext
+from django.utils.translation import get_language, gettext, pgettext
 
 WIDTH = 720
 HEIGHT = 220
@@ -97,6 +98,18 @@ def _time_label(moment: dt.datetime, span: dt.timedelta) -> str:
     return date_format(moment, pgettext("chart axis date", "M d"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _table_time(moment: dt.datetime, pattern: str, zone: dt.tzinfo, language: str) -> str:
+    """A data table's time, in the reader's zone, format and language (all in the key).
+
+    Cached: Django formats a date in about 70 µs, a dashboard view shows the same 150
+    hours for an hour and a diagnostics page the same snapshots until the next one.
+    """
+    if timezone.is_aware(moment):
+        moment = moment.astimezone(zone)
+    return date_format(moment, pattern)
+
+
 def line_chart(title: str, series: Sequence[Series], fmt: Callable[[float], str]) -> LineChart:
     """Lines over time on one y axis starting at zero."""
     series = [s for s in series if s.points]
@@ -149,12 +162,12 @@ def line_chart(title: str, series: Sequence[Series], fmt: Callable[[float], str]
     # The table lists the series side by side at each captured time (last 50 rows).
     times = sorted({p[0] for p in all_points})[-50:]
     lookup = [{t: v for t, v in s.points} for s in series]
-    # The format and the zone looked up once, not once per row (the dashboard draws 150).
-    pattern = get_format("SHORT_DATETIME_FORMAT")
+    pattern = str(get_format("SHORT_DATETIME_FORMAT"))
     zone = timezone.get_current_timezone()
+    language = get_language()
     rows = [
         (
-            date_format(t.astimezone(zone) if timezone.is_aware(t) else t, pattern),
+            _table_time(t, pattern, zone, language),
             *[fmt(m[t]) if t in m else "" for m in lookup],
         )
         for t in times

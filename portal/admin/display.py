@@ -23,6 +23,19 @@ def _change_url_pattern(name: str, prefix: str, urlconf: str | None) -> str:
     return reverse(name, args=["__pk__"], urlconf=urlconf)
 
 
+@functools.cache
+def _reversed(name: str, prefix: str, urlconf: str | None) -> str:
+    return reverse(name, urlconf=urlconf)
+
+
+def changelist_url(app_label: str, model_name: str) -> str:
+    """The admin list of a model, reversed once per model (the dashboard links each
+    of its figures to a filtered list: dozens of links a view)."""
+    return _reversed(
+        f"admin:{app_label}_{model_name}_changelist", get_script_prefix(), get_urlconf()
+    )
+
+
 def change_url(app_label: str, model_name: str, pk: Any) -> str:
     """The admin change page of one object, as ``reverse`` and the admin's ``quote``
     make it; reversed once per model and reused (a list page shows fifty rows).

@@ -23,7 +23,14 @@ from django.utils.translation import gettext_lazy as _
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
 
-from portal.admin.display import compact, duration_ms, preview, status_badge
+from portal.admin.display import (
+    change_url,
+    changelist_url,
+    compact,
+    duration_ms,
+    preview,
+    status_badge,
+)
 from portal.limits import degrade
 
 #: (slug, heading, model labels in display order). Models not listed join the group of
@@ -50,7 +57,7 @@ APP_GROUPS = {
 
 def _changelist(label: str, **params: Any) -> str:
     app_label, model_name = label.lower().split(".")
-    url = reverse(f"admin:{app_label}_{model_name}_changelist")
+    url = changelist_url(app_label, model_name)
     return f"{url}?{urlencode(params)}" if params else url
 
 
@@ -220,11 +227,9 @@ class PortalAdminSite(admin.AdminSite):
                     "slowest": [
                         {
                             "id": e.pk,
-                            "url": reverse("admin:core_executionhistory_change", args=[e.pk]),
+                            "url": change_url("core", "executionhistory", e.pk),
                             "session": e.session_id,
-                            "session_url": reverse(
-                                "admin:core_codexsession_change", args=[e.session_id]
-                            ),
+                            "session_url": change_url("core", "codexsession", e.session_id),
                             "prompt": preview(e.prompt_head, 70),
                             "time": duration_ms(e.execution_time_ms),
                             "tokens": "—"
@@ -240,7 +245,7 @@ class PortalAdminSite(admin.AdminSite):
                 context["failed_sessions"] = [
                     {
                         "id": str(s.pk),
-                        "url": reverse("admin:core_codexsession_change", args=[s.pk]),
+                        "url": change_url("core", "codexsession", s.pk),
                         "badge": status_badge(s.status, labels.get(s.status)),
                         "reason": (
                             reason.summary if (reason := failure_reason(s.metadata)) else ""
@@ -266,7 +271,7 @@ class PortalAdminSite(admin.AdminSite):
                     "latest": [
                         {
                             "id": run.pk,
-                            "url": reverse("admin:core_sandboxexecution_change", args=[run.pk]),
+                            "url": change_url("core", "sandboxexecution", run.pk),
                             "error": preview(run.error_head, 90),
                             "sql": preview(run.sql_head, 60),
                             "executed_at": run.executed_at,

@@ -79,7 +79,7 @@ def worker(tree: str) -> None:
         started = time.perf_counter()
         response = client.get(url)
         if response.streaming:
-            b"".join(response.streaming_content)
+            b"".join(response.streaming_content)  # type: ignore[attr-defined]
         ms = (time.perf_counter() - started) * 1000
         print(json.dumps({"ms": ms, "status": response.status_code}), flush=True)
 
@@ -154,7 +154,7 @@ def the_pages() -> list[Page]:
     for model in sorted(admin.site._registry, key=lambda m: m._meta.label):
         url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
         if url not in seen:
-            found.append(Page(f"{model._meta.verbose_name_plural.capitalize()}, page 1", url))
+            found.append(Page(f"{str(model._meta.verbose_name_plural).capitalize()}, page 1", url))
     return found
 
 

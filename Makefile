@@ -134,8 +134,11 @@ test: lint typecheck check migration-lint messages i18n-check pytest pytest-pg15
 # under load and faults (portal_load, 1 million executions) and a live migration
 # (portal_bench_migrate, 1 million executions). Each writes its table into
 # docs/benchmarks.md.
+# BENCH_AGAINST=REV also compares every admin page with that earlier commit's.
+BENCH_AGAINST ?=
 bench: venv
 	$(PY) -m tests.bench.admin
+	$(if $(BENCH_AGAINST),$(PY) -m tests.bench.regress --against $(BENCH_AGAINST))
 	$(PY) -m tests.bench.render
 	$(PY) -m tests.bench.diagnostics
 	$(PY) -m tests.bench.load

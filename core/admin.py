@@ -45,6 +45,7 @@ from portal.admin.display import (
     changelist_url,
     duration_ms,
     formatted_sql,
+    grouped,
     pretty_json,
     preview,
     readable_text,
@@ -337,7 +338,7 @@ class CodexSessionAdmin(PortalModelAdmin):
             '<a href="{}?session={}">{}</a>',
             self._executions_url(),
             obj.pk,
-            number_format(count, force_grouping=True),
+            grouped(count),
         )
 
     @staticmethod
@@ -350,7 +351,7 @@ class CodexSessionAdmin(PortalModelAdmin):
 
     @admin.display(description=_("tokens"))
     def tokens_col(self, obj: CodexSession) -> str:
-        return number_format(self._usage(obj)["tokens"], force_grouping=True)
+        return grouped(self._usage(obj)["tokens"])
 
     @admin.display(description=_("total time"))
     def time_col(self, obj: CodexSession) -> str:
@@ -635,9 +636,7 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("tokens"))
     def tokens_col(self, obj: ExecutionHistory) -> str:
-        return (
-            "—" if obj.tokens_used is None else number_format(obj.tokens_used, force_grouping=True)
-        )
+        return "—" if obj.tokens_used is None else grouped(obj.tokens_used)
 
     @admin.display(description=_("time"))
     def time_col(self, obj: ExecutionHistory) -> str:
@@ -897,11 +896,11 @@ class ExecutionHourAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("executions"))
     def executions_col(self, obj: ExecutionHour) -> str:
-        return number_format(obj.executions, force_grouping=True)
+        return grouped(obj.executions)
 
     @admin.display(description=_("tokens"))
     def tokens_col(self, obj: ExecutionHour) -> str:
-        return number_format(obj.tokens, force_grouping=True)
+        return grouped(obj.tokens)
 
     @admin.display(description=_("agent time"))
     def time_col(self, obj: ExecutionHour) -> str:

@@ -11,11 +11,11 @@ from typing import Any
 import sqlparse
 from django.contrib.admin.utils import quote
 from django.urls import get_script_prefix, get_urlconf, reverse
-from django.utils.formats import number_format
+from django.utils.formats import get_format, number_format
 from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import get_language, gettext, ngettext
 
 
 @functools.cache
@@ -306,10 +306,25 @@ def duration_ms(value: int | None) -> str:
     return gettext("%(count)s days") % {"count": _one_decimal(value / 86_400_000)}
 
 
+@functools.lru_cache(maxsize=64)
+def _grouping(language: str | None) -> tuple[str, Any]:
+    return str(get_format("THOUSAND_SEPARATOR")), get_format("NUMBER_GROUPING")
+
+
+def grouped(value: int) -> str:
+    """``number_format(value, force_grouping=True)`` for an int, with the language's
+    separator looked up once per language: a list page formats a hundred numbers and
+    ``number_format`` looks up three formats for each."""
+    separator, grouping = _grouping(get_language())
+    if grouping != 3 or isinstance(value, bool) or not isinstance(value, int):
+        return number_format(value, force_grouping=True)
+    return f"{value:,}".replace(",", separator)
+
+
 def compact(value: int) -> str:
     """12,345 / 1.2 M / 3.4 B: a big number that fits a dashboard card."""
     if value < 1_000_000:
-        return number_format(value, force_grouping=True)
+        return grouped(value)
     if value < 1_000_000_000:
         # Translators: millions, abbreviated to fit a dashboard card.
         return gettext("%(count)s M") % {"count": _one_decimal(value / 1_000_000)}

@@ -186,28 +186,23 @@ class AuditMedia:
     css = {"all": ["audit/audit.css"]}
 
 
-def last_verification() -> ActivityLog | None:
-    """The latest ``verify_audit_chain`` run: its own entry in the activity log.
+def last_runs() -> tuple[ActivityLog | None, ActivityLog | None]:
+    """The latest ``verify_audit_chain`` run and the latest ``archive_audit`` run, from
+    their own entries in the activity log, in one query.
 
-    Kept in the chained, append-only log itself (not a table of its own): a forged
+    Kept in the chained, append-only log itself (not a table of their own): a forged
     "verified" entry would need the same tampering the verifier reports. The
-    (resource_type, resource_id) index finds it without scanning the log.
+    (resource_type, resource_id) index finds them without scanning the log.
     """
-    return (
-        ActivityLog.objects.filter(resource_type=chain.VERIFICATION, resource_id="")
-        .order_by("-created_at")
-        .first()
-    )
-
-
-def last_archive_run() -> ActivityLog | None:
-    """The latest ``archive_audit`` run, from its own entry in the activity log (the same
-    index finds it)."""
-    return (
-        ActivityLog.objects.filter(resource_type=archive.ARCHIVE, resource_id="")
-        .order_by("-created_at")
-        .first()
-    )
+    latest = {
+        entry.resource_type: entry
+        for entry in ActivityLog.objects.filter(
+            resource_type__in=[chain.VERIFICATION, archive.ARCHIVE], resource_id=""
+        )
+        .order_by("resource_type", "-created_at", "-chain_seq")
+        .distinct("resource_type")
+    }
+    return latest.get(chain.VERIFICATION), latest.get(archive.ARCHIVE)
 
 
 class ChainStatusMixin(_ModelAdminBase):
@@ -216,10 +211,11 @@ class ChainStatusMixin(_ModelAdminBase):
     list template lookup)."""
 
     def changelist_view(self, request, extra_context=None):
+        verification, archive_run = last_runs()
         extra_context = {
             **(extra_context or {}),
-            "chain_verification": last_verification(),
-            "archive_run": last_archive_run(),
+            "chain_verification": verification,
+            "archive_run": archive_run,
             "audit_retention_days": settings.AUDIT_RETENTION_DAYS,
         }
         return super().changelist_view(request, extra_context)

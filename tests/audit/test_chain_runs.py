@@ -182,6 +182,24 @@ def test_the_activity_log_page_shows_the_last_verification(media):
     assert b"Audit chain verified" in events.content
 
 
+def test_the_page_shows_the_latest_of_several_runs(media):
+    """Two verifications in one transaction share created_at (the database's now()):
+    the later one, by its place in the chain, is the one shown."""
+    from tests.audit.support import make_user
+
+    call_command("verify_audit_chain")
+    call_command("verify_audit_chain")
+    runs = list(
+        ActivityLog.objects.filter(resource_type=chain.VERIFICATION).order_by("chain_seq")
+    )
+    assert len(runs) == 2
+    client = Client()
+    client.force_login(make_user("viewer@example.com", role="Viewer"))
+    page = client.get(reverse("admin:audit_activitylog_changelist"))
+    assert page.context["chain_verification"].pk == runs[-1].pk
+    assert page.context["archive_run"] is None
+
+
 def test_the_anchor_goes_to_google_cloud_storage_through_django_storages(db):
     """Only Google's client library is mocked (its ``Client`` and ``Blob``, as
     django-storages imports them): GoogleCloudStorage runs for real above them, against

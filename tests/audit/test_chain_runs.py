@@ -189,9 +189,7 @@ def test_the_page_shows_the_latest_of_several_runs(media):
 
     call_command("verify_audit_chain")
     call_command("verify_audit_chain")
-    runs = list(
-        ActivityLog.objects.filter(resource_type=chain.VERIFICATION).order_by("chain_seq")
-    )
+    runs = list(ActivityLog.objects.filter(resource_type=chain.VERIFICATION).order_by("chain_seq"))
     assert len(runs) == 2
     client = Client()
     client.force_login(make_user("viewer@example.com", role="Viewer"))

@@ -6,17 +6,20 @@ Run as ``python -m tests.bench.migrate [--scale N]``. It
 1. points the embedded PostgreSQL at its own database, ``portal_bench_migrate``
    (``seed_demo --scale N``, default 1 million execution_history rows, reused when
    there; the development and shared bench databases are never touched);
-2. starts a steady load: admin-page reads (the sessions list's and a session's
-   executions' queries, in threads, over psycopg) and gateway-like INSERTs into
-   ``codex_sessions`` and ``execution_history`` at a fixed rate;
+2. serves the portal with the production server (gunicorn as in the Dockerfile, as
+   ``tests/bench/load.py`` starts it, on 127.0.0.1) and starts a steady load: admin
+   page requests over HTTP (the sessions list, one session's executions, a session's
+   change page) from READERS clients, and gateway-like INSERTs into ``codex_sessions``
+   and ``execution_history`` at a fixed rate, over psycopg, as the gateway writes;
 3. after a quiet baseline, opens an idle-in-transaction session that read
    ``execution_history`` and holds it for HOLD seconds, and applies the migration
    ``makemigrations`` writes for a new column, an index on it, a foreign key and a NOT
    NULL column with a default (one transaction; the codex_sessions column first):
    once through Django's stock executor and schema editor, once through this
    project's (lock timeout, retries), then the same change in the linted form (one
-   table per migration, the index concurrently, the foreign key NOT VALID then
-   validated) through this project's;
+   table per migration, the index concurrently, the foreign key added NOT VALID by
+   ``AddForeignKeyNotValid`` then validated by ``ValidateForeignKey``) through this
+   project's, with its default lock timeout and with a short one for busy tables;
 4. reports for each: the longest wait of any request, p99 before and during, errors
    and the total migration time, and writes the table into docs/benchmarks.md between
    ``<!-- bench:migrate:start -->`` and ``<!-- bench:migrate:end -->``.
@@ -30,11 +33,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import statistics
+import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 BENCH_DB = os.environ.get("BENCH_DB", "portal_bench_migrate")
@@ -95,25 +98,21 @@ class Load:
         with self.lock:
             self.samples.append(Sample(started, time.monotonic() - started, ok))
 
-    def reader(self, session_ids: list[str]) -> None:
-        with connect(application_name="bench-admin") as conn:
-            conn.execute("SET statement_timeout = '120s'")
-            while not self.stop.is_set():
-                started = time.monotonic()
-                try:
-                    conn.execute(
-                        "SELECT session_id, user_id, model, status, created_at "
-                        "FROM core.codex_sessions ORDER BY created_at DESC LIMIT 100"
-                    ).fetchall()
-                    conn.execute(
-                        "SELECT id, tokens_used, created_at FROM core.execution_history "
-                        "WHERE session_id = %(s)s ORDER BY created_at DESC, id DESC LIMIT 50",
-                        {"s": random.choice(session_ids)},
-                    ).fetchall()
-                    self.record(started, True)
-                except Exception:
-                    self.record(started, False)
-                time.sleep(0.05)
+    def reader(self, server, cookie: str, paths: list[str], offset: int) -> None:
+        from tests.bench.load import HTTPS, request
+
+        headers = {**HTTPS, "Cookie": f"sessionid={cookie}"}
+        i = offset
+        while not self.stop.is_set():
+            path = paths[i % len(paths)]
+            i += 1
+            started = time.monotonic()
+            try:
+                status, _ = request(server.port, path, headers, timeout=120)
+                self.record(started, status == 200)
+            except OSError:
+                self.record(started, False)
+            time.sleep(0.05)
 
     def gateway(self, session_ids: list[str]) -> None:
         interval = 1.0 / INSERTS_PER_SECOND
@@ -139,9 +138,11 @@ class Load:
                 next_at += interval
                 time.sleep(max(0.0, next_at - time.monotonic()))
 
-    def start(self, session_ids: list[str]) -> None:
-        for _ in range(READERS):
-            self.threads.append(threading.Thread(target=self.reader, args=(session_ids,)))
+    def start(self, session_ids: list[str], server, cookie: str, paths: list[str]) -> None:
+        for n in range(READERS):
+            self.threads.append(
+                threading.Thread(target=self.reader, args=(server, cookie, paths, n))
+            )
         self.threads.append(threading.Thread(target=self.gateway, args=(session_ids,)))
         for t in self.threads:
             t.daemon = True
@@ -184,12 +185,8 @@ def linted_form():
     from django.contrib.postgres.operations import AddIndexConcurrently
     from django.db import migrations, models
 
-    fk = (
-        'ALTER TABLE "core"."execution_history" ADD CONSTRAINT "bench_project_fk" '
-        'FOREIGN KEY ("bench_project_id") REFERENCES "core"."projects" ("id") '
-        "DEFERRABLE INITIALLY DEFERRED NOT VALID"
-    )
-    drop_fk = 'ALTER TABLE "core"."execution_history" DROP CONSTRAINT "bench_project_fk"'
+    from portal.db.operations import AddForeignKeyNotValid, ValidateForeignKey
+
     return [
         (
             True,
@@ -205,18 +202,13 @@ def linted_form():
             True,
             [
                 migrations.AddField("executionhistory", "bench_note", models.TextField(null=True)),
-                migrations.AddField(
+                AddForeignKeyNotValid(
                     "executionhistory",
                     "bench_project",
                     models.ForeignKey(
-                        "core.project",
-                        null=True,
-                        on_delete=models.SET_NULL,
-                        db_index=False,
-                        db_constraint=False,
+                        "core.project", null=True, on_delete=models.SET_NULL, db_index=False
                     ),
                 ),
-                migrations.RunSQL(fk, drop_fk),
             ],
         ),
         (
@@ -228,15 +220,7 @@ def linted_form():
                 )
             ],
         ),
-        (
-            True,
-            [
-                migrations.RunSQL(
-                    'ALTER TABLE "core"."execution_history" VALIDATE CONSTRAINT "bench_project_fk"',
-                    migrations.RunSQL.noop,
-                )
-            ],
-        ),
+        (True, [ValidateForeignKey("executionhistory", "bench_project")]),
     ]
 
 
@@ -259,7 +243,7 @@ def build(steps):
     return built
 
 
-def apply(migrations_list, project: bool) -> tuple[float, str]:
+def apply(migrations_list, project: bool, **policy_changes) -> tuple[float, str]:
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
     from django.db.migrations.loader import MigrationLoader
@@ -267,7 +251,11 @@ def apply(migrations_list, project: bool) -> tuple[float, str]:
     from portal.db import locks
     from portal.db.executor import LockSafeExecutor
 
-    policy = locks.Policy.from_settings() if project else locks.Policy(enabled=False)
+    policy = (
+        replace(locks.Policy.from_settings(), **policy_changes)
+        if project
+        else locks.Policy(enabled=False)
+    )
     executor_class = LockSafeExecutor if project else MigrationExecutor
     loader = MigrationLoader(connection)
     leaf = next(n for a, n in loader.graph.leaf_nodes() if a == "core")
@@ -318,11 +306,20 @@ class Result:
     outcome: str
 
 
-def run(label: str, steps, project: bool, session_ids: list[str]) -> Result:
+@dataclass
+class Portal:
+    server: object
+    cookie: str
+    paths: list[str]
+
+
+def run(
+    label: str, steps, project: bool, session_ids: list[str], portal: Portal, **policy
+) -> Result:
     log(f"== {label}")
     undo(None)
     load = Load()
-    load.start(session_ids)
+    load.start(session_ids, portal.server, portal.cookie, portal.paths)
     time.sleep(BASELINE)
     holder = connect(application_name="bench-idle-holder")
     holder.autocommit = False
@@ -330,7 +327,7 @@ def run(label: str, steps, project: bool, session_ids: list[str]) -> Result:
     timer = threading.Timer(HOLD, holder.rollback)
     timer.start()
     migration_start = time.monotonic()
-    seconds, outcome = apply(build(steps), project)
+    seconds, outcome = apply(build(steps), project, **policy)
     migration_end = time.monotonic()
     timer.cancel()
     holder.rollback()
@@ -356,7 +353,9 @@ def run(label: str, steps, project: bool, session_ids: list[str]) -> Result:
 
 def table(results: list[Result], executions: int) -> str:
     lines = [
-        f"Live migration on {executions:,} execution_history rows; {READERS} admin readers "
+        f"Live migration on {executions:,} execution_history rows; {READERS} clients "
+        "requesting admin pages over HTTP (gunicorn as in the Dockerfile, production "
+        "settings: the sessions list, one session's executions, a session's change page) "
         f"and gateway INSERTs at {INSERTS_PER_SECOND}/s; an idle transaction holds "
         f"execution_history for {HOLD:g} s from the migration's start. "
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -388,6 +387,33 @@ def write_doc(text: str) -> None:
     DOC.write_text(doc)
 
 
+#: The settings docs/deploy.md recommends for a migration on a busy table
+#: (MIGRATION_LOCK_TIMEOUT, MIGRATION_LOCK_RETRIES, MIGRATION_RETRY_BACKOFF).
+BUSY = {"lock_timeout": 0.05, "retries": 10, "backoff": 0.25}
+
+
+def serve(scratch: Path, session_ids: list[str]) -> Portal:
+    """The production server on the bench database, and a logged-in superuser."""
+    from django.db import connection
+
+    from tests.bench import load
+
+    s = connection.settings_dict
+    url = f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+    static_root = scratch / "static"
+    log("== collectstatic and gunicorn (production settings) on 127.0.0.1")
+    load.collectstatic(url, static_root)
+    server = load.start(url, static_root, scratch)
+    cookie = load.session_cookie(url, static_root)
+    session = session_ids[0]
+    paths = [
+        "/admin/core/codexsession/",
+        f"/admin/core/executionhistory/?session={session}",
+        f"/admin/core/codexsession/{session}/change/",
+    ]
+    return Portal(server, cookie, paths)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=1_000_000)
@@ -410,13 +436,43 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT session_id::text FROM core.codex_sessions LIMIT 2000")
         session_ids = [r[0] for r in cursor.fetchall()]
-    results = [
-        run("stock migrate, makemigrations form", makemigrations_form(), False, session_ids),
-        run(
-            "this project's migrate, makemigrations form", makemigrations_form(), True, session_ids
-        ),
-        run("this project's migrate, linted form", linted_form(), True, session_ids),
-    ]
+    with tempfile.TemporaryDirectory(prefix="bench-migrate-") as scratch:
+        portal = serve(Path(scratch), session_ids)
+        try:
+            results = [
+                run(
+                    "stock migrate, makemigrations form",
+                    makemigrations_form(),
+                    False,
+                    session_ids,
+                    portal,
+                ),
+                run(
+                    "this project's migrate, makemigrations form",
+                    makemigrations_form(),
+                    True,
+                    session_ids,
+                    portal,
+                ),
+                run(
+                    "this project's migrate, linted form",
+                    linted_form(),
+                    True,
+                    session_ids,
+                    portal,
+                ),
+                run(
+                    f"this project's migrate, linted form, {BUSY['lock_timeout'] * 1000:.0f} ms "
+                    f"lock timeout, {BUSY['retries']} retries from {BUSY['backoff']:g} s",
+                    linted_form(),
+                    True,
+                    session_ids,
+                    portal,
+                    **BUSY,
+                ),
+            ]
+        finally:
+            portal.server.stop()  # type: ignore[attr-defined]
     text = table(results, executions)
     print(text)
     write_doc(text)

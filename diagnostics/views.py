@@ -170,22 +170,55 @@ def signal_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
     return view
 
 
+def _bounded_int(request: HttpRequest, name: str, low: int, high: int, error: str) -> int | None:
+    """The whole number ``name`` of the form within [low, high]; else None and ``error``
+    shown (the page goes back with nothing done)."""
+    try:
+        value = int(request.POST.get(name, ""))
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        messages.error(request, error)
+        return None
+    return value
+
+
+def _chosen_sessions(request: HttpRequest) -> list:
+    """The sessions ticked on a confirmation page (pid|backend_start), malformed ones
+    left out."""
+    chosen = []
+    for raw in request.POST.getlist("session"):
+        pid, _, start = raw.partition("|")
+        parsed = _parse_session(pid, start)
+        if parsed is not None:
+            chosen.append(parsed)
+    return chosen
+
+
+def _report(request: HttpRequest, outcome, summary: str, gone: str) -> None:
+    """The outcome of a bulk signal: the summary (an error when the server refused
+    some), then what was left alone and each refusal."""
+    if outcome.gone:
+        summary += " " + gone % {"n": outcome.gone}
+    messages.add_message(request, messages.ERROR if outcome.refused else messages.SUCCESS, summary)
+    for line in outcome.messages:
+        messages.error(request, line)
+
+
 def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
         request.current_app = site.name
         _require(request, VIEW, SIGNAL)
         alias = targets.resolve(request)
-        try:
-            minutes = int(request.POST.get("minutes", ""))
-            if not 0 <= minutes <= MAX_IDLE_MINUTES:
-                raise ValueError
-        except ValueError:
-            messages.error(
-                request,
-                gettext("Idle for: enter whole minutes from 0 to %(max)s.")
-                % {"max": MAX_IDLE_MINUTES},
-            )
+        minutes = _bounded_int(
+            request,
+            "minutes",
+            0,
+            MAX_IDLE_MINUTES,
+            gettext("Idle for: enter whole minutes from 0 to %(max)s.") % {"max": MAX_IDLE_MINUTES},
+        )
+        if minutes is None:
             return _back("activity", alias)
         include_portal = request.POST.get("include_portal") in {"1", "on", "true"}
         if request.POST.get("confirm") != "yes":
@@ -217,12 +250,7 @@ def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse
                     candidates=candidates,
                 ),
             )
-        chosen = []
-        for raw in request.POST.getlist("session"):
-            pid, _, start = raw.partition("|")
-            parsed = _parse_session(pid, start)
-            if parsed is not None:
-                chosen.append(parsed)
+        chosen = _chosen_sessions(request)
         if not chosen:
             messages.error(request, gettext("No session was selected: nothing was terminated."))
             return _back("activity", alias)
@@ -232,17 +260,12 @@ def terminate_idle_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse
         summary = ngettext(
             "Terminated %(n)s idle session.", "Terminated %(n)s idle sessions.", outcome.terminated
         ) % {"n": outcome.terminated}
-        if outcome.gone:
-            summary += " " + ngettext(
-                "%(n)s had already ended or become busy (left alone).",
-                "%(n)s had already ended or become busy (left alone).",
-                outcome.gone,
-            ) % {"n": outcome.gone}
-        messages.add_message(
-            request, messages.ERROR if outcome.refused else messages.SUCCESS, summary
+        gone = ngettext(
+            "%(n)s had already ended or become busy (left alone).",
+            "%(n)s had already ended or become busy (left alone).",
+            outcome.gone,
         )
-        for line in outcome.messages:
-            messages.error(request, line)
+        _report(request, outcome, summary, gone)
         return _back("activity", alias)
 
     return view
@@ -281,16 +304,15 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
         if kind not in {"cancel", "terminate"}:
             messages.error(request, gettext("Choose cancel or terminate: nothing was signalled."))
             return _back("activity", alias)
-        try:
-            seconds = int(request.POST.get("seconds", ""))
-            if not 1 <= seconds <= MAX_RUNNING_SECONDS:
-                raise ValueError
-        except ValueError:
-            messages.error(
-                request,
-                gettext("Running longer than: enter whole seconds from 1 to %(max)s.")
-                % {"max": MAX_RUNNING_SECONDS},
-            )
+        seconds = _bounded_int(
+            request,
+            "seconds",
+            1,
+            MAX_RUNNING_SECONDS,
+            gettext("Running longer than: enter whole seconds from 1 to %(max)s.")
+            % {"max": MAX_RUNNING_SECONDS},
+        )
+        if seconds is None:
             return _back("activity", alias)
         include_portal = request.POST.get("include_portal") in {"1", "on", "true"}
         if request.POST.get("confirm") != "yes":
@@ -327,12 +349,7 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
                     candidates=candidates,
                 ),
             )
-        chosen = []
-        for raw in request.POST.getlist("session"):
-            pid, _, start = raw.partition("|")
-            parsed = _parse_session(pid, start)
-            if parsed is not None:
-                chosen.append(parsed)
+        chosen = _chosen_sessions(request)
         if not chosen:
             messages.error(request, gettext("No session was selected: nothing was signalled."))
             return _back("activity", alias)
@@ -349,17 +366,12 @@ def signal_long_view(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
             summary = ngettext(
                 "Terminated %(n)s session.", "Terminated %(n)s sessions.", outcome.signalled
             ) % {"n": outcome.signalled}
-        if outcome.gone:
-            summary += " " + ngettext(
-                "%(n)s had already finished that query or ended (left alone).",
-                "%(n)s had already finished that query or ended (left alone).",
-                outcome.gone,
-            ) % {"n": outcome.gone}
-        messages.add_message(
-            request, messages.ERROR if outcome.refused else messages.SUCCESS, summary
+        gone = ngettext(
+            "%(n)s had already finished that query or ended (left alone).",
+            "%(n)s had already finished that query or ended (left alone).",
+            outcome.gone,
         )
-        for line in outcome.messages:
-            messages.error(request, line)
+        _report(request, outcome, summary, gone)
         return _back("activity", alias)
 
     return view

@@ -14,7 +14,7 @@ of pages. Every scenario is bounded in time and in clients:
   cards reads) for ``--stall`` seconds (default 40), each row with its verdict against
   the documented bounds (``/healthz`` under 100 ms, every page within 5 s);
 - **hung database**: a server whose ``DATABASE_URL`` points to a TCP listener that
-  accepts and never answers;
+  accepts and never answers (each configuration, the pool's too);
 - **outage and recovery**: a small cluster of its own, stopped and started again under
   load; recovery = first 200 after the cluster is back;
 - **export**: the CSV export of the whole execution history (of ``--export-db``,
@@ -604,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
                     log(lines[-1])
             finally:
                 server.stop()
+        for name, config in {**CONFIGS, **POOL}.items():
+            log(f"== hung database, {name}")
             with hung_listener() as port:
                 hung_url = f"postgres://nobody:nothing@127.0.0.1:{port}/portal"
                 server = start(hung_url, static_root, workdir, **config)

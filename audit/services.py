@@ -100,7 +100,14 @@ def mask_secrets(value: Any, *, max_text: int | None = MAX_TEXT) -> Any:
     Long strings are cut at ``max_text`` characters (None: kept whole, as the admin's
     pages and exports show values masked by this same function).
     """
-    if isinstance(value, Mapping):
+    kind = type(value)
+    # Exact types first: JSON read back from the database is only dicts, lists, strings,
+    # numbers, booleans and None, and an ABC isinstance check costs ten times as much.
+    if kind is str:
+        return _mask_text(value, max_text)
+    if kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return {
             _mask_text(str(k)): _mask_leaves(v)
             if is_secret_key(k)

@@ -53,5 +53,8 @@ RUN DJANGO_ENV=production SECRET_KEY=collectstatic-placeholder-never-used-to-sig
 # Numeric, so a runtime can tell it is not root without reading /etc/passwd.
 USER 10001:10001
 EXPOSE 8080
+# The service runs this with the application role's DATABASE_URL and password (it owns
+# nothing); the migrate job runs `python manage.py migrate --no-input` from the same image
+# with the migrator's (docs/deploy.md, step 7).
 # Exec form: gunicorn is PID 1 and receives Cloud Run's SIGTERM itself.
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "portal.wsgi"]

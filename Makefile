@@ -29,8 +29,10 @@ venv: $(VENV)/.installed
 db: venv
 	$(PY) -m devdb start
 
+# Migrate as the migrator (the owner of every schema and table); everything after it,
+# the server included, as the application role, as on Cloud Run.
 run: db messages
-	$(PY) manage.py migrate --no-input
+	DATABASE_ROLE=migrator $(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo
 	$(PY) manage.py ensure_demo_admin
 	@echo "Serving on http://127.0.0.1:$(PORT)/admin/ (Ctrl-C stops; the database keeps running: make db-stop)"

@@ -39,6 +39,9 @@ class DbRole:
     member_of: tuple[str, ...] = ()
     grants: tuple[SchemaGrant, ...] = field(default=())
     owns_everything: bool = False
+    #: functions (by name, every overload, in any schema: an extension's) it may EXECUTE
+    #: although PUBLIC may not
+    execute: tuple[str, ...] = ()
 
 
 def _name(env: str, default: str) -> str:
@@ -60,9 +63,13 @@ def declared_roles() -> list[DbRole]:
         DbRole(
             key="monitoring",
             name=_name("DB_MONITOR_ROLE", "portal_monitor"),
-            purpose="the diagnostics pages' statistics (pg_monitor); reads no table data",
+            purpose="the diagnostics pages' statistics (pg_monitor) and their cancel and "
+            "terminate actions (pg_signal_backend: never a superuser's session); reads no "
+            "table data",
             login=False,
-            member_of=("pg_monitor",),
+            member_of=("pg_monitor", "pg_signal_backend"),
+            # the Queries page's reset of this database's statistics
+            execute=("pg_stat_statements_reset",),
             grants=tuple(SchemaGrant(s) for s in SCHEMAS),
         ),
         DbRole(
@@ -118,6 +125,10 @@ def markdown() -> str:
         if r.member_of:
             keys = {d.key: d.name for d in roles}
             also.append("member of " + ", ".join(f"`{keys.get(m, m)}`" for m in r.member_of))
+        if r.owns_everything:
+            also.append("CREATE on the database (each app's schema)")
+        if r.execute:
+            also.append("EXECUTE " + ", ".join(f"`{f}`" for f in r.execute))
         also.append("LOGIN" if r.login else "NOLOGIN")
         if r.grants and any(g.on_tables for g in r.grants):
             also.append(f"default privileges FOR ROLE `{migrator.name}`")

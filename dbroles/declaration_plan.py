@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg
@@ -130,6 +131,13 @@ SELECT n.nspname, d.defaclobjtype, g.rolname, a.privilege_type
        aclexplode(d.defaclacl) a JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
  WHERE o.rolname = %(owner)s AND g.rolname = ANY(%(names)s)
 """
+FUNCTION_ACL_SQL = """
+SELECT p.oid::regprocedure::text,
+       EXISTS (SELECT 1 FROM aclexplode(p.proacl) a JOIN pg_catalog.pg_roles g
+                 ON g.oid = a.grantee
+                WHERE g.rolname = %(role)s AND a.privilege_type = 'EXECUTE')
+  FROM pg_catalog.pg_proc p WHERE p.proname = ANY(%(names)s) ORDER BY 1
+"""
 CURRENT_SQL = """
 SELECT current_user, r.rolsuper, r.rolcreaterole, current_database()
   FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
@@ -143,10 +151,13 @@ def plan_roles(
     adopt: bool = False,
     dry_run: bool = False,
     check_passwords: bool = True,
+    passwords: Mapping[str, str] | None = None,
 ) -> Plan:
     """The plan; ``dry_run`` allows a new login role without its password variable,
     ``check_passwords`` False skips the login that tells whether a password must be set
-    again (a re-plan inside the applying transaction cannot log in as a new role)."""
+    again (a re-plan inside the applying transaction cannot log in as a new role).
+    ``passwords`` (role key -> password) stands in for the password variables: the
+    embedded development cluster keeps its roles' passwords in files, not the environment."""
     roles = roles if roles is not None else declared_roles()
     by_key = {r.key: r for r in roles}
     names = [r.name for r in roles]
@@ -175,7 +186,9 @@ def plan_roles(
                 f"role {r.name!r} exists and was not created by db_roles; set another name "
                 f"or take it over with --adopt"
             )
-        password = os.environ.get(r.password_env) if r.password_env else None
+        password = (passwords or {}).get(r.key) or (
+            os.environ.get(r.password_env) if r.password_env else None
+        )
         if password is not None and (len(password) < MIN_PASSWORD or password != password.strip()):
             raise AccessError(
                 f"{r.password_env} must be at least {MIN_PASSWORD} characters without "
@@ -250,11 +263,28 @@ def plan_roles(
     # --- ownership: everything of the project's schemas to the migrator ---------------
     schemas = list(SCHEMAS)
     schema_owners = _rows(conn, SCHEMA_OWNERS_SQL, {"schemas": schemas})
-    absent = sorted(set(schemas) - {row[0] for row in schema_owners})
-    if absent:
-        raise AccessError(
-            f"schema {', '.join(absent)} does not exist in database {database}: "
-            "run `manage.py migrate` first"
+    # A schema not made yet (a database before its first migrate) is made here, owned by
+    # the migrator, so that its default privileges exist before the first table: the
+    # migrate job then runs as the migrator from the very first migration.
+    for schema in sorted(set(schemas) - {row[0] for row in schema_owners}):
+        plan.add(
+            f"schema {schema}: create, owner {migrator.name}",
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(_id(schema), _id(migrator.name)),
+        )
+    # Each app's first migration says CREATE SCHEMA IF NOT EXISTS, which PostgreSQL
+    # checks against the database's CREATE privilege even when the schema exists.
+    may_create = (
+        migrator.name in existing
+        and _rows(
+            conn,
+            "SELECT has_database_privilege(%(role)s, current_database(), 'CREATE')",
+            {"role": migrator.name},
+        )[0][0]
+    )
+    if not may_create:
+        plan.add(
+            f"database {database}: CREATE to {migrator.name}",
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(_id(database), _id(migrator.name)),
         )
     old_owners: set[str] = set()
     for schema, owner in schema_owners:
@@ -376,6 +406,21 @@ def plan_roles(
                             _kw(sorted(drop)), sql.SQL(keyword), _id(r.name)
                         ),
                     )
+    # --- functions PUBLIC may not run (an extension's, such as pg_stat_statements_reset);
+    # absent until the extension is created, then planned by the next run
+    for r in roles:
+        if not r.execute:
+            continue
+        for signature, granted in _rows(
+            conn, FUNCTION_ACL_SQL, {"role": r.name, "names": list(r.execute)}
+        ):
+            if not granted:
+                plan.add(
+                    f"function {signature}: EXECUTE to {r.name}",
+                    sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+                        sql.SQL(signature), _id(r.name)
+                    ),
+                )
     return plan
 
 

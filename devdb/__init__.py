@@ -17,6 +17,10 @@ Layout under PORTAL_PGDATA (default ``<repo>/.pgdata``)::
 
     cluster/      the real PGDATA (PG_VERSION records the major version)
     password      random password of role ``postgres`` (mode 600)
+    password.migrator, password.application
+                  random passwords of the declared roles (dbroles/declaration.py) the
+                  portal connects as: the migrator migrates, the application role serves
+                  and runs the tests (mode 600)
     port          TCP port, chosen once and kept stable across restarts
     lock          fcntl lock serialising init/start/stop between processes
     server.log    server output
@@ -42,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -54,6 +58,9 @@ from psycopg import sql
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
+SUPERUSER_KEY = "superuser"
+#: The declared login roles (dbroles/declaration.py) whose passwords devdb keeps.
+ROLE_KEYS = ("migrator", "application")
 SYSTEM_USER = "portalpg"  # initdb/postgres refuse to run as root
 START_TIMEOUT = 60
 CONNECT_TIMEOUT = 2
@@ -76,15 +83,30 @@ class DevDB:
     dbname: str
     bin_dir: Path
     major: int
+    #: role key ("migrator", "application") -> (role name, password)
+    roles: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
-    def url(self, dbname: str | None = None) -> str:
+    def credentials(self, role: str = SUPERUSER_KEY) -> tuple[str, str]:
+        """(user, password) of ``role``: a key of ROLE_KEYS, or "superuser"."""
+        if role == SUPERUSER_KEY:
+            return self.user, self.password
+        try:
+            return self.roles[role]
+        except KeyError:
+            raise DevDBError(
+                f"unknown role {role!r}: one of {', '.join((*ROLE_KEYS, SUPERUSER_KEY))}"
+            ) from None
+
+    def url(self, dbname: str | None = None, role: str = SUPERUSER_KEY) -> str:
+        user, password = self.credentials(role)
         return (
-            f"postgres://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"postgres://{quote(user, safe='')}:{quote(password, safe='')}"
             f"@{self.host}:{self.port}/{quote(dbname or self.dbname, safe='')}"
         )
 
-    def masked_url(self, dbname: str | None = None) -> str:
-        return f"postgres://{self.user}:***@{self.host}:{self.port}/{dbname or self.dbname}"
+    def masked_url(self, dbname: str | None = None, role: str = SUPERUSER_KEY) -> str:
+        user, _ = self.credentials(role)
+        return f"postgres://{user}:***@{self.host}:{self.port}/{dbname or self.dbname}"
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,9 @@ class _Paths:
     @property
     def password(self) -> Path:
         return self.root / "password"
+
+    def role_password(self, key: str) -> Path:
+        return self.root / f"password.{key}"
 
     @property
     def port(self) -> Path:
@@ -678,7 +703,14 @@ def ensure_running(pgdata: Path | None = None) -> DevDB:
     # Fast path, no lock: connecting with our random password proves the server is ours.
     password = _read_text(paths.password)
     port_text = _read_text(paths.port)
-    if password and port_text and port_text.isdigit() and paths.pidfile.parent.exists():
+    roles = _read_roles(paths)
+    if (
+        password
+        and roles is not None
+        and port_text
+        and port_text.isdigit()
+        and paths.pidfile.parent.exists()
+    ):
         _check_version(paths, bin_dir, major)
         try:
             _connect(int(port_text), password, dbname).close()
@@ -686,7 +718,7 @@ def ensure_running(pgdata: Path | None = None) -> DevDB:
             pass
         else:
             return DevDB(
-                paths.root, HOST, int(port_text), SUPERUSER, password, dbname, bin_dir, major
+                paths.root, HOST, int(port_text), SUPERUSER, password, dbname, bin_dir, major, roles
             )
 
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -733,8 +765,70 @@ def ensure_running(pgdata: Path | None = None) -> DevDB:
             _ensure_extension(port, password, "template1")
         if _ensure_database(port, password, dbname) or started:
             _ensure_extension(port, password, dbname)
+        # Every slow start (a new cluster, a start, a new database, a cluster made before
+        # the roles existed): converge the declared roles, idempotently.
+        roles = _ensure_role_passwords(paths)
+        _converge_roles(port, password, dbname, roles)
 
-    return DevDB(paths.root, HOST, port, SUPERUSER, password, dbname, bin_dir, major)
+    return DevDB(paths.root, HOST, port, SUPERUSER, password, dbname, bin_dir, major, roles)
+
+
+def prepare_database(db: DevDB, dbname: str) -> None:
+    """Make ``dbname`` ready for a migrate run by the migrator, as the superuser: the
+    extensions the migrations and diagnostics need (not trusted: only a superuser may
+    create them, as Cloud SQL's cloudsqlsuperuser does there), then the declared roles'
+    schemas, ownership and privileges. The test suite calls it for its test database."""
+    _ensure_extension(db.port, db.password, dbname)
+    _converge_roles(db.port, db.password, dbname, db.roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# The declared roles
+
+
+def _read_roles(paths: _Paths) -> dict[str, tuple[str, str]] | None:
+    from dbroles.declaration import role
+
+    found = {}
+    for key in ROLE_KEYS:
+        secret = _read_text(paths.role_password(key))
+        if not secret:
+            return None
+        found[key] = (role(key).name, secret)
+    return found
+
+
+def _ensure_role_passwords(paths: _Paths) -> dict[str, tuple[str, str]]:
+    for key in ROLE_KEYS:
+        if not _read_text(paths.role_password(key)):
+            _write_atomic(paths.role_password(key), secrets.token_urlsafe(24) + "\n", 0o600)
+    roles = _read_roles(paths)
+    assert roles is not None  # just written
+    return roles
+
+
+def _converge_roles(
+    port: int, password: str, dbname: str, roles: Mapping[str, tuple[str, str]]
+) -> None:
+    """``manage.py db_roles`` on ``dbname`` as the superuser: the same plan, applied in
+    one transaction under the command's advisory lock, then re-planned to be sure."""
+    from dbroles.declaration_plan import LOCK_KEY, plan_roles
+    from dbroles.metabase import AccessError, apply
+
+    passwords = {key: secret for key, (_name, secret) in roles.items()}
+    with _connect(port, password, dbname) as conn:
+        conn.autocommit = False
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+                apply(conn, plan_roles(conn, passwords=passwords))
+                left = plan_roles(conn, passwords=passwords, check_passwords=False)
+                if left.changes:
+                    raise AccessError(f"still to do: {left.changes[0].summary}")
+        except (AccessError, psycopg.Error) as exc:
+            raise DevDBError(
+                f"cannot set up the database roles in {dbname}: {exc}".splitlines()[0]
+            ) from None
 
 
 def stop(pgdata: Path | None = None) -> bool:
@@ -804,8 +898,17 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("start", help="initialise if needed, start, print the URL (password masked)")
     sub.add_parser("stop", help="stop the server")
     sub.add_parser("status", help="print whether the server is running")
-    sub.add_parser("url", help="start if needed and print the full URL, password included")
-    sub.add_parser("psql", help="start if needed and run psql on the application database")
+    for name, text in (
+        ("url", "start if needed and print the full URL, password included"),
+        ("psql", "start if needed and run psql on the application database"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--role",
+            choices=(SUPERUSER_KEY, *ROLE_KEYS),
+            default=SUPERUSER_KEY,
+            help="connect as the superuser (default), the migrator or the application role",
+        )
     args = parser.parse_args(argv)
 
     try:
@@ -816,14 +919,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             print(status(args.pgdata))
         elif args.command == "url":
-            print(ensure_running(args.pgdata).url())
+            print(ensure_running(args.pgdata).url(role=args.role))
         elif args.command == "psql":
             db = ensure_running(args.pgdata)
             psql = db.bin_dir / "psql"
             if not os.access(psql, os.X_OK):
                 raise DevDBError(f"no psql in {db.bin_dir}")
             sys.stdout.flush()
-            os.execv(psql, [str(psql), db.url()])  # noqa: S606 - replace this process by psql
+            os.execv(psql, [str(psql), db.url(role=args.role)])  # noqa: S606 - replace this process by psql
     except DevDBError as exc:
         print(f"devdb: {exc}", file=sys.stderr)
         return 1

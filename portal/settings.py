@@ -185,13 +185,22 @@ else:
     # runner and `make run` then work on a fresh clone with nothing to configure, and
     # the start is a few milliseconds when the cluster is already up (a lock file
     # makes concurrent starts yield one server). Production never reaches this.
+    # The connection is the declared application role (dbroles/declaration.py), as the
+    # web service's is in production; DATABASE_ROLE=migrator selects the role that owns
+    # the schemas, for the processes that migrate (`make run` runs migrate so). The
+    # superuser is never the portal's: `python -m devdb psql` is there for that.
     import devdb
 
+    DATABASE_ROLE = env.str("DATABASE_ROLE", default="application")
+    if DATABASE_ROLE not in devdb.ROLE_KEYS:
+        raise ImproperlyConfigured(
+            f"DATABASE_ROLE must be one of {', '.join(devdb.ROLE_KEYS)}, not {DATABASE_ROLE!r}"
+        )
     try:
         _devdb = devdb.ensure_running()
     except devdb.DevDBError as exc:
         raise ImproperlyConfigured(f"embedded PostgreSQL: {exc}") from exc
-    DATABASES = {"default": environ.Env.db_url_config(_devdb.url())}
+    DATABASES = {"default": environ.Env.db_url_config(_devdb.url(role=DATABASE_ROLE))}
 
 DATABASES["default"]["ENGINE"] = DATABASE_ENGINE
 # Production keeps each thread's connection open (with a health check before reuse):

@@ -37,6 +37,7 @@ from portal.admin.estimates import (
     planner_estimate,
     statistics_stale,
 )
+from tests.db import roles
 
 pytestmark = pytest.mark.django_db
 ZEROS = "0000-0000-0000-000000000000"
@@ -127,7 +128,8 @@ def _load_then_delete(keep: int) -> None:
         # or they land afterwards and the fresh statistics look stale.
         cursor.execute("SELECT pg_stat_force_next_flush()")
         cursor.execute("SELECT 1")
-        cursor.execute("ANALYZE core.execution_history")
+    roles.analyze("core.execution_history")
+    with connection.cursor() as cursor:
         cursor.execute("DELETE FROM core.execution_history WHERE tokens_used > %(k)s", {"k": keep})
         # Statistics reach pg_stat_user_tables when the backend next reports them.
         cursor.execute("SELECT pg_stat_force_next_flush()")
@@ -240,6 +242,7 @@ def test_what_is_not_a_uuid_prefix(term):
     assert uuid_prefix_range(term) is None
 
 
+@pytest.mark.django_db(transaction=True)  # committed rows: ANALYZE runs as their owner
 def test_session_prefix_and_user_prefix_search_use_indexes(rf, admin_user):
     with connection.cursor() as cursor:
         cursor.execute(
@@ -247,7 +250,7 @@ def test_session_prefix_and_user_prefix_search_use_indexes(rf, admin_user):
             "SELECT gen_random_uuid(), 'usr_' || md5(g::text), 'gpt-5', 'completed' "
             "FROM generate_series(1, 20000) g"
         )
-        cursor.execute("ANALYZE core.codex_sessions")
+    roles.analyze("core.codex_sessions")
     for term, index in (
         ("3f2a9c1e", "codex_sessions_pkey"),
         ("usr_3fa9", "codex_sessions_user_prefix_idx"),

@@ -3,6 +3,7 @@
 import datetime
 import re
 
+import psycopg
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
@@ -10,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.models import CodexSession, ExecutionHistory, ExecutionHour, McpCache, SandboxExecution
+from tests.db import roles
 
 pytestmark = pytest.mark.django_db
 
@@ -172,7 +174,27 @@ def test_stored_hours_serve_every_later_view_and_only_whole_past_hours_are_store
     assert not ExecutionHour.objects.filter(hour__gt=now - datetime.timedelta(minutes=65)).exists()
 
 
-def test_figures_are_still_shown_when_the_hours_cannot_be_stored():
+@pytest.fixture
+def hours_refused():
+    """A database refusing the write: a trigger made by the table's owner, the migrator,
+    on a connection of its own (the application role may not make one), dropped after."""
+    with psycopg.connect(**roles.migrator_params(), autocommit=True) as owner:
+        owner.execute(
+            "CREATE FUNCTION core.test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'read-only'; END $$"
+        )
+        owner.execute(
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON core.execution_hours "
+            "FOR EACH ROW EXECUTE FUNCTION core.test_refuse()"
+        )
+    yield
+    with psycopg.connect(**roles.migrator_params(), autocommit=True) as owner:
+        owner.execute("DROP TRIGGER test_refuse ON core.execution_hours")
+        owner.execute("DROP FUNCTION core.test_refuse()")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_figures_are_still_shown_when_the_hours_cannot_be_stored(hours_refused):
     from core import selectors
 
     session = _session("running")
@@ -180,15 +202,6 @@ def test_figures_are_still_shown_when_the_hours_cannot_be_stored():
     ExecutionHistory.objects.filter(session=session).update(
         created_at=timezone.now() - datetime.timedelta(hours=2)
     )
-    with connection.cursor() as cursor:  # a database refusing the write (rolled back after)
-        cursor.execute(
-            "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'read-only'; END $$"
-        )
-        cursor.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON core.execution_hours "
-            "FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()"
-        )
     window = selectors.Window.starting(timezone.now())
 
     assert selectors.execution_window(window).tokens == 5

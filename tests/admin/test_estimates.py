@@ -5,6 +5,7 @@ from django.db import connection
 
 from core.models import McpCache
 from portal.admin.estimates import RowCount, count_rows, humanize
+from tests.db import roles
 
 pytestmark = pytest.mark.django_db
 
@@ -33,20 +34,23 @@ def _fill_cache(rows: int) -> None:
             "FROM generate_series(1, %(rows)s) g",
             {"rows": rows},
         )
-        cursor.execute("ANALYZE core.mcp_cache")
+    roles.analyze("core.mcp_cache")
 
 
+@pytest.mark.django_db(transaction=True)  # committed rows: ANALYZE runs as their owner
 def test_small_results_are_counted_exactly():
     _fill_cache(500)
     assert count_rows(McpCache.objects.filter(tool_name="tool-1")) == RowCount(167, "exact")
 
 
+@pytest.mark.django_db(transaction=True)  # committed rows: ANALYZE runs as their owner
 def test_large_results_are_estimated_without_counting():
     _fill_cache(30_000)
     count = count_rows(McpCache.objects.all())
     assert count.kind == "estimate" and 25_000 < count.value < 35_000
 
 
+@pytest.mark.django_db(transaction=True)  # committed rows: ANALYZE runs as their owner
 def test_a_wrong_low_estimate_cannot_turn_into_a_full_count():
     _fill_cache(3_000)
     # Rows the statistics have not seen yet: the planner expects almost none.

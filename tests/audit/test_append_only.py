@@ -15,6 +15,11 @@ from audit.services import record_activity, record_security_event
 
 TABLES = [sql.Identifier("audit", "activity_logs"), sql.Identifier("audit", "security_events")]
 
+# The triggers refuse even the superuser (replica mode included), so these run as the
+# superuser, by name (tests/db/roles.py); the application role is refused earlier, by
+# its privileges (tests/audit/test_application_role.py).
+pytestmark = pytest.mark.usefixtures("default_as_superuser")
+
 
 def refused(fn) -> str:
     """Run fn in a savepoint; it must fail with the append-only error. Returns the message."""

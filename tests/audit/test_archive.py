@@ -35,9 +35,15 @@ from psycopg import sql
 from audit import archive, chain
 from audit.models import ActivityLog, ArchiveBoundary, SecurityEvent
 from audit.services import record_activity, record_security_event
+from tests.db import roles
 from tests.diagnostics.support import connect, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# archive_audit runs as the owner of the audit tables: the migrator (tests/db/roles.py),
+# named here; committed work, as the command's own transactions.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_as_migrator"),
+]
 
 DAY = datetime.timedelta(days=1)
 APP = "test_archive_app"
@@ -122,7 +128,7 @@ def history(n: int, start: datetime.datetime, table: str = "activity_logs") -> N
 
 
 @pytest.fixture(autouse=True)
-def empty_trail():
+def empty_trail(default_as_migrator):
     """Start from empty audit tables (set-up writes a few entries), so the old history
     below comes first: the test backend's flush of just those tables (tests/db)."""
     from django.core.management.color import no_style
@@ -349,14 +355,21 @@ def test_the_owner_deletes_only_the_exact_prefix_of_its_boundary(media):
 
 @pytest.fixture
 def app_role():
+    """A role with the application's rights on ``audit``, made by the superuser, which
+    the migrator (the test's connection) may SET ROLE to."""
     role = sql.Identifier(APP)
-    execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(role))
-    execute(sql.SQL("GRANT USAGE ON SCHEMA audit TO {}").format(role))
-    execute(sql.SQL("GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA audit TO {}").format(role))
+    migrator = sql.Identifier(roles.role_name(roles.MIGRATOR))
+    with connect() as admin:  # the superuser's own connection
+        admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(role))
+        admin.execute(sql.SQL("GRANT USAGE ON SCHEMA audit TO {}").format(role))
+        admin.execute(
+            sql.SQL("GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA audit TO {}").format(role)
+        )
+        admin.execute(sql.SQL("GRANT {} TO {}").format(role, migrator))
     yield role
-    execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM {}").format(role))
-    execute(sql.SQL("REVOKE ALL ON SCHEMA audit FROM {}").format(role))
-    execute(sql.SQL("DROP ROLE {}").format(role))
+    with connect() as admin:
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(role))
+        admin.execute(sql.SQL("DROP ROLE {}").format(role))
 
 
 def test_the_application_role_cannot_delete_even_through_the_archive_path(media, app_role):

@@ -29,6 +29,10 @@ from tests.diagnostics.support import connect
 T = TypeVar("T")
 ACTIVITY = sql.Identifier("audit", "activity_logs")
 EVENTS = sql.Identifier("audit", "security_events")
+# Each attack as the role it names, switched to with SET ROLE from a superuser session:
+# the test's default connection is the superuser's here, by name (tests/db/roles.py).
+pytestmark = pytest.mark.usefixtures("default_as_superuser")
+
 OWNER = "test_audit_owner"
 APP = "test_audit_app"
 OLD = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)

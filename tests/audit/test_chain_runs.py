@@ -78,6 +78,7 @@ def test_many_concurrent_writers_leave_one_gapless_verified_chain():
     assert result.rows["activity_logs"] == ActivityLog.objects.count()
 
 
+@pytest.mark.usefixtures("default_as_migrator")  # migrate runs as the migrator
 def test_the_migration_chains_the_rows_that_existed_before_it():
     call_command("migrate", "audit", "0002", verbosity=0)
     try:

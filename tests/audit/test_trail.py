@@ -1,5 +1,6 @@
 """Every admin create/change/delete leaves one audit entry, in the same transaction."""
 
+import psycopg
 import pytest
 from django.contrib.admin import ModelAdmin
 from django.contrib.admin.models import LogEntry
@@ -13,6 +14,7 @@ from audit.models import ActivityLog, SecurityEvent
 from audit.services import MASK, record_activity, record_cache_purge
 from core.models import Automation, Project
 from tests.audit.support import PASSWORD, activity, admin_url, events, form_data, make_user
+from tests.db import roles
 
 pytestmark = pytest.mark.django_db
 
@@ -285,19 +287,21 @@ def test_a_failure_after_the_change_rolls_back_change_and_entry(boom, django_use
 
 @pytest.fixture
 def audit_insert_fails():
-    """A real database failure on the audit insert (a temporary trigger)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
+    """A real database failure on the audit insert (a temporary trigger, made by the
+    migrator, the table's owner, on a connection of its own)."""
+    with psycopg.connect(**roles.migrator_params(), autocommit=True) as owner:
+        owner.execute(
             "CREATE FUNCTION audit.test_fail() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'audit insert failed'; END $$;"
+        )
+        owner.execute(
             'CREATE TRIGGER test_fail BEFORE INSERT ON "audit"."activity_logs" '
             "FOR EACH ROW EXECUTE FUNCTION audit.test_fail()"
         )
     yield
-    with connection.cursor() as cursor:
-        cursor.execute(
-            'DROP TRIGGER test_fail ON "audit"."activity_logs"; DROP FUNCTION audit.test_fail()'
-        )
+    with psycopg.connect(**roles.migrator_params(), autocommit=True) as owner:
+        owner.execute('DROP TRIGGER test_fail ON "audit"."activity_logs"')
+        owner.execute("DROP FUNCTION audit.test_fail()")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -55,6 +55,8 @@ def configure() -> None:
     os.environ.pop("DATABASE_URL", None)
     os.environ["DJANGO_ENV"] = "development"
     os.environ["PORTAL_DB_NAME"] = BENCH_DB
+    # It migrates, fills and analyzes its own database: as the migrator, the owner.
+    os.environ["DATABASE_ROLE"] = "migrator"
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.bench.settings"
     import django
 

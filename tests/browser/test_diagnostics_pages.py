@@ -8,6 +8,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from diagnostics.models import StatsSnapshot, TableSizeSnapshot
+from tests.db import roles
 from tests.diagnostics.support import (
     PAGE_SLUGS,
     committed,
@@ -111,9 +112,12 @@ def test_every_diagnostics_page_in_light_and_dark(
         assert page.locator(".diag-tabs li.selected").inner_text().strip().lower() == slug
         assert page.locator(".errornote").count() == 0, f"{slug}: {page.content()[:500]}"
         if slug == "indexes":
-            # Built as the superuser the tests run as: the comparison, not a message.
+            # The suite runs as the application role, which may not create the scratch
+            # schemas (no CREATE on the database): a note, not an error, says so (the
+            # comparison runs in the migrate job, as the migrator).
             drift = page.locator("#schema-drift")
-            assert drift.locator("table.diag-drift").count() == 1
+            assert drift.locator("table.diag-drift").count() == 0
+            assert "cannot create the scratch schemas" in drift.inner_text()
         screenshot(f"{scheme}-{slug}")
     # The page of one statement (reached from Queries): history, plan, index hints. A
     # statement of the test's own, found with the page's search: whatever else earlier
@@ -138,7 +142,11 @@ def test_every_diagnostics_page_in_light_and_dark(
 
 def test_cancel_a_long_query_from_the_activity_page(admin_page, live_server, screenshot):
     page = admin_page
-    with running("SELECT pg_sleep(60)", application_name="stuck-report") as sleeper:
+    # Another role's session (pg_signal_backend never reaches a superuser's): the migrator's.
+    user, password = roles.cluster().credentials(roles.MIGRATOR)
+    with running(
+        "SELECT pg_sleep(60)", user=user, password=password, application_name="stuck-report"
+    ) as sleeper:
         page.goto(url_of(live_server, "activity"))
         row = page.locator(f"#pid-{sleeper.pid}")
         assert "pg_sleep(60)" in row.inner_text()

@@ -74,11 +74,16 @@ def make_pgdata(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _connect(db: devdb.DevDB, password: str | None = None, dbname: str | None = None):
+def _connect(
+    db: devdb.DevDB,
+    password: str | None = None,
+    dbname: str | None = None,
+    user: str | None = None,
+):
     return psycopg.connect(
         host=db.host,
         port=db.port,
-        user=db.user,
+        user=user or db.user,
         password=db.password if password is None else password,
         dbname=dbname or db.dbname,
         connect_timeout=5,
@@ -350,3 +355,105 @@ def test_pg_bin_selects_other_version(
     if devdb.find_binaries()[1] != 15:
         with pytest.raises(devdb.DevDBError, match="PORTAL_PGDATA"):
             devdb.ensure_running(pgdata)
+
+
+def _plan_left(db: devdb.DevDB) -> list[str]:
+    """What ``db_roles`` would still change in the cluster's database (as the superuser)."""
+    from dbroles.declaration_plan import plan_roles
+
+    passwords = {key: secret for key, (_name, secret) in db.roles.items()}
+    with _connect(db) as conn:
+        return [c.summary for c in plan_roles(conn, passwords=passwords).changes]
+
+
+def test_a_new_cluster_has_the_declared_roles(make_pgdata: Callable[..., Path]) -> None:
+    pgdata = make_pgdata()
+    db = devdb.ensure_running(pgdata)
+    for key in devdb.ROLE_KEYS:
+        assert (pgdata / f"password.{key}").stat().st_mode & 0o777 == 0o600
+    migrator, migrator_password = db.credentials("migrator")
+    app, app_password = db.credentials("application")
+    assert (migrator, app) == ("portal_migrator", "portal_app")
+    assert app_password not in repr(db)
+    assert db.url(role="application").startswith(f"postgres://{app}:")
+    assert db.masked_url(role="migrator") == f"postgres://{migrator}:***@127.0.0.1:{db.port}/portal"
+    with pytest.raises(devdb.DevDBError, match="unknown role 'root'"):
+        db.credentials("root")
+    assert _plan_left(db) == []
+
+    with _connect(db) as conn:
+        owners = dict(
+            conn.execute(
+                "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace "
+                "WHERE nspname IN ('auth', 'core', 'analytics', 'audit')"
+            ).fetchall()
+        )
+    assert owners == dict.fromkeys(("auth", "core", "analytics", "audit"), migrator)
+
+    with _connect(db, user=migrator, password=migrator_password) as conn:
+        # What the migrate job does first: each app's schema, and a table in it.
+        conn.execute('CREATE SCHEMA IF NOT EXISTS "core"')
+        conn.execute("CREATE TABLE core.made_by_migrate (id int)")
+    with _connect(db, user=app, password=app_password) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (app,)
+        conn.execute("INSERT INTO core.made_by_migrate VALUES (1)")  # default privileges
+        for statement in (
+            "CREATE TABLE core.by_app (id int)",
+            "CREATE TABLE public.by_app (id int)",
+            "ALTER TABLE core.made_by_migrate ADD COLUMN x int",
+            "CREATE SCHEMA by_app",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+def test_a_cluster_made_before_the_roles_is_upgraded_on_the_next_start(
+    make_pgdata: Callable[..., Path],
+) -> None:
+    pgdata = make_pgdata()
+    db = devdb.ensure_running(pgdata)
+    names = [name for name, _ in db.roles.values()]
+    # The cluster as devdb made it before the roles: everything the superuser's.
+    with _connect(db) as conn:
+        conn.execute("DROP OWNED BY portal_app, portal_migrator, portal_monitor")
+        conn.execute("DROP ROLE portal_app, portal_migrator, portal_monitor")
+        conn.execute("CREATE SCHEMA core")
+        conn.execute("CREATE TABLE core.legacy (id serial PRIMARY KEY)")
+        conn.execute("CREATE TABLE public.django_legacy (id int)")
+        conn.execute("CREATE FUNCTION core.legacy_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    for key in devdb.ROLE_KEYS:
+        (pgdata / f"password.{key}").unlink()
+    assert devdb.stop(pgdata)
+
+    upgraded = devdb.ensure_running(pgdata)
+    migrator, _ = upgraded.credentials("migrator")
+    app, app_password = upgraded.credentials("application")
+    with _connect(upgraded) as conn:
+        owners = conn.execute(
+            "SELECT c.oid::regclass::text, pg_get_userbyid(c.relowner) FROM pg_class c "
+            "WHERE c.oid IN ('core.legacy'::regclass, 'core.legacy_id_seq'::regclass, "
+            "'public.django_legacy'::regclass) ORDER BY 1"
+        ).fetchall()
+        fn_owner = conn.execute(
+            "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'legacy_fn'"
+        ).fetchone()
+        found = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1", [names]
+        ).fetchall()
+    assert owners == [
+        ("core.legacy", migrator),
+        ("core.legacy_id_seq", migrator),
+        ("django_legacy", migrator),
+    ]
+    assert fn_owner == (migrator,)
+    assert sorted(found) == sorted((n,) for n in names)
+    with _connect(upgraded, user=app, password=app_password) as conn:
+        conn.execute("INSERT INTO core.legacy DEFAULT VALUES")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DROP TABLE core.legacy")
+
+    # Idempotent: another start changes nothing and keeps the passwords.
+    assert devdb.stop(pgdata)
+    again = devdb.ensure_running(pgdata)
+    assert again.roles == upgraded.roles
+    assert _plan_left(again) == []

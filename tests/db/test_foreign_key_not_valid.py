@@ -21,7 +21,11 @@ from django.db.migrations.loader import MigrationLoader
 from portal.db import drift
 from portal.db.operations import AddForeignKeyNotValid
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Migrations run as the migrator, the owner of every schema (tests/db/roles.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_as_migrator"),
+]
 
 ALPHA_FK = "alpha_beta_id_bcf4595e_fk_beta_id"
 BETA_FK = "beta_alpha_id_2e7d0411_fk_alpha_id"

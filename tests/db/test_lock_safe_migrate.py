@@ -23,7 +23,11 @@ from django.db import connection
 from audit.models import ActivityLog
 from portal.db import locks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Migrations run as the migrator, the owner of every schema (tests/db/roles.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_as_migrator"),
+]
 
 # The reader's own patience: ten times the migration's lock timeout below.
 READER_LOCK_TIMEOUT = "3s"

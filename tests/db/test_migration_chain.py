@@ -14,8 +14,13 @@ from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
 from portal.db.names import split_table
+from tests.db import roles
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Migrations run as the migrator, the owner of every schema (tests/db/roles.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_as_migrator"),
+]
 
 APP = "chainapp"
 SCHEMAS = ("chain_a", "chain_b")
@@ -132,6 +137,9 @@ def relations_in_chain_schemas() -> list[tuple]:
 
 def migrate(target: str) -> None:
     call_command("migrate", APP, target, verbosity=0)
+    # Zero drops the schemas with their grants: the application role's back (the admin's
+    # deletes of a user read chain_b's rows).
+    roles.grant_test_apps()
 
 
 def test_every_step_of_the_chain_matches_its_models_and_zero_leaves_nothing():

@@ -12,7 +12,11 @@ from django.db import connection
 
 from portal.db import declared, drift
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Migrations run as the migrator, the owner of every schema (tests/db/roles.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_as_migrator"),
+]
 
 
 def execute(*statements: str) -> None:

@@ -23,7 +23,14 @@ from django.core.management import call_command
 from django.db import connection
 from psycopg import sql
 
-pytestmark = pytest.mark.django_db(transaction=True)
+import devdb
+from tests.db import roles
+
+# Migrations run as the migrator, the owner of every schema (tests/db/roles.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_as_migrator"),
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,8 +72,13 @@ def database_search_path() -> Iterator:
     """Set the test database's search_path for new sessions, and reconnect."""
     dbname = connection.settings_dict["NAME"]
 
+    def as_superuser(statement: sql.Composed) -> None:
+        # ALTER DATABASE is the database owner's: the superuser's own connection.
+        with psycopg.connect(**roles.superuser_params(), autocommit=True) as admin:
+            admin.execute(statement)
+
     def set_path(path: str) -> None:
-        execute(
+        as_superuser(
             sql.SQL("ALTER DATABASE {} SET search_path = {}").format(
                 sql.Identifier(dbname), sql.SQL(path)
             )
@@ -74,7 +86,7 @@ def database_search_path() -> Iterator:
         connection.close()
 
     yield set_path
-    execute(sql.SQL("ALTER DATABASE {} RESET search_path").format(sql.Identifier(dbname)))
+    as_superuser(sql.SQL("ALTER DATABASE {} RESET search_path").format(sql.Identifier(dbname)))
     connection.close()
 
 
@@ -148,26 +160,19 @@ def test_a_path_without_public_migrates_a_fresh_database_once():
     tables into their own schemas; a second migrate finds everything applied."""
     s = connection.settings_dict
     dbname = f"{s['NAME']}_pathless"
-    admin = psycopg.connect(
-        host=s["HOST"],
-        port=s["PORT"],
-        user=s["USER"],
-        password=s["PASSWORD"],
-        dbname=s["NAME"],
-        autocommit=True,
-    )
+    # A new database as a deployment's: made by the superuser with the declared roles,
+    # then migrated by the migrator (the test's connection).
+    admin = psycopg.connect(**roles.superuser_params(s["NAME"]), autocommit=True)
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     try:
-        with psycopg.connect(
-            host=s["HOST"],
-            port=s["PORT"],
-            user=s["USER"],
-            password=s["PASSWORD"],
-            dbname=dbname,
-            autocommit=True,
-        ) as fresh:
-            fresh.execute("CREATE SCHEMA portal_sys")
+        devdb.prepare_database(roles.cluster(), dbname)
+        with psycopg.connect(**roles.superuser_params(dbname), autocommit=True) as fresh:
+            fresh.execute(
+                sql.SQL("CREATE SCHEMA portal_sys AUTHORIZATION {}").format(
+                    sql.Identifier(s["USER"])
+                )
+            )
         url = _database_url(dbname, "portal_sys")
         first = _manage(url, "migrate", "--no-input")
         assert first.returncode == 0, first.stderr[-3000:]
@@ -182,13 +187,7 @@ def test_a_path_without_public_migrates_a_fresh_database_once():
         inspect = _manage(url, "inspectdb", 'core"."codex_sessions', "django_migrations")
         assert "db_table = 'django_migrations'" in inspect.stdout
         assert "codex_sessions" in inspect.stdout
-        with psycopg.connect(
-            host=s["HOST"],
-            port=s["PORT"],
-            user=s["USER"],
-            password=s["PASSWORD"],
-            dbname=dbname,
-        ) as fresh:
+        with psycopg.connect(**roles.superuser_params(dbname)) as fresh:
             where = fresh.execute(
                 "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " WHERE c.relname IN ('django_migrations', 'django_content_type', 'auth_group')"

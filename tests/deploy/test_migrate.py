@@ -43,7 +43,9 @@ def fresh_database_url() -> Iterator[str]:
     with psycopg.connect(db.url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield db.url(name)
+        # As a deployment's: the roles converged by the superuser, migrate run by the migrator.
+        devdb.prepare_database(db, name)
+        yield db.url(name, role="migrator")
     finally:
         with psycopg.connect(db.url("postgres"), autocommit=True) as conn:
             conn.execute(

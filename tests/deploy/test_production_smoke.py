@@ -145,8 +145,9 @@ def static_root(workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def migrated(smoke_db: devdb.DevDB, static_root: Path) -> None:
-    """`manage.py migrate`, as the migrate job runs it: production settings, same image."""
-    env = production_env(_free_port(), smoke_db.url(), static_root)
+    """`manage.py migrate`, as the migrate job runs it: production settings, same image,
+    the migrator's credentials (the service's below are the application role's)."""
+    env = production_env(_free_port(), smoke_db.url(role="migrator"), static_root)
     result = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--no-input"],
         cwd=REPO,
@@ -192,7 +193,7 @@ def start_server(
     workdir: Path, smoke_db: devdb.DevDB, static_root: Path, **extra_env: str
 ) -> Server:
     port = _free_port()
-    env = {**production_env(port, smoke_db.url(), static_root), **extra_env}
+    env = {**production_env(port, smoke_db.url(role="application"), static_root), **extra_env}
     argv = dockerfile.cmd()
     assert argv[0] == "gunicorn"
     name = f"gunicorn-{port}"
@@ -268,7 +269,7 @@ def test_admin_login_page_renders_with_security_headers(server):
 
 
 def _production_setting(static_root: Path, smoke_db: devdb.DevDB, name: str) -> object:
-    env = production_env(_free_port(), smoke_db.url(), static_root)
+    env = production_env(_free_port(), smoke_db.url(role="application"), static_root)
     code = (
         "import django, json; django.setup(); from django.conf import settings; "
         f"print(json.dumps(settings.{name}))"

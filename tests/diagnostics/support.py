@@ -25,6 +25,8 @@ from django.db import connections
 from psycopg import sql
 from psycopg.abc import Params, QueryNoTemplate
 
+from tests.db import roles
+
 # The URL contract of the diagnostics pages: /admin/diagnostics/ ("overview") and
 # /admin/diagnostics/<slug>/ for the others. Stated once for every test that walks them.
 PAGE_SLUGS = (
@@ -47,15 +49,9 @@ KINDS = ("superuser", "pg_monitor", "nothing")
 
 
 def server_params(dbname: str | None = None) -> dict[str, Any]:
-    """Connection parameters of the test database (as the superuser of the cluster)."""
-    cfg = connections["default"].settings_dict
-    return {
-        "host": cfg["HOST"],
-        "port": cfg["PORT"],
-        "user": cfg["USER"],
-        "password": cfg["PASSWORD"],
-        "dbname": dbname or cfg["NAME"],
-    }
+    """Connection parameters of the test database as the superuser of the cluster (the
+    suite's own connection is the application role's: tests/db/roles.py)."""
+    return roles.superuser_params(dbname)
 
 
 def connect(
@@ -134,7 +130,9 @@ def running(
     application_name: str = "diagnostics-test",
     wait_state: str = "active",
 ) -> Iterator[Background]:
-    """Run ``statement`` in a second connection until it ends or is cancelled."""
+    """Run ``statement`` in a second connection until it ends or is cancelled (as the
+    superuser unless ``user`` is given: a session the portal must act on has to be
+    another's, pg_signal_backend never reaches a superuser's)."""
     conn = connect(user=user, password=password, application_name=application_name)
     for s in setup:
         conn.execute(s)
@@ -251,7 +249,8 @@ def diag_target(request, diag_roles, add_alias) -> Iterator[Target]:
     """The diagnostics pages seen as a superuser, as a pg_monitor role, as a bare role."""
     kind = request.param
     if kind == "superuser":
-        yield Target(kind, "default", connections["default"].settings_dict["USER"], None)
+        user, password = roles.cluster().credentials(roles.SUPERUSER)
+        yield Target(kind, add_alias("diag_superuser", USER=user, PASSWORD=password), user, None)
         return
     role = MONITOR_ROLE if kind == "pg_monitor" else NOBODY_ROLE
     alias = add_alias(f"diag_{kind}", USER=role, PASSWORD=diag_roles[role])

@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import ActivityLog
+from tests.db import roles
 from tests.diagnostics.support import connect, scalar, wait_for
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,10 @@ URL = "admin:diagnostics_terminate_idle"
 
 
 def idle_connection(name: str) -> psycopg.Connection:
-    conn = connect(application_name=name)
+    # Another role's session, as the gateway's would be (the portal's pg_signal_backend
+    # never reaches a superuser's): the migrator's.
+    user, password = roles.cluster().credentials(roles.MIGRATOR)
+    conn = connect(user=user, password=password, application_name=name)
     conn.execute("SELECT 1")
     return conn
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from psycopg import sql
 
 from diagnostics.formatting import bytes_label, count_label, number_label
+from tests.db import roles
 from tests.diagnostics.support import committed, connect, unique, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,6 +50,7 @@ def prepared():
     index, and a sequence used far along."""
     schema = unique("figs")
     s = sql.Identifier(schema)
+    app = sql.Identifier(roles.role_name(roles.APPLICATION))
     with committed(
         [
             sql.SQL("CREATE SCHEMA {}").format(s),
@@ -64,6 +66,10 @@ def prepared():
             sql.SQL("DELETE FROM {}.big WHERE id <= 12345").format(s),
             sql.SQL("CREATE SEQUENCE {}.far MAXVALUE 5000000").format(s),
             sql.SQL("SELECT setval({}, 4321987)").format(sql.Literal(f"{schema}.far")),
+            # The page shows the sequences its role may read, as the deployment grants the
+            # application role its own (the suite connects as it: tests/db/roles.py).
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, app),
+            sql.SQL("GRANT SELECT ON SEQUENCE {}.far TO {}").format(s, app),
         ],
         [sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(s)],
     ):

@@ -10,7 +10,9 @@ from psycopg import sql
 from diagnostics.queries import indexes, overview
 from tests.diagnostics.support import committed, connect, running, unique, wait_for
 
-pytestmark = pytest.mark.django_db
+# The scratch schemas these tests make in their transaction need CREATE on the
+# database: the migrator's (tests/db/roles.py), not the application role's.
+pytestmark = pytest.mark.usefixtures("default_as_migrator")
 
 
 def execute(*statements: str) -> None:
@@ -173,9 +175,12 @@ def test_the_projects_own_indexes_are_never_offered_for_a_hand_drop(client, djan
 
     execute("CREATE INDEX hand_made_unused_idx ON core.execution_history (created_at, id)")
     # Other tests search the executions: on this database the index is unused again.
-    execute(
-        "SELECT pg_stat_reset_single_table_counters('core.exec_history_document_idx'::regclass)"
-    )
+    # Statistics are not transactional; resetting them is the superuser's (its own
+    # connection).
+    with connect() as admin:
+        admin.execute(
+            "SELECT pg_stat_reset_single_table_counters('core.exec_history_document_idx'::regclass)"
+        )
     user = django_user_model.objects.create_user(
         email="dba@example.com", password="not-used-here-123", is_staff=True
     )

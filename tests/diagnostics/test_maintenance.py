@@ -8,7 +8,9 @@ from django.db import connection
 from diagnostics.queries import maintenance
 from diagnostics.queries.server import server_info
 
-pytestmark = pytest.mark.django_db
+# The scratch schemas these tests make in their transaction need CREATE on the
+# database: the migrator's (tests/db/roles.py), not the application role's.
+pytestmark = pytest.mark.usefixtures("default_as_migrator")
 
 
 def execute(*statements: str) -> list:

@@ -21,7 +21,9 @@ from diagnostics import drift as drift_panel
 from diagnostics import ownership
 from tests.diagnostics.support import MONITOR_ROLE, connect
 
-pytestmark = pytest.mark.django_db
+# schema_drift builds the declared catalog in scratch schemas (CREATE on the database)
+# and the tests change tables by hand: the migrator's, by name (tests/db/roles.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.db_role("migrator")]
 
 
 @pytest.fixture(autouse=True)

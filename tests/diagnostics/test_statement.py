@@ -17,6 +17,7 @@ from psycopg import sql
 from audit.models import ActivityLog
 from diagnostics import explain, suggestions
 from diagnostics.models import QueryStatSnapshot, StatsSnapshot
+from tests.db import roles
 from tests.diagnostics.support import committed, connect, running, unique
 
 pytestmark = pytest.mark.django_db
@@ -200,6 +201,7 @@ def test_a_volatile_function_that_writes_is_stopped_by_the_read_only_transaction
             assert conn.execute(sql.SQL("SELECT count(*) FROM {}").format(t)).fetchone() == (0,)
 
 
+@pytest.mark.db_role("superuser")  # the catalog edit (reltuples) is the superuser's
 def test_suggestions_offer_the_django_migration_for_a_models_table():
     """core.execution_history is a model's table: once it is large (the planner's
     reltuples), a filter on a column no index leads with gets AddIndexConcurrently."""
@@ -246,7 +248,11 @@ def test_cancel_every_query_running_longer_than_n_after_confirmation(django_user
     url = reverse("admin:diagnostics_signal_long")
     bad = client.post(url, {"kind": "cancel", "seconds": "soon", "csrfmiddlewaretoken": token})
     assert bad.status_code == 302
-    with running("SELECT pg_sleep(60)", application_name="slow-one") as slow:
+    # Another role's session (pg_signal_backend never reaches a superuser's): the migrator's.
+    user, password = roles.cluster().credentials(roles.MIGRATOR)
+    with running(
+        "SELECT pg_sleep(60)", user=user, password=password, application_name="slow-one"
+    ) as slow:
         import time
 
         time.sleep(1.2)

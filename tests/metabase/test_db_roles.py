@@ -25,7 +25,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "audit-and-security.md"
 
 
 @pytest.fixture
-def names(monkeypatch, db) -> dict[str, str]:
+def names(monkeypatch, default_as_superuser) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     chosen = {
         "migrator": f"t_migrator_{suffix}",

@@ -18,7 +18,12 @@ from psycopg import sql
 from tests.metabase.jdbc_support import probe
 from tests.metabase.support import execute, fetch, metabase_roles, relations, run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# metabase_access creates and alters roles: the instance's administrator, here the
+# cluster's superuser, by name (tests/db/roles.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_as_superuser"),
+]
 
 DENIED = "42501"  # insufficient_privilege
 

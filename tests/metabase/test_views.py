@@ -19,7 +19,12 @@ from psycopg import sql
 
 from tests.metabase.support import fetch, login, metabase_roles, relations, run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# metabase_access creates and alters roles: the instance's administrator, here the
+# cluster's superuser, by name (tests/db/roles.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_as_superuser"),
+]
 
 VIEWS = [
     "daily_active_users",

@@ -269,9 +269,16 @@ class VersionedChangeMixin:
         return obj
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # A change page never waits long for a row or table another session holds.
+        # A change page never waits long for a row or table another session holds. Only
+        # a save waits the longer CHANGE_LOCK_TIMEOUT_MS (for the row another save holds);
+        # showing the page reads, and waits no longer than any other page.
         using = router.db_for_write(self.model)  # type: ignore[attr-defined]
-        with bounded(settings.WEB_STATEMENT_TIMEOUT_MS, settings.CHANGE_LOCK_TIMEOUT_MS, using):
+        lock_ms = (
+            settings.WEB_LOCK_TIMEOUT_MS
+            if request.method in _SAFE_METHODS
+            else settings.CHANGE_LOCK_TIMEOUT_MS
+        )
+        with bounded(settings.WEB_STATEMENT_TIMEOUT_MS, lock_ms, using):
             response = super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                 response.render()

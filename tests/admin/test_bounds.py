@@ -2,7 +2,8 @@
 
 A second connection holds a real ``ACCESS EXCLUSIVE`` lock (the kind a migration or a
 ``VACUUM FULL`` takes) on one table while the page is requested; nothing is mocked.
-The bounds come from the settings (panel lock wait 300 ms, list 1 s, change page 3 s).
+The bounds come from the settings (panel lock wait 300 ms, list 1 s, showing a change page
+1 s, saving one 3 s).
 """
 
 from __future__ import annotations
@@ -201,3 +202,32 @@ def test_a_statement_error_that_is_not_a_timeout_still_fails_the_panel_context(d
 def test_psycopg_is_the_driver():
     # The SQLSTATE checks in portal.limits read psycopg's error attribute.
     assert psycopg.errors.LockNotAvailable.sqlstate == "55P03"
+
+
+def test_showing_a_change_page_waits_the_web_lock_bound_saving_waits_the_change_bound(
+    committed_session, transactional_db, settings, monkeypatch
+):
+    """Read from PostgreSQL itself: the lock_timeout in effect when the page reads its
+    row, for a GET and for a POST of the same page."""
+    from django.db import connection
+
+    from core.admin import CodexSessionAdmin
+
+    settings.WEB_LOCK_TIMEOUT_MS = 700
+    settings.CHANGE_LOCK_TIMEOUT_MS = 2900
+    seen: list[str] = []
+    original = CodexSessionAdmin.get_object
+
+    def get_object(self, request, object_id, from_field=None):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW lock_timeout")
+            seen.append(cursor.fetchone()[0])
+        return original(self, request, object_id, from_field)
+
+    monkeypatch.setattr(CodexSessionAdmin, "get_object", get_object)
+    client = _admin(transactional_db)
+    url = f"/admin/core/codexsession/{committed_session.pk}/change/"
+    assert client.get(url).status_code == 200
+    client.post(url, {})  # an incomplete form: refused, but its row was read first
+    assert seen[0] == "700ms"
+    assert seen[-1] == "2900ms"

@@ -7,7 +7,6 @@ estimate (see portal/admin/estimates.py), and shows only columns that are cheap 
 
 from __future__ import annotations
 
-import functools
 from typing import cast
 from urllib.parse import urlencode
 
@@ -19,7 +18,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Left
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import get_script_prefix, get_urlconf, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.html import format_html
@@ -336,18 +335,10 @@ class CodexSessionAdmin(PortalModelAdmin):
             return "0"
         return format_html(
             '<a href="{}?session={}">{}</a>',
-            self._executions_url(),
+            changelist_url("core", "executionhistory"),
             obj.pk,
             grouped(count),
         )
-
-    @staticmethod
-    @functools.cache
-    def _executions_url_for(prefix: str, urlconf: str | None) -> str:
-        return reverse("admin:core_executionhistory_changelist", urlconf=urlconf)
-
-    def _executions_url(self) -> str:
-        return self._executions_url_for(get_script_prefix(), get_urlconf())
 
     @admin.display(description=_("tokens"))
     def tokens_col(self, obj: CodexSession) -> str:

@@ -19,20 +19,16 @@ from django.utils.translation import get_language, gettext, ngettext
 
 
 @functools.cache
-def _change_url_pattern(name: str, prefix: str, urlconf: str | None) -> str:
-    return reverse(name, args=["__pk__"], urlconf=urlconf)
-
-
-@functools.cache
-def _reversed(name: str, prefix: str, urlconf: str | None) -> str:
-    return reverse(name, urlconf=urlconf)
+def _reversed(name: str, args: tuple[str, ...], prefix: str, urlconf: str | None) -> str:
+    # The script prefix is part of the key: reverse() puts it in front of the path.
+    return reverse(name, args=list(args), urlconf=urlconf)
 
 
 def changelist_url(app_label: str, model_name: str) -> str:
     """The admin list of a model, reversed once per model (the dashboard links each
     of its figures to a filtered list: dozens of links a view)."""
     return _reversed(
-        f"admin:{app_label}_{model_name}_changelist", get_script_prefix(), get_urlconf()
+        f"admin:{app_label}_{model_name}_changelist", (), get_script_prefix(), get_urlconf()
     )
 
 
@@ -42,8 +38,8 @@ def change_url(app_label: str, model_name: str, pk: Any) -> str:
 
     Raises ``NoReverseMatch`` for a model the admin does not register.
     """
-    pattern = _change_url_pattern(
-        f"admin:{app_label}_{model_name}_change", get_script_prefix(), get_urlconf()
+    pattern = _reversed(
+        f"admin:{app_label}_{model_name}_change", ("__pk__",), get_script_prefix(), get_urlconf()
     )
     return pattern.replace("__pk__", quote(str(pk)))
 

@@ -176,8 +176,8 @@ def _bounded_int(request: HttpRequest, name: str, low: int, high: int, error: st
     try:
         value = int(request.POST.get(name, ""))
     except ValueError:
-        value = low - 1
-    if not low <= value <= high:
+        value = None
+    if value is None or not low <= value <= high:
         messages.error(request, error)
         return None
     return value

@@ -129,3 +129,14 @@ def test_a_forged_session_list_terminates_nothing(admin_client):
     )
     assert "No session was selected" in response.content.decode()
     assert ActivityLog.objects.count() == before
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "ten", "", "604801", "1.5"])
+def test_a_bad_running_duration_is_a_message(admin_client, seconds):
+    response = admin_client.post(
+        reverse("admin:diagnostics_signal_long"),
+        {"kind": "cancel", "seconds": seconds},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "enter whole seconds from 1 to 604800" in response.content.decode()

@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from tests.bench.doc import DOC, write_block
+
 BENCH_DB = os.environ.get("BENCH_DB", "portal_bench")
 DEFAULT_SCALE = 10_000_000
 #: Where the table is written, between START and END.
-DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 #: How long generating the bench data took, kept beside the embedded cluster's data.
 SEED_RECORD = (
     Path(os.environ.get("PORTAL_PGDATA", Path(__file__).resolve().parents[2] / ".pgdata"))
@@ -421,15 +422,7 @@ def verdict(page: Page) -> str:
 
 
 def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    block = f"{START}\n{text}\n{END}"
-    if START in doc and END in doc:
-        head, rest = doc.split(START, 1)
-        _, tail = rest.split(END, 1)
-        doc = f"{head}{block}{tail}"
-    else:
-        doc = doc.rstrip("\n") + f"\n\n## Benchmarks\n\n{block}\n"
-    DOC.write_text(doc)
+    write_block(START, END, text, "## Benchmarks")
 
 
 def main(argv: list[str] | None = None) -> int:

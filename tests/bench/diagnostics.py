@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -32,11 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
+from tests.bench.doc import DOC, write_block
+
 BENCH_DB = "portal_bench_diag"
 SCHEMAS = ("bench_a", "bench_b", "bench_c", "bench_d")
 TABLES_PER_SCHEMA = 500  # 2,000 tables, each with 3 indexes: 6,000 indexes
 #: Where the table is written, between START and END.
-DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 START, END = "<!-- bench:diagnostics:start -->", "<!-- bench:diagnostics:end -->"
 TARGET_MS = 300
 # Why a page has no naive form to compare with.
@@ -292,15 +292,7 @@ def machine() -> str:
 
 
 def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    block = f"{START}\n{text}\n{END}"
-    if START in doc and END in doc:
-        doc = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
-    else:
-        if "## Benchmarks" not in doc:
-            doc = doc.rstrip() + "\n\n## Benchmarks\n"
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(doc)
+    write_block(START, END, text, "## Benchmarks")
 
 
 def main(argv: list[str] | None = None) -> int:

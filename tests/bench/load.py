@@ -54,10 +54,10 @@ import psycopg
 import psycopg.sql
 
 import devdb
+from tests.bench.doc import write_block
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:load:start -->", "<!-- bench:load:end -->"
 HTTPS = {"X-Forwarded-Proto": "https"}
 CLIENTS = 8
@@ -490,15 +490,7 @@ def prepare(cluster: devdb.DevDB, name: str, database_url: str, scale: int) -> i
 
 
 def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    block = f"{START}\n{text}\n{END}"
-    if START in doc and END in doc:
-        head, rest = doc.split(START, 1)
-        _, tail = rest.split(END, 1)
-        doc = f"{head}{block}{tail}"
-    else:
-        doc = doc.rstrip("\n") + f"\n\n## Load and faults (tests/bench/load.py)\n\n{block}\n"
-    DOC.write_text(doc)
+    write_block(START, END, text, "## Load and faults (tests/bench/load.py)")
 
 
 def outage_only(times: int) -> int:

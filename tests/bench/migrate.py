@@ -39,9 +39,14 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tests.bench.doc import write_block
+
+if TYPE_CHECKING:
+    from tests.bench.load import Server
 
 BENCH_DB = os.environ.get("BENCH_DB", "portal_bench_migrate")
-DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 START, END = "<!-- bench:migrate:start -->", "<!-- bench:migrate:end -->"
 HOLD = 8.0  # seconds the idle transaction keeps its lock
 BASELINE = 4.0  # seconds of load before the holder
@@ -101,7 +106,7 @@ class Load:
         with self.lock:
             self.samples.append(Sample(started, time.monotonic() - started, ok))
 
-    def reader(self, server, cookie: str, paths: list[str], offset: int) -> None:
+    def reader(self, server: Server, cookie: str, paths: list[str], offset: int) -> None:
         from tests.bench.load import HTTPS, request
 
         headers = {**HTTPS, "Cookie": f"sessionid={cookie}"}
@@ -141,7 +146,7 @@ class Load:
                 next_at += interval
                 time.sleep(max(0.0, next_at - time.monotonic()))
 
-    def start(self, session_ids: list[str], server, cookie: str, paths: list[str]) -> None:
+    def start(self, session_ids: list[str], server: Server, cookie: str, paths: list[str]) -> None:
         for n in range(READERS):
             self.threads.append(
                 threading.Thread(target=self.reader, args=(server, cookie, paths, n))
@@ -315,7 +320,7 @@ class Result:
 
 @dataclass
 class Portal:
-    server: object
+    server: Server
     cookie: str
     paths: list[str]
 
@@ -393,15 +398,7 @@ def table(results: list[Result], executions: int) -> str:
 
 
 def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    block = f"{START}\n{text}\n{END}"
-    if START in doc and END in doc:
-        head, rest = doc.split(START, 1)
-        _, tail = rest.split(END, 1)
-        doc = head + block + tail
-    else:
-        doc = doc.rstrip() + "\n\n## Live migration\n\n" + block + "\n"
-    DOC.write_text(doc)
+    write_block(START, END, text, "## Live migration")
 
 
 #: The settings docs/deploy.md recommends for a migration on a busy table
@@ -496,7 +493,7 @@ def main() -> None:
                 ),
             ]
         finally:
-            portal.server.stop()  # type: ignore[attr-defined]
+            portal.server.stop()
     text = table(results, executions)
     print(text)
     write_doc(text)

@@ -246,12 +246,10 @@ def table(commit: str, pages: list[Page], runs: int) -> str:
 
 
 def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    if START not in doc or END not in doc:
-        raise SystemExit(f"bench: {DOC} has no {START} ... {END} block")
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    # Imported here: a worker runs this file as a script, with no project on its path.
+    from tests.bench.doc import write_block
+
+    write_block(START, END, text, None)
 
 
 def main(argv: list[str] | None = None) -> int:

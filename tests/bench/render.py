@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import admin as admin_bench
+from tests.bench.doc import write_block
 
 START, END = "<!-- bench:render:start -->", "<!-- bench:render:end -->"
 ROUNDS = int(os.environ.get("BENCH_RENDER_ROUNDS", 40))
@@ -117,15 +118,7 @@ def table(found: list[Page], data: admin_bench.Data, machine: str) -> str:
 
 
 def write_doc(text: str) -> None:
-    doc = admin_bench.DOC.read_text()
-    block = f"{START}\n{text}\n{END}"
-    if START in doc and END in doc:
-        head, rest = doc.split(START, 1)
-        _, tail = rest.split(END, 1)
-        doc = f"{head}{block}{tail}"
-    else:
-        doc = doc.rstrip("\n") + f"\n\n### What the rendering tags save\n\n{block}\n"
-    admin_bench.DOC.write_text(doc)
+    write_block(START, END, text, "### What the rendering tags save")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.core.cache import cache
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, JSONObject, Left, TruncHour
 from django.utils import timezone
 
@@ -47,6 +47,17 @@ def session_usage_annotations() -> dict[str, Subquery]:
         .values("usage")
     )
     return {"usage": Subquery(per_session)}
+
+
+def usage_of(executions: Iterable[ExecutionHistory]) -> dict[str, int]:
+    """What :func:`session_usage_annotations` computes, from rows already read: the
+    count, and the sums of tokens and time with a missing value counted as zero."""
+    rows = list(executions)
+    return {
+        "executions": len(rows),
+        "tokens": sum(e.tokens_used or 0 for e in rows),
+        "time_ms": sum(e.execution_time_ms or 0 for e in rows),
+    }
 
 
 def session_executions(session_id) -> QuerySet[ExecutionHistory]:
@@ -333,35 +344,46 @@ def session_timeline(session_id, *, limit: int = 100) -> list[ExecutionHistory]:
     )
 
 
+#: Both neighbours in one round trip: two index probes on (session, created_at), ties on
+#: created_at broken by id. Plain SQL: the ORM took longer to build the two OR-filtered
+#: queries than PostgreSQL took to answer them, on a page shown for every execution.
+NEIGHBOURS_SQL = """
+(SELECT id, created_at, 0 AS side FROM core.execution_history
+ WHERE session_id = %(session)s
+   AND (created_at < %(moment)s OR (created_at = %(moment)s AND id < %(id)s))
+ ORDER BY created_at DESC, id DESC LIMIT 1)
+UNION ALL
+(SELECT id, created_at, 1 AS side FROM core.execution_history
+ WHERE session_id = %(session)s
+   AND (created_at > %(moment)s OR (created_at = %(moment)s AND id > %(id)s))
+ ORDER BY created_at, id LIMIT 1)
+"""
+
+
 def neighbour_executions(
     execution: ExecutionHistory,
 ) -> tuple[ExecutionHistory | None, ExecutionHistory | None]:
-    """The executions just before and after ``execution`` in its session (by time, id).
-
-    Two index probes on (session, created_at); ties on created_at broken by id.
-    """
-    same = ExecutionHistory.objects.filter(session_id=execution.session_id).only("id", "created_at")
-    moment, pk = execution.created_at, execution.pk
-    before = (
-        same.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
-        .order_by("-created_at", "-id")
-        .first()
+    """The executions just before and after ``execution`` in its session (by time, id),
+    with only their id and time loaded."""
+    rows = ExecutionHistory.objects.raw(
+        NEIGHBOURS_SQL,
+        {"session": execution.session_id, "moment": execution.created_at, "id": execution.pk},
     )
-    after = (
-        same.filter(Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk))
-        .order_by("created_at", "id")
-        .first()
-    )
-    return before, after
+    found = {row.side: row for row in rows}  # type: ignore[attr-defined]  # the SQL's column
+    return found.get(0), found.get(1)
 
 
 def latest_failed_sessions(*, limit: int = 8) -> list[CodexSession]:
     """The newest failed or timed-out sessions: ``limit`` rows per status from the
-    (status, created_at) index, merged here (an IN list would sort both statuses)."""
-    rows: list[CodexSession] = []
-    for status in FAILED_STATUSES:
-        rows += list(CodexSession.objects.filter(status=status).order_by("-created_at")[:limit])
-    return sorted(rows, key=lambda s: s.created_at, reverse=True)[:limit]
+    (status, created_at) index, merged by one UNION ALL (an IN list would sort both
+    statuses). Only the columns the dashboard shows."""
+    parts = [
+        CodexSession.objects.filter(status=status)
+        .only("session_id", "status", "model", "created_at", "metadata")
+        .order_by("-created_at")[:limit]
+        for status in FAILED_STATUSES
+    ]
+    return list(parts[0].union(*parts[1:], all=True).order_by("-created_at")[:limit])
 
 
 def failed_sessions_by_hour(
@@ -397,6 +419,13 @@ def _failed_by_hour(since: datetime.datetime, until: datetime.datetime) -> dict:
 #: newest first: they are the 24-hour card's hours too), so a fresh database's first
 #: view costs what it did before the charts; the week fills in over the next views.
 CHART_HOURS_PER_VIEW = 24
+
+
+def hourly_totals_key(window: Window, *, days: int = 7) -> str:
+    """What :func:`hourly_totals` reads besides the stored hours: the database and the
+    week it covers (it ends at the last settled hour). A cache of anything drawn from
+    a complete week keys on this."""
+    return f"{_database()}:{_hour_floor(window.now - SETTLED_AFTER).isoformat()}:{days}"
 
 
 def hourly_totals(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.formats import get_format
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext, pgettext
 
 WIDTH = 720
@@ -66,6 +68,20 @@ class LineChart:
     @property
     def empty(self) -> bool:
         return not self.lines
+
+    @functools.cached_property
+    def table_body(self) -> SafeString:
+        """The data table's rows as ``<tr><td>`` markup, every cell escaped.
+
+        Built here rather than by two nested template loops: a dashboard shows three
+        tables of fifty rows, and the template engine spent 4 ms a view on them.
+        """
+        return mark_safe(  # noqa: S308 -- every cell is escaped just below
+            "".join(
+                "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
+                for row in self.table[1:]
+            )
+        )
 
 
 def _nice_step(span: float, count: int = 4) -> float:

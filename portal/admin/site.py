@@ -12,12 +12,16 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
 from django.utils.formats import number_format
+from django.utils.timesince import timesince
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
@@ -198,18 +202,7 @@ class PortalAdminSite(admin.AdminSite):
         if user.has_perm("core.view_executionhistory"):
             # The charts first: they compute the newest missing hours, which the
             # 24-hour card then finds stored.
-            with degrade(
-                context,
-                "charts",
-                tables=[
-                    'core"."execution_hours',
-                    'core"."execution_history',
-                    'core"."codex_sessions',
-                ],
-            ):
-                context["charts"] = self.hourly_charts(
-                    window, failures=user.has_perm("core.view_codexsession")
-                )
+            self.add_charts(request, context, window)
             with degrade(
                 context, "executions", tables=['core"."execution_history', 'core"."execution_hours']
             ):
@@ -251,7 +244,8 @@ class PortalAdminSite(admin.AdminSite):
                             reason.summary if (reason := failure_reason(s.metadata)) else ""
                         ),
                         "model": s.model,
-                        "created_at": s.created_at,
+                        # Formatted here, not by a blocktranslate per row in the template.
+                        "ago": gettext("%(ago)s ago") % {"ago": timesince(s.created_at)},
                     }
                     for s in selectors.latest_failed_sessions()
                 ]
@@ -289,6 +283,48 @@ class PortalAdminSite(admin.AdminSite):
                     else None,
                 }
         return context
+
+    def add_charts(self, request: HttpRequest, context: dict[str, Any], window) -> None:
+        """The week's charts as ``context["charts_html"]``, or ``context["charts"]`` as
+        the panel's Unavailable.
+
+        The markup is cached once every hour of the week is stored: the rollup's stored
+        hours never change, so the same key (database, last settled hour, language,
+        zone, whether the failures chart is shown) always renders the same charts. The
+        failures per hour are themselves cached for ``PAST_DAYS_CACHE_SECONDS``; the
+        markup is kept no longer. Computing and drawing the charts costs more than all
+        the dashboard's other panels together.
+        """
+        from core import selectors
+
+        failures = request.user.has_perm("core.view_codexsession")
+        key = ":".join(
+            [
+                "portal:dashboard-charts",
+                selectors.hourly_totals_key(window),
+                str(get_language()),
+                timezone.get_current_timezone_name(),
+                "failures" if failures else "",
+            ]
+        )
+        markup = cache.get(key)
+        if markup is not None:
+            context["charts_html"] = markup
+            return
+        with degrade(
+            context,
+            "charts",
+            tables=[
+                'core"."execution_hours',
+                'core"."execution_history',
+                'core"."codex_sessions',
+            ],
+        ):
+            charts = self.hourly_charts(window, failures=failures)
+            markup = render_to_string("admin/portal/_dashboard_charts.html", {"charts": charts})
+            if not charts["missing_hours"]:
+                cache.set(key, markup, selectors.PAST_DAYS_CACHE_SECONDS)
+            context["charts_html"] = markup
 
     def hourly_charts(self, window, *, failures: bool) -> dict[str, Any]:
         """The last 7 days per hour: executions, tokens and (with ``failures``) failed

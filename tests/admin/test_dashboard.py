@@ -206,3 +206,60 @@ def test_figures_are_still_shown_when_the_hours_cannot_be_stored(hours_refused):
 
     assert selectors.execution_window(window).tokens == 5
     assert not ExecutionHour.objects.exists()
+
+
+def _store_the_whole_week() -> list[datetime.datetime]:
+    """Every hour of the charts' week stored in the rollup (hours as hourly_totals
+    counts them), each with its own figures."""
+    from core import selectors
+
+    settled = selectors._hour_floor(timezone.now() - selectors.SETTLED_AFTER)
+    hours = [settled - datetime.timedelta(hours=7 * 24 - i) for i in range(7 * 24)]
+    ExecutionHour.objects.bulk_create(
+        [ExecutionHour(hour=h, executions=i, tokens=10 * i, time_ms=i) for i, h in enumerate(hours)]
+    )
+    return hours
+
+
+def _charts(response) -> str:
+    page = response.content.decode()
+    start = page.index('<div class="diag-charts">')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_week_of_charts_is_drawn_once_when_every_hour_is_stored(admin_client):
+    from django.core.cache import cache
+
+    _store_the_whole_week()
+
+    def rollup_reads(queries) -> int:
+        return sum("execution_hours" in q["sql"] for q in queries)
+
+    with CaptureQueriesContext(connection) as drawing:
+        first = admin_client.get("/admin/")
+    with CaptureQueriesContext(connection) as kept:
+        again = admin_client.get("/admin/")
+    # The second view does not read the week from the rollup: only the 24-hour card does.
+    assert rollup_reads(kept) == rollup_reads(drawing) - 1
+    assert _charts(again) == _charts(first)
+    # What was kept is exactly what drawing them again gives.
+    cache.clear()
+    assert _charts(admin_client.get("/admin/")) == _charts(first)
+
+
+def test_the_kept_charts_are_per_language(admin_client):
+    _store_the_whole_week()
+    english = _charts(admin_client.get("/admin/"))
+    portuguese = _charts(admin_client.get("/admin/", headers={"accept-language": "pt-br"}))
+    assert "Executions per hour" in english
+    assert "Executions per hour" not in portuguese
+    assert _charts(admin_client.get("/admin/")) == english
+
+
+def test_charts_with_hours_still_missing_are_not_kept(admin_client):
+    from django.core.cache import cache
+
+    session = _session("running")
+    ExecutionHistory.objects.create(session=session, prompt="p", tokens_used=5)
+    assert admin_client.get("/admin/").context["charts"]["missing_hours"] > 0
+    assert not [k for k in cache._cache if "dashboard-charts" in k]  # type: ignore[attr-defined]

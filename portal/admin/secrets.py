@@ -10,6 +10,7 @@ sees is exactly what the audit trail stores.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -18,8 +19,14 @@ from django.db import models
 from audit.services import mask_secrets
 
 
-def json_fields(model: type[models.Model]) -> list[models.Field]:
-    return [f for f in model._meta.concrete_fields if isinstance(f, models.JSONField)]
+def json_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    return _json_fields(model)
+
+
+@functools.cache
+def _json_fields(model: Any) -> tuple[models.Field, ...]:
+    # Once per model: list pages ask for every row.
+    return tuple(f for f in model._meta.concrete_fields if isinstance(f, models.JSONField))
 
 
 def masked(value: Any) -> Any:
@@ -32,10 +39,10 @@ def mask_object(obj: models.Model) -> models.Model:
     A column the query left out (a list page defers the wide ones) is not shown, so it
     is not read either: reading it would cost one query per row.
     """
-    deferred = obj.get_deferred_fields()
+    loaded = obj.__dict__  # a deferred column is absent until it is read
     for field in json_fields(type(obj)):
-        if field.attname not in deferred:
-            setattr(obj, field.attname, masked(getattr(obj, field.attname)))
+        if field.attname in loaded:
+            setattr(obj, field.attname, masked(loaded[field.attname]))
     obj._secrets_masked = True  # type: ignore[attr-defined]
     return obj
 

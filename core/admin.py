@@ -365,11 +365,12 @@ class CodexSessionAdmin(PortalModelAdmin):
 
     @admin.display(description=_("usage"))
     def usage_summary(self, obj: CodexSession) -> str:
-        panel: dict = {}
-        with degrade(panel, "usage", tables=[ExecutionHistory._meta.db_table]):
-            self._loaded_usage(obj)
-        if "usage" in panel:
-            return str(panel["usage"])
+        if getattr(obj, "usage", None) is None:  # not yet read by the story
+            panel: dict = {}
+            with degrade(panel, "usage", tables=[ExecutionHistory._meta.db_table]):
+                self._loaded_usage(obj)
+            if "usage" in panel:
+                return str(panel["usage"])
         usage = self._usage(obj)
         return _("%(executions)s executions · %(tokens)s tokens · %(time)s in total") % {
             "executions": number_format(usage["executions"], force_grouping=True),
@@ -395,10 +396,13 @@ class CodexSessionAdmin(PortalModelAdmin):
         usage = self._usage(obj)
         steps: list = []
         with degrade(panel, "story_unavailable", tables=[ExecutionHistory._meta.db_table]):
+            executions = selectors.session_timeline(obj.pk, limit=self.timeline_shown)
+            if getattr(obj, "usage", None) is None and len(executions) < self.timeline_shown:
+                # The timeline holds every execution of the session: its totals are
+                # these rows' (the same sums the usage query would make), no query.
+                obj.usage = selectors.usage_of(executions)  # type: ignore[attr-defined]
             usage = self._loaded_usage(obj)
-            steps = story.timeline(
-                obj.created_at, selectors.session_timeline(obj.pk, limit=self.timeline_shown)
-            )
+            steps = story.timeline(obj.created_at, executions)
         if panel:
             return panel
         cost = pricing.estimate_cost(obj.model, usage["tokens"])

@@ -67,7 +67,7 @@ def portal_user_for(user_id: str) -> User | None:
     uuid = parse_uuid(user_id)
     if uuid is not None:
         condition |= Q(pk=uuid)
-    return User.objects.filter(condition).order_by("pk").first()
+    return User.objects.filter(condition).order_by("pk").only("pk", "email").first()
 
 
 def project_for(metadata: Any) -> Project | None:

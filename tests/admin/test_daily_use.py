@@ -331,6 +331,30 @@ def test_the_timeline_shows_time_tokens_duration_and_gaps(admin_client):
     assert "ms</td>" not in response.content.decode().replace("0 ms</td>", "")
 
 
+@pytest.mark.parametrize("shown", [3, 100])
+def test_the_story_totals_are_the_sums_of_every_execution(admin_client, monkeypatch, shown):
+    """Whether the timeline holds every execution (its rows give the totals) or not (a
+    query does), the totals are the database's own sums, missing figures counted as 0."""
+    from django.contrib import admin
+    from django.db.models import Count, Sum
+
+    monkeypatch.setattr(admin.site._registry[CodexSession], "timeline_shown", shown)
+    session = _session()
+    for tokens, ms in [(1_000, 2_000), (None, 500), (250, None), (4_000, 1_500), (None, None)]:
+        ExecutionHistory.objects.create(
+            session=session, prompt="p", tokens_used=tokens, execution_time_ms=ms
+        )
+    expected = ExecutionHistory.objects.filter(session=session).aggregate(
+        n=Count("*"), tokens=Sum("tokens_used"), ms=Sum("execution_time_ms")
+    )
+    story = admin_client.get(f"{SESSIONS}{session.pk}/change/").context["story"]
+    assert story["executions"] == str(expected["n"])
+    assert story["tokens"] == f"{expected['tokens']:,}"
+    assert story["time"] == duration_ms(expected["ms"])
+    assert story["more"] == max(expected["n"] - shown, 0)
+    assert len(story["steps"]) == min(expected["n"], shown)
+
+
 def test_cost_estimates_follow_the_price_table(settings):
     settings.PORTAL_MODEL_PRICES = {"m": 2.5}
     assert estimate_cost("m", 1_000_000) == Decimal("2.50")

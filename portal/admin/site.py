@@ -17,7 +17,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, URLResolver, reverse
+from django.urls import URLPattern, URLResolver, get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.timesince import timesince
@@ -36,6 +36,11 @@ from portal.admin.display import (
     status_badge,
 )
 from portal.limits import degrade
+
+#: App dicts built per process, by the permission answers that led to them (see
+#: PortalAdminSite._app_dict); a full cache is emptied and starts again.
+MAX_APP_DICTS = 256
+_app_dicts: dict[tuple, dict] = {}
 
 #: (slug, heading, model labels in display order). Models not listed join the group of
 #: their app (``APP_GROUPS``), after the listed ones; other apps get a group of their own.
@@ -102,15 +107,45 @@ class PortalAdminSite(admin.AdminSite):
     def autocomplete_view(self, request: HttpRequest):
         return PortalAutocompleteJsonView.as_view(admin_site=self)(request)
 
-    # --- The app list is built once per request ----------------------------------------
+    # --- The app list: built once per request, its names and URLs once per process ----
 
     def _build_app_dict(self, request: HttpRequest, label: str | _StrPromise | None = None) -> dict:
         # The sidebar (each_context) and the dashboard both ask for it; each build
         # checks every model's permissions and reverses two URLs per model.
         built = request.__dict__.setdefault("_portal_app_dicts", {})
         if label not in built:
-            built[label] = super()._build_app_dict(request, label)
+            built[label] = self._app_dict(request, label)
         return built[label]
+
+    def _app_dict(self, request: HttpRequest, label: str | _StrPromise | None) -> dict:
+        """Django's app dict, whose only inputs are the user's permission answers, the
+        registry and the URLconf: the permissions are asked on every request; the dict
+        they lead to (names still lazy, so in any language; about fifty reversed URLs)
+        is built once per distinct set of answers and copied out."""
+        answers = tuple(
+            (
+                model._meta.label,
+                model_admin.has_module_permission(request)
+                and tuple(model_admin.get_model_perms(request).items()),
+            )
+            for model, model_admin in self._registry.items()
+            if not label or model._meta.app_label == label
+        )
+        key = (str(label or ""), answers, get_script_prefix(), get_urlconf())
+        found = _app_dicts.get(key)
+        if found is None:
+            found = super()._build_app_dict(request, label)
+            if len(_app_dicts) >= MAX_APP_DICTS:
+                _app_dicts.clear()
+            _app_dicts[key] = found
+        # Copies: callers sort and regroup the lists and may add to the dicts.
+        return {
+            app_label: {
+                **app,
+                "models": [{**m, "perms": dict(m["perms"])} for m in app["models"]],
+            }
+            for app_label, app in found.items()
+        }
 
     # --- Models grouped by what they are about, not by Django app --------------------
 

@@ -38,14 +38,18 @@ def _in(url: Any, path: str) -> bool:
 
 
 def content_key(app_list: list[dict], path: str, show_changelinks: bool) -> tuple:
-    """Everything ``admin/app_list.html`` reads, as a hashable value."""
+    """Everything ``admin/app_list.html`` reads, as a hashable value.
+
+    The names are left out: each is fixed by its app label or model (its verbose name)
+    and the language, all in the key; turning some twenty lazy names into text on every
+    request cost more than the rest of the key.
+    """
     path = urlencode(path)
     apps = []
     for app in app_list:
         models = tuple(
             (
-                str(m.get("object_name")),
-                str(m.get("name")),
+                m.get("object_name"),
                 m.get("admin_url"),
                 m.get("add_url"),
                 m.get("view_only"),
@@ -56,7 +60,6 @@ def content_key(app_list: list[dict], path: str, show_changelinks: bool) -> tupl
         apps.append(
             (
                 str(app.get("app_label")),
-                str(app.get("name")),
                 app.get("app_url"),
                 _in(app.get("app_url"), path),
                 models,

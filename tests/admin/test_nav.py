@@ -93,3 +93,40 @@ def test_users_with_other_permissions_get_their_own_sidebar(admin_client):
     small, expected = _nav(client, "/admin/accounts/company/")
     assert small == expected and small != full
     assert url not in small
+
+
+def test_the_sidebar_follows_the_language_it_is_read_in(admin_client):
+    url = admin_url(registered_models()[0], "changelist")
+    portal_nav._rendered.clear()
+    english, _ = _nav(admin_client, url)
+    admin_client.cookies["django_language"] = "pt-br"
+    portuguese, expected = _nav(admin_client, url)
+    assert portuguese == expected and portuguese != english
+    del admin_client.cookies["django_language"]
+    assert _nav(admin_client, url)[0] == english
+
+
+def test_a_permission_granted_shows_its_model_on_the_next_page(django_user_model):
+    """The app list is kept per set of permission answers, never per user: a user whose
+    permissions change gets the list the new answers give."""
+    viewer = make_user("viewer@example.com")
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_company"))
+    client = Client()
+    client.force_login(viewer)
+    before, _ = _nav(client, "/admin/accounts/company/")
+    assert "/admin/core/project/" not in before
+    viewer.user_permissions.add(Permission.objects.get(codename="view_project"))
+    after, expected = _nav(client, "/admin/accounts/company/")
+    assert after == expected and "/admin/core/project/" in after
+    # What a caller is handed is its own: emptying it leaves the kept dict whole.
+    from django.contrib import admin
+
+    from portal.admin.site import PortalAdminSite
+
+    site = admin.site
+    assert isinstance(site, PortalAdminSite)
+    request = client.get("/admin/").wsgi_request
+    for app in site._app_dict(request, None).values():
+        app["models"].clear()
+    assert all(app["models"] for app in site._app_dict(request, None).values())
+    assert _nav(client, "/admin/accounts/company/")[0] == after

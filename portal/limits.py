@@ -64,6 +64,20 @@ def is_timeout(exc: BaseException) -> bool:
     return sqlstate(exc) in {QUERY_CANCELED, LOCK_NOT_AVAILABLE}
 
 
+def starts_bounded(statement_ms: int, lock_ms: int, using: str = "default") -> bool:
+    """Whether every statement on ``using`` already runs within these limits, with no
+    SET of its own: a web process's connections start with the web bounds
+    (``web_options``), and outside a transaction no ``SET LOCAL`` can have changed them."""
+    connection = connections[using]
+    if connection.in_atomic_block:
+        return False
+    options = f"{connection.settings_dict.get('OPTIONS', {}).get('options', '')} "
+    return (
+        f"-c statement_timeout={int(statement_ms)} " in options
+        and f"-c lock_timeout={int(lock_ms)} " in options
+    )
+
+
 def _set_limits(using: str, statement_ms: int, lock_ms: int) -> None:
     with connections[using].cursor() as cursor:
         cursor.execute(

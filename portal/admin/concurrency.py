@@ -45,7 +45,7 @@ from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 
-from portal.limits import bounded
+from portal.limits import bounded, starts_bounded
 
 VERSION_FIELD = "_portal_version"
 INLINE_VERSION_FIELD = "_portal_inline_version"
@@ -278,10 +278,20 @@ class VersionedChangeMixin:
             if request.method in _SAFE_METHODS
             else settings.CHANGE_LOCK_TIMEOUT_MS
         )
+        if request.method in _SAFE_METHODS and starts_bounded(
+            settings.WEB_STATEMENT_TIMEOUT_MS, lock_ms, using
+        ):
+            # Under gunicorn the connection's own limits are these: showing the page
+            # needs no transaction and no SET (Django shows it outside a transaction).
+            return self._rendered(request, object_id, form_url, extra_context)
         with bounded(settings.WEB_STATEMENT_TIMEOUT_MS, lock_ms, using):
-            response = super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
-            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
-                response.render()
+            return self._rendered(request, object_id, form_url, extra_context)
+
+    def _rendered(self, request, object_id, form_url, extra_context):
+        # Rendered here, inside the bounds: the template reads the database too.
+        response = super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+        if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+            response.render()
         return response
 
     def get_form(self, request, obj=None, change=False, **kwargs):

@@ -231,3 +231,50 @@ def test_showing_a_change_page_waits_the_web_lock_bound_saving_waits_the_change_
     client.post(url, {})  # an incomplete form: refused, but its row was read first
     assert seen[0] == "700ms"
     assert seen[-1] == "2900ms"
+
+
+def test_under_the_web_bounds_a_change_page_is_shown_without_a_transaction_of_its_own(
+    committed_session, transactional_db, settings, monkeypatch
+):
+    """A web process's connections start with the web bounds (gunicorn.conf.py): showing
+    a change page then sets no bounds of its own, and PostgreSQL still applies them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from core.admin import CodexSessionAdmin
+    from portal.limits import web_options
+
+    options = connection.settings_dict["OPTIONS"]
+    monkeypatch.setitem(
+        options,
+        "options",
+        web_options(
+            settings.WEB_STATEMENT_TIMEOUT_MS,
+            settings.WEB_LOCK_TIMEOUT_MS,
+            settings.WEB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+        ),
+    )
+    connection.close()
+    seen: list[str] = []
+    original = CodexSessionAdmin.get_object
+
+    def get_object(self, request, object_id, from_field=None):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW lock_timeout")
+            seen.append(cursor.fetchone()[0])
+        return original(self, request, object_id, from_field)
+
+    monkeypatch.setattr(CodexSessionAdmin, "get_object", get_object)
+    client = _admin(transactional_db)
+    url = f"/admin/core/codexsession/{committed_session.pk}/change/"
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        assert seen == ["1s"]
+        # Only the story panel, with its own shorter bounds, sets any (in its transaction).
+        sets = [q["sql"] for q in queries if "set_config" in q["sql"]]
+        assert sets and all(f"'{settings.PANEL_LOCK_TIMEOUT_MS}ms'" in s for s in sets), sets
+        client.post(url, {})  # a save still sets its own, longer lock bound
+        assert seen[-1] == f"{settings.CHANGE_LOCK_TIMEOUT_MS // 1000}s"
+    finally:
+        connection.close()  # the next test's connection starts without these options

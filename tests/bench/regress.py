@@ -9,7 +9,9 @@ than it was?* It
    only the project's code differs);
 2. starts one worker process per tree, each with its own Django set up on the same
    bench database (``portal_bench``, migrated by the admin bench), logged in as the
-   same superuser;
+   same superuser, as a web process (``PORTAL_WEB_PROCESS=1``, as gunicorn.conf.py
+   marks it: connections start with the web bounds, as in production; a tree that
+   predates the mark ignores it);
 3. requests each page in alternating rounds, one request per tree per round, the order
    switching every round, so both trees see the same machine at the same moment;
 4. prints the medians and the ratio ``now / before`` and writes the table between
@@ -59,6 +61,7 @@ def worker(tree: str) -> None:
     os.environ["DJANGO_ENV"] = "development"
     os.environ["PORTAL_DB_NAME"] = os.environ.get("BENCH_DB", "portal_bench")
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.bench.settings"
+    os.environ["PORTAL_WEB_PROCESS"] = "1"
     import django
 
     django.setup()

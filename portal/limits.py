@@ -105,6 +105,51 @@ class Unavailable:
         return gettext("unavailable: %(reason)s") % {"reason": self.reason}
 
 
+#: The connection attribute naming the limits :func:`panel_page` set for its session.
+_PAGE_LIMITS = "_portal_page_limits"
+
+
+@contextlib.contextmanager
+def panel_page(using: str = "default") -> Iterator[None]:
+    """A page of panels (the dashboard): the panel limits set once for the session, so
+    each :func:`degrade` panel inside runs its statements as they are, in autocommit,
+    without a transaction and a SET of its own (three round trips a panel), each
+    statement's locks released as soon as it ends. The session's previous limits are
+    put back after.
+
+    Inside a transaction (a test's, or any caller's), nothing changes: each panel keeps
+    its savepoint and ``SET LOCAL``, since one failed statement would abort the rest.
+    """
+    connection = connections[using]
+    if connection.in_atomic_block or getattr(connection, _PAGE_LIMITS, None):
+        yield
+        return
+    limits = (settings.PANEL_STATEMENT_TIMEOUT_MS, settings.PANEL_LOCK_TIMEOUT_MS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
+            "set_config('statement_timeout', %(s)s, false), "
+            "set_config('lock_timeout', %(l)s, false)",
+            {"s": f"{limits[0]}ms", "l": f"{limits[1]}ms"},
+        )
+        before = cursor.fetchone()[:2]
+    setattr(connection, _PAGE_LIMITS, limits)
+    try:
+        yield
+    finally:
+        setattr(connection, _PAGE_LIMITS, None)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %(s)s, false), "
+                    "set_config('lock_timeout', %(l)s, false)",
+                    {"s": before[0], "l": before[1]},
+                )
+        except DatabaseError:
+            # Limits that could not be put back must not reach the next request.
+            connection.close()
+
+
 @contextlib.contextmanager
 def degrade(
     context: dict[str, Any],
@@ -121,9 +166,16 @@ def degrade(
     answers "database unavailable" (:mod:`portal.outage`)."""
     statement_ms = settings.PANEL_STATEMENT_TIMEOUT_MS if statement_ms is None else statement_ms
     lock_ms = settings.PANEL_LOCK_TIMEOUT_MS if lock_ms is None else lock_ms
+    connection = connections[using]
     try:
-        with bounded(statement_ms, lock_ms, using):
-            yield
+        if (
+            getattr(connection, _PAGE_LIMITS, None) == (statement_ms, lock_ms)
+            and not connection.in_atomic_block
+        ):
+            yield  # the session already has these limits (panel_page)
+        else:
+            with bounded(statement_ms, lock_ms, using):
+                yield
     except DatabaseError as exc:
         if not is_timeout(exc) and not is_refusal(exc):
             raise

@@ -278,3 +278,37 @@ def test_under_the_web_bounds_a_change_page_is_shown_without_a_transaction_of_it
         assert seen[-1] == f"{settings.CHANGE_LOCK_TIMEOUT_MS // 1000}s"
     finally:
         connection.close()  # the next test's connection starts without these options
+
+
+def test_outside_a_transaction_the_dashboard_sets_its_panel_limits_once(
+    committed_session, transactional_db
+):
+    """Served as in production (autocommit, no transaction around the view): the panel
+    limits are set once for the page, a locked table still costs only its own panel
+    (the statement after the failed one runs, nothing is left aborted), and the
+    session's own limits are back after the page."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = _admin(transactional_db)
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = '4321ms'")
+    with table_locked("core.execution_hours") as pid, CaptureQueriesContext(connection) as q:
+        response = client.get("/admin/")
+    page = _text(response)
+    assert response.status_code == 200
+    assert f"pid {pid} holds AccessExclusiveLock on core.execution_hours" in page
+    assert "Sessions today" in page and "Latest failed sessions" in page
+    sets = [x["sql"] for x in q if "set_config" in x["sql"]]
+    # The page's two (set, then put back) and, between them, only the lock-holder
+    # lookups of the panels that waited (the charts and the 24-hour card read the table).
+    assert "'2000ms', false" in sets[0] and "'4321ms', false" in sets[-1], sets
+    assert len(sets) == 4 and all("'200ms', true" in s for s in sets[1:-1]), sets
+    # No panel opened a transaction; only those lookups did, one each.
+    begins = [x["sql"] for x in q if x["sql"] == "BEGIN" or x["sql"].startswith("SAVEPOINT")]
+    assert begins == ["BEGIN"] * (len(sets) - 2), begins
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "4321ms"
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "0"

@@ -263,3 +263,35 @@ def test_charts_with_hours_still_missing_are_not_kept(admin_client):
     ExecutionHistory.objects.create(session=session, prompt="p", tokens_used=5)
     assert admin_client.get("/admin/").context["charts"]["missing_hours"] > 0
     assert not [k for k in cache._cache if "dashboard-charts" in k]  # type: ignore[attr-defined]
+
+
+def test_failed_sessions_per_hour_are_counted_in_whole_utc_hours():
+    """The chart's failures per hour against an independent count: Python's own floor
+    of each session's time to its UTC hour, hour boundaries and their neighbours
+    included, in a zone whose offset is not whole hours."""
+    import collections
+    import random
+    import zoneinfo
+
+    from core import selectors
+
+    base = timezone.now().astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
+    start = base - datetime.timedelta(hours=30)
+    tiny = datetime.timedelta(microseconds=1)
+    moments = []
+    for h in range(0, 30, 3):
+        edge = start + datetime.timedelta(hours=h)
+        moments += [edge, edge - tiny, edge + tiny]
+    rng = random.Random(7)
+    moments += [start + datetime.timedelta(seconds=rng.uniform(0, 30 * 3600)) for _ in range(30)]
+    kolkata = zoneinfo.ZoneInfo("Asia/Kolkata")  # +05:30
+    for i, moment in enumerate(moments):
+        status = ("failed", "timeout", "completed")[i % 3]
+        session = _session(status)
+        CodexSession.objects.filter(pk=session.pk).update(created_at=moment.astimezone(kolkata))
+    expected = collections.Counter(
+        m.replace(minute=0, second=0, microsecond=0)
+        for i, m in enumerate(moments)
+        if i % 3 != 2 and start <= m < base
+    )
+    assert selectors._failed_by_hour(start, base) == dict(expected)

@@ -376,11 +376,16 @@ def neighbour_executions(
 ) -> tuple[ExecutionHistory | None, ExecutionHistory | None]:
     """The executions just before and after ``execution`` in its session (by time, id),
     with only their id and time loaded."""
-    rows = ExecutionHistory.objects.raw(
-        NEIGHBOURS_SQL,
-        {"session": execution.session_id, "moment": execution.created_at, "id": execution.pk},
-    )
-    found = {row.side: row for row in rows}  # type: ignore[attr-defined]  # the SQL's column
+    using = router.db_for_read(ExecutionHistory)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            NEIGHBOURS_SQL,
+            {"session": execution.session_id, "moment": execution.created_at, "id": execution.pk},
+        )
+        found = {
+            side: ExecutionHistory.from_db(using, ["id", "created_at"], [pk, at])
+            for pk, at, side in cursor.fetchall()
+        }
     return found.get(0), found.get(1)
 
 

@@ -28,7 +28,7 @@ from core.models import (
 )
 from core.pricing import estimate_cost
 from core.story import Failure, failure_reason
-from portal.admin.changelist import uuid_prefix_range
+from portal.admin.changelist import parse_uuid, uuid_prefix_range
 from portal.admin.display import duration_ms
 from portal.admin.estimates import (
     RowCount,
@@ -592,3 +592,58 @@ def test_the_audit_action_filter_speaks_one_vocabulary(admin_client):
     assert "change" in values and "diagnostics.cancel_backend" in values
     assert "update" not in values and "cancel_query" not in values
     assert values == list(ACTION_LABELS)
+
+
+def test_the_session_pages_user_lookup_is_the_orm_condition_it_replaced(db):
+    """core.story.portal_user_for (plain SQL) against the ORM's own answer to the same
+    condition, for every way a caller id can (or cannot) name a user."""
+    from django.db.models import Q
+
+    from core.story import portal_user_for
+    from portal.admin.changelist import uuid_prefix_q
+
+    users = [
+        _user("dana@example.com", keycloak_id="kc-1"),
+        _user("Lee@Example.com", keycloak_id="KC-2"),
+        _user("sam@example.com"),
+    ]
+    hexes = [u.pk.hex for u in users]
+    callers = [
+        "kc-1",
+        "KC-2",
+        "kc-2",
+        "dana@example.com",
+        "DANA@EXAMPLE.COM",
+        "lee@example.com",
+        "Lee@Example.com",
+        str(users[2].pk),
+        str(users[2].pk).upper(),
+        users[2].pk.hex,
+        *(f"usr_{h[:n]}" for h in hexes for n in (15, 16, 24, 31, 32)),
+        "usr_ffffffffffffffffffff",
+        "usr_0000000000000000",
+        "usr_zzzzzzzzzzzzzzzz",
+        "usr_",
+        "x",
+        "%",
+        "' OR 1=1 --",
+        "kc-1\\x00",
+        "ü@example.com",
+    ]
+
+    def orm(user_id: str):
+        condition = Q(keycloak_id=user_id) | Q(email=user_id.lower())
+        if user_id.startswith("usr_"):
+            prefix = uuid_prefix_q("pk", user_id[4:])
+            if prefix is not None and len(user_id) - 4 >= 16:
+                condition |= prefix
+        uuid = parse_uuid(user_id)
+        if uuid is not None:
+            condition |= Q(pk=uuid)
+        return User.objects.filter(condition).order_by("pk").first()
+
+    for caller in callers:
+        found, expected = portal_user_for(caller), orm(caller)
+        assert (found and found.pk) == (expected and expected.pk), caller
+        if found is not None:
+            assert found.email == expected.email, caller

@@ -32,3 +32,15 @@ def test_languages_differ():
         with translation.override(language):
             texts.add(grouped(12_345_678))
     assert len(texts) >= 3
+
+
+@given(
+    value=st.floats(min_value=0, max_value=10**13, allow_nan=False, allow_infinity=False)
+    | st.integers(min_value=0, max_value=10**6).map(lambda n: n / 20),  # the .x5 halves
+    language=st.sampled_from(LANGUAGES),
+)
+def test_one_decimal_is_number_format_of_the_rounded_value(value, language):
+    from portal.admin.display import _one_decimal
+
+    with translation.override(language):
+        assert _one_decimal(value) == number_format(round(value, 1), 1)

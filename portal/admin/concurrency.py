@@ -327,7 +327,14 @@ class VersionedChangeMixin:
             yield versioned_formset(formset_class, lock=lock), inline
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if change and obj is not None and obj.pk is not None and "adminform" in context:
+        if (
+            change
+            and obj is not None
+            and obj.pk is not None
+            and "adminform" in context
+            # A page that cannot be saved needs no version to check a save against.
+            and self.has_change_permission(request, obj)  # type: ignore[attr-defined]
+        ):
             form = context["adminform"].form
             token = getattr(form, "portal_version", None)
             context[VERSION_FIELD.lstrip("_")] = token or version_token(obj, form.fields)

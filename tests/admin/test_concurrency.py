@@ -130,3 +130,20 @@ def test_concurrent_saves_lose_nothing_and_the_history_is_true(target):
     assert target.first_name == value
     # Nothing else was touched by any save.
     assert (target.last_name, target.email) == ("Lee", "target@example.com")
+
+
+def test_only_a_page_that_can_be_saved_carries_a_version(target):
+    """A read-only page (execution history, the audit trail) gets no version token: no
+    save can come back with it. A page that can be saved does."""
+    import uuid
+
+    from core.models import CodexSession, ExecutionHistory
+
+    session = CodexSession.objects.create(session_id=uuid.uuid4(), user_id="u", model="m")
+    execution = ExecutionHistory.objects.create(session=session, prompt="p")
+    client = _client()
+    read_only = client.get(f"/admin/core/executionhistory/{execution.pk}/change/")
+    assert read_only.status_code == 200
+    assert b'name="_portal_version"' not in read_only.content
+    editable = client.get(_url(target))
+    assert b'name="_portal_version"' in editable.content

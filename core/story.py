@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from portal.admin.changelist import parse_uuid, uuid_prefix_range
 from portal.admin.display import duration_ms
+from portal.db.rows import loaded
 
 from .models import ExecutionHistory, Project
 
@@ -87,7 +88,7 @@ def portal_user_for(user_id: str) -> User | None:
             params,
         )
         row = cursor.fetchone()
-    return None if row is None else User.from_db(using, ["id", "email"], list(row))
+    return None if row is None else loaded(User, using, {"id": row[0], "email": row[1]})
 
 
 def project_for(metadata: Any) -> Project | None:

@@ -295,3 +295,23 @@ def test_failed_sessions_per_hour_are_counted_in_whole_utc_hours():
         if i % 3 != 2 and start <= m < base
     )
     assert selectors._failed_by_hour(start, base) == dict(expected)
+
+
+def test_the_latest_failed_sessions_are_the_orms_newest_failed_or_timed_out():
+    """The dashboard's list (plain SQL) against the ORM's own answer: the newest eight
+    failed or timed-out sessions, whatever the mix of statuses and ages."""
+    from core import selectors
+
+    for i in range(25):
+        status = ("failed", "timeout", "completed", "running")[i % 4]
+        session = _session(status, age=datetime.timedelta(minutes=7 * i))
+        CodexSession.objects.filter(pk=session.pk).update(metadata={"error": f"e{i}", "n": i})
+    expected = list(
+        CodexSession.objects.filter(status__in=["failed", "timeout"]).order_by("-created_at")[:8]
+    )
+    found = selectors.latest_failed_sessions()
+    assert [s.pk for s in found] == [s.pk for s in expected]
+    assert [s.metadata for s in found] == [s.metadata for s in expected]
+    assert [(s.status, s.model, s.created_at) for s in found] == [
+        (s.status, s.model, s.created_at) for s in expected
+    ]

@@ -204,17 +204,14 @@ def test_psycopg_is_the_driver():
     assert psycopg.errors.LockNotAvailable.sqlstate == "55P03"
 
 
-def test_showing_a_change_page_waits_the_web_lock_bound_saving_waits_the_change_bound(
-    committed_session, transactional_db, settings, monkeypatch
-):
-    """Read from PostgreSQL itself: the lock_timeout in effect when the page reads its
-    row, for a GET and for a POST of the same page."""
+@pytest.fixture
+def lock_timeouts_seen(monkeypatch) -> list[str]:
+    """The lock_timeout PostgreSQL itself applies each time the session page reads its
+    row (``SHOW lock_timeout`` just before ``get_object``), in order."""
     from django.db import connection
 
     from core.admin import CodexSessionAdmin
 
-    settings.WEB_LOCK_TIMEOUT_MS = 700
-    settings.CHANGE_LOCK_TIMEOUT_MS = 2900
     seen: list[str] = []
     original = CodexSessionAdmin.get_object
 
@@ -225,23 +222,32 @@ def test_showing_a_change_page_waits_the_web_lock_bound_saving_waits_the_change_
         return original(self, request, object_id, from_field)
 
     monkeypatch.setattr(CodexSessionAdmin, "get_object", get_object)
+    return seen
+
+
+def test_showing_a_change_page_waits_the_web_lock_bound_saving_waits_the_change_bound(
+    committed_session, transactional_db, settings, lock_timeouts_seen
+):
+    """Read from PostgreSQL itself: the lock_timeout in effect when the page reads its
+    row, for a GET and for a POST of the same page."""
+    settings.WEB_LOCK_TIMEOUT_MS = 700
+    settings.CHANGE_LOCK_TIMEOUT_MS = 2900
     client = _admin(transactional_db)
     url = f"/admin/core/codexsession/{committed_session.pk}/change/"
     assert client.get(url).status_code == 200
     client.post(url, {})  # an incomplete form: refused, but its row was read first
-    assert seen[0] == "700ms"
-    assert seen[-1] == "2900ms"
+    assert lock_timeouts_seen[0] == "700ms"
+    assert lock_timeouts_seen[-1] == "2900ms"
 
 
 def test_under_the_web_bounds_a_change_page_is_shown_without_a_transaction_of_its_own(
-    committed_session, transactional_db, settings, monkeypatch
+    committed_session, transactional_db, settings, monkeypatch, lock_timeouts_seen
 ):
     """A web process's connections start with the web bounds (gunicorn.conf.py): showing
     a change page then sets no bounds of its own, and PostgreSQL still applies them."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from core.admin import CodexSessionAdmin
     from portal.limits import web_options
 
     options = connection.settings_dict["OPTIONS"]
@@ -255,27 +261,17 @@ def test_under_the_web_bounds_a_change_page_is_shown_without_a_transaction_of_it
         ),
     )
     connection.close()
-    seen: list[str] = []
-    original = CodexSessionAdmin.get_object
-
-    def get_object(self, request, object_id, from_field=None):
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW lock_timeout")
-            seen.append(cursor.fetchone()[0])
-        return original(self, request, object_id, from_field)
-
-    monkeypatch.setattr(CodexSessionAdmin, "get_object", get_object)
     client = _admin(transactional_db)
     url = f"/admin/core/codexsession/{committed_session.pk}/change/"
     try:
         with CaptureQueriesContext(connection) as queries:
             assert client.get(url).status_code == 200
-        assert seen == ["1s"]
+        assert lock_timeouts_seen == ["1s"]
         # Only the story panel, with its own shorter bounds, sets any (in its transaction).
         sets = [q["sql"] for q in queries if "set_config" in q["sql"]]
         assert sets and all(f"'{settings.PANEL_LOCK_TIMEOUT_MS}ms'" in s for s in sets), sets
         client.post(url, {})  # a save still sets its own, longer lock bound
-        assert seen[-1] == f"{settings.CHANGE_LOCK_TIMEOUT_MS // 1000}s"
+        assert lock_timeouts_seen[-1] == f"{settings.CHANGE_LOCK_TIMEOUT_MS // 1000}s"
     finally:
         connection.close()  # the next test's connection starts without these options
 

@@ -3,7 +3,6 @@
 import datetime
 import re
 
-import psycopg
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
@@ -176,21 +175,9 @@ def test_stored_hours_serve_every_later_view_and_only_whole_past_hours_are_store
 
 @pytest.fixture
 def hours_refused():
-    """A database refusing the write: a trigger made by the table's owner, the migrator,
-    on a connection of its own (the application role may not make one), dropped after."""
-    with psycopg.connect(**roles.migrator_params(), autocommit=True) as owner:
-        owner.execute(
-            "CREATE FUNCTION core.test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'read-only'; END $$"
-        )
-        owner.execute(
-            "CREATE TRIGGER test_refuse BEFORE INSERT ON core.execution_hours "
-            "FOR EACH ROW EXECUTE FUNCTION core.test_refuse()"
-        )
-    yield
-    with psycopg.connect(**roles.migrator_params(), autocommit=True) as owner:
-        owner.execute("DROP TRIGGER test_refuse ON core.execution_hours")
-        owner.execute("DROP FUNCTION core.test_refuse()")
+    """A database refusing the write of the stored hours."""
+    with roles.inserts_refused("core", "execution_hours", "read-only"):
+        yield
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,5 @@
 """Every admin create/change/delete leaves one audit entry, in the same transaction."""
 
-import psycopg
 import pytest
 from django.contrib.admin import ModelAdmin
 from django.contrib.admin.models import LogEntry
@@ -288,21 +287,9 @@ def test_a_failure_after_the_change_rolls_back_change_and_entry(boom, django_use
 
 @pytest.fixture
 def audit_insert_fails():
-    """A real database failure on the audit insert (a temporary trigger, made by the
-    migrator, the table's owner, on a connection of its own)."""
-    with psycopg.connect(**roles.migrator_params(), autocommit=True) as owner:
-        owner.execute(
-            "CREATE FUNCTION audit.test_fail() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'audit insert failed'; END $$;"
-        )
-        owner.execute(
-            'CREATE TRIGGER test_fail BEFORE INSERT ON "audit"."activity_logs" '
-            "FOR EACH ROW EXECUTE FUNCTION audit.test_fail()"
-        )
-    yield
-    with psycopg.connect(**roles.migrator_params(), autocommit=True) as owner:
-        owner.execute('DROP TRIGGER test_fail ON "audit"."activity_logs"')
-        owner.execute("DROP FUNCTION audit.test_fail()")
+    """A real database failure on the audit insert."""
+    with roles.inserts_refused("audit", "activity_logs", "audit insert failed"):
+        yield
 
 
 @pytest.mark.django_db(transaction=True)

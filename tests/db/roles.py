@@ -14,7 +14,8 @@ nothing. A test that needs more asks for it by name:
   transaction begins (so a test's roles and grants still roll back with it); or the
   ``@pytest.mark.db_role("superuser" | "migrator")`` marker, which does the same from
   before any fixture (for a module already marked ``django_db``);
-- ``analyze()``: ANALYZE as the tables' owner.
+- ``analyze()``: ANALYZE as the tables' owner;
+- ``inserts_refused()``: a real database error on every INSERT into a table.
 
 tests/audit/test_application_role.py fails if the suite's own connection is anything
 but the application role.
@@ -78,6 +79,37 @@ def default_as(role: str) -> Iterator[None]:
     finally:
         conn.close()
         cfg["USER"], cfg["PASSWORD"] = before
+
+
+@contextlib.contextmanager
+def inserts_refused(schema: str, table: str, message: str) -> Iterator[None]:
+    """Every INSERT into ``schema.table`` fails with ``message``: a temporary trigger made
+    by the migrator, the table's owner (the application role may not make one), on a
+    connection of its own, so it is committed and seen by the test's; dropped after."""
+    import psycopg
+    from psycopg import sql
+
+    function = sql.Identifier(schema, "test_refuse_insert")
+    target = sql.Identifier(schema, table)
+    with psycopg.connect(**migrator_params(), autocommit=True) as owner:
+        owner.execute(
+            sql.SQL(
+                "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$"
+            ).format(function)
+        )
+        owner.execute(
+            sql.SQL(
+                "CREATE TRIGGER test_refuse_insert BEFORE INSERT ON {} "
+                "FOR EACH ROW EXECUTE FUNCTION {}({})"
+            ).format(target, function, sql.Literal(message))
+        )
+    try:
+        yield
+    finally:
+        with psycopg.connect(**migrator_params(), autocommit=True) as owner:
+            owner.execute(sql.SQL("DROP TRIGGER test_refuse_insert ON {}").format(target))
+            owner.execute(sql.SQL("DROP FUNCTION {}()").format(function))
 
 
 def recreate_test_database(name: str, *, keep: bool = False) -> None:

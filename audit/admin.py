@@ -6,16 +6,12 @@ trail like any other change. django-axes' own admin is off (``AXES_ENABLE_ADMIN`
 locked-out logins are listed here, and deleting one (unlocking) is audited.
 """
 
-import datetime
 import json
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib import admin
-from django.db import connections, router
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch
 from django.utils.formats import number_format
@@ -28,6 +24,7 @@ from portal.admin.base import ReadOnlyModelAdmin
 from portal.admin.changelist import is_changelist_request
 from portal.admin.display import change_url
 from portal.admin.filters import DateRangeFilter
+from portal.db.rows import select
 
 from . import archive, chain, services
 from .admin_mixins import _ModelAdminBase
@@ -199,15 +196,6 @@ class AuditMedia:
     css = {"all": ["audit/audit.css"]}
 
 
-@dataclass(frozen=True)
-class Run:
-    """One ``verify_audit_chain`` or ``archive_audit`` run, as its entry recorded it."""
-
-    pk: uuid.UUID
-    created_at: datetime.datetime
-    details: Any
-
-
 #: The newest entry per resource type; the (resource_type, resource_id) index finds
 #: each without scanning the log. Plain SQL: it runs on every audit list view, and
 #: the ORM took four times as long to build it as PostgreSQL to answer it.
@@ -219,19 +207,15 @@ ORDER BY resource_type, created_at DESC, chain_seq DESC
 """
 
 
-def last_runs() -> tuple[Run | None, Run | None]:
+def last_runs() -> tuple[ActivityLog | None, ActivityLog | None]:
     """The latest ``verify_audit_chain`` run and the latest ``archive_audit`` run, from
     their own entries in the activity log, in one query.
 
     Kept in the chained, append-only log itself (not a table of their own): a forged
     "verified" entry would need the same tampering the verifier reports.
     """
-    with connections[router.db_for_read(ActivityLog)].cursor() as cursor:
-        cursor.execute(LAST_RUNS_SQL, {"types": [chain.VERIFICATION, archive.ARCHIVE]})
-        # jsonb arrives as text (Django's loader for JSONField): parsed here.
-        latest = {
-            kind: Run(pk, at, json.loads(details)) for kind, pk, at, details in cursor.fetchall()
-        }
+    runs = select(ActivityLog, LAST_RUNS_SQL, {"types": [chain.VERIFICATION, archive.ARCHIVE]})
+    latest = {entry.resource_type: entry for entry in runs}
     return latest.get(chain.VERIFICATION), latest.get(archive.ARCHIVE)
 
 

@@ -7,7 +7,6 @@ window or one session through an index, never a whole table.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from django.db.models.functions import Coalesce, JSONObject, Left, TruncHour
 from django.utils import timezone
 
 from portal.admin.estimates import RowCount, count_rows
-from portal.db.rows import loaded
+from portal.db.rows import select
 
 from .models import CodexSession, ExecutionHistory, ExecutionHour, McpCache, SandboxExecution
 from .search import TIME_BUCKETS, time_bucket
@@ -361,12 +360,12 @@ def session_timeline(session_id, *, limit: int = 100) -> list[ExecutionHistory]:
 #: created_at broken by id. Plain SQL: the ORM took longer to build the two OR-filtered
 #: queries than PostgreSQL took to answer them, on a page shown for every execution.
 NEIGHBOURS_SQL = """
-(SELECT id, created_at, 0 AS side FROM core.execution_history
+(SELECT id, created_at FROM core.execution_history
  WHERE session_id = %(session)s
    AND (created_at < %(moment)s OR (created_at = %(moment)s AND id < %(id)s))
  ORDER BY created_at DESC, id DESC LIMIT 1)
 UNION ALL
-(SELECT id, created_at, 1 AS side FROM core.execution_history
+(SELECT id, created_at FROM core.execution_history
  WHERE session_id = %(session)s
    AND (created_at > %(moment)s OR (created_at = %(moment)s AND id > %(id)s))
  ORDER BY created_at, id LIMIT 1)
@@ -378,17 +377,15 @@ def neighbour_executions(
 ) -> tuple[ExecutionHistory | None, ExecutionHistory | None]:
     """The executions just before and after ``execution`` in its session (by time, id),
     with only their id and time loaded."""
-    using = router.db_for_read(ExecutionHistory)
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            NEIGHBOURS_SQL,
-            {"session": execution.session_id, "moment": execution.created_at, "id": execution.pk},
-        )
-        found = {
-            side: loaded(ExecutionHistory, using, {"id": pk, "created_at": at})
-            for pk, at, side in cursor.fetchall()
-        }
-    return found.get(0), found.get(1)
+    moment, pk = execution.created_at, execution.pk
+    rows = select(
+        ExecutionHistory,
+        NEIGHBOURS_SQL,
+        {"session": execution.session_id, "moment": moment, "id": pk},
+    )
+    before = next((e for e in rows if (e.created_at, e.pk) < (moment, pk)), None)
+    after = next((e for e in rows if (e.created_at, e.pk) > (moment, pk)), None)
+    return before, after
 
 
 #: One branch per failed status, each the newest rows of the (status, created_at) index;
@@ -409,25 +406,7 @@ def latest_failed_sessions(*, limit: int = 8) -> list[CodexSession]:
     )
     params: dict[str, Any] = {f"status{i}": s for i, s in enumerate(FAILED_STATUSES)}
     params["limit"] = limit
-    using = router.db_for_read(CodexSession)
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    # jsonb arrives as text (Django's loader for JSONField): parsed here.
-    return [
-        loaded(
-            CodexSession,
-            using,
-            {
-                "session_id": pk,
-                "status": status,
-                "model": model,
-                "created_at": at,
-                "metadata": None if meta is None else json.loads(meta),
-            },
-        )
-        for pk, status, model, at, meta in rows
-    ]
+    return select(CodexSession, sql, params)
 
 
 def failed_sessions_by_hour(

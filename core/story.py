@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, router
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from accounts.models import User
 from portal.admin.changelist import parse_uuid, uuid_prefix_range
 from portal.admin.display import duration_ms
-from portal.db.rows import loaded
+from portal.db.rows import select
 
 from .models import ExecutionHistory, Project
 
@@ -81,14 +80,12 @@ def portal_user_for(user_id: str) -> User | None:
         params["uuid"] = uuid
         matches.append("uuid")
     where = " OR ".join(_CALLER_MATCHES[m] for m in matches)
-    using = router.db_for_read(User)
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT id, email FROM auth.users WHERE " + where + " ORDER BY id LIMIT 1",  # noqa: S608 -- fixed fragments; the values are parameters
-            params,
-        )
-        row = cursor.fetchone()
-    return None if row is None else loaded(User, using, {"id": row[0], "email": row[1]})
+    found = select(
+        User,
+        "SELECT id, email FROM auth.users WHERE " + where + " ORDER BY id LIMIT 1",  # noqa: S608 -- fixed fragments; the values are parameters
+        params,
+    )
+    return found[0] if found else None
 
 
 def project_for(metadata: Any) -> Project | None:

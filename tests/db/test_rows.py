@@ -26,3 +26,31 @@ def test_values_land_in_their_fields_in_any_order():
 def test_a_name_that_is_no_field_is_refused():
     with pytest.raises(ValueError, match=r"not fields of core\.CodexSession"):
         loaded(CodexSession, "default", {"session_id": uuid.uuid4(), "colour": "red"})
+
+
+@pytest.mark.django_db
+def test_select_gives_what_the_orm_gives_whatever_the_column_order():
+    from portal.db.rows import select
+
+    made = CodexSession.objects.create(
+        session_id=uuid.uuid4(), user_id="u", model="m", status="failed", metadata={"a": [1, "ü"]}
+    )
+    orm = CodexSession.objects.get(pk=made.pk)
+    sql = "SELECT {} FROM core.codex_sessions WHERE session_id = %(pk)s"
+    for columns in ("session_id, metadata, created_at", "created_at, metadata, session_id"):
+        (found,) = select(CodexSession, sql.format(columns), {"pk": made.pk})
+        # The JSON column is parsed as the field parses it, not left as text.
+        assert (found.pk, found.metadata, found.created_at) == (
+            orm.pk,
+            orm.metadata,
+            orm.created_at,
+        )
+    assert select(CodexSession, sql.format("session_id"), {"pk": uuid.uuid4()}) == []
+
+
+@pytest.mark.django_db
+def test_select_refuses_a_column_that_is_no_field():
+    from portal.db.rows import select
+
+    with pytest.raises(ValueError, match=r"not fields of core\.CodexSession: \['side'\]"):
+        select(CodexSession, "SELECT 1 AS side", {})

@@ -136,11 +136,17 @@ def _create_table(stmt: Any) -> Iterator[Created]:
                 if con.contype in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
                     yield Created("index", schema, table, name, (column,))
                 yield Created("constraint", schema, table, name, (column,))
-        elif type(element).__name__ == "Constraint" and element.conname:
+        elif type(element).__name__ == "Constraint":
             columns = _names(element.keys) + _names(element.fk_attrs)
+            name = element.conname
+            if not name and element.contype == ConstrType.CONSTR_PRIMARY:
+                # A composite primary key (Django's CompositePrimaryKey) is unnamed too.
+                name = make_object_name(table, None, "pkey")
+            if not name:
+                continue
             if element.contype in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
-                yield Created("index", schema, table, element.conname, columns)
-            yield Created("constraint", schema, table, element.conname, columns)
+                yield Created("index", schema, table, name, columns)
+            yield Created("constraint", schema, table, name, columns)
 
 
 def objects_in_sql(sql: str) -> tuple[list[Created], set[tuple[str, str, str]]]:

@@ -43,6 +43,19 @@ def test_a_temporary_table_of_a_runsql_is_not_declared():
     assert created == []
 
 
+def test_an_unnamed_composite_primary_key_gets_postgresqls_name():
+    """Django writes a CompositePrimaryKey as an unnamed table constraint; PostgreSQL
+    names it ``<table>_pkey`` (checked against the catalog by the test below)."""
+    created, _ = declared.objects_in_sql(
+        'CREATE TABLE "s"."hours" ("hour" timestamptz, "status" text,'
+        ' PRIMARY KEY ("hour", "status"))'
+    )
+    assert {(c.kind, c.name, tuple(c.columns)) for c in created if c.kind != "table"} == {
+        ("index", "hours_pkey", ("hour", "status")),
+        ("constraint", "hours_pkey", ("hour", "status")),
+    }
+
+
 def test_a_change_the_database_never_sees_does_not_move_an_object():
     """The translation migrations relabel every field (verbose names only): the objects
     of those fields stay with the migration that made them."""

@@ -1,7 +1,9 @@
 """Projects, automations and the agent gateway's tables, in the ``core`` schema.
 
 The gateway writes ``codex_sessions``, ``execution_history``, ``sandbox_executions``
-and ``mcp_cache`` directly: their names and columns are a contract.
+and ``mcp_cache`` directly: their names and columns are a contract. The portal's own
+triggers on ``codex_sessions`` (the session rollup, :class:`SessionStatusHour`) run in
+the gateway's transactions and need no privilege of its role.
 """
 
 from django.conf import settings
@@ -308,3 +310,59 @@ class ExecutionHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H:00} UTC"
+
+
+#: The statuses that end a session without its result: the dashboard's failures.
+FAILED_STATUSES = ("failed", "timeout")
+
+
+class SessionStatusHour(models.Model):
+    """Sessions per status and UTC hour of their start: the dashboard's session figures.
+
+    Kept by PostgreSQL, not by the portal: row triggers on core.codex_sessions (migration
+    0008) append a change of +1 to :class:`SessionStatusChange` for a session's status
+    and hour when it is inserted or takes that status or start time, and -1 when it
+    leaves them or is deleted, in the same transaction as the change, whoever makes it
+    (the gateway included). The dashboard folds the changes into these rows
+    (core/selectors.py). So an hour's figure here plus its unfolded changes always
+    equals a count of that hour's sessions with that status, and a week of sessions by
+    status, or of failures per hour, is read from a few hundred small rows instead of
+    counting a hundred thousand sessions.
+    """
+
+    pk = models.CompositePrimaryKey("hour", "status")
+    hour = models.DateTimeField(help_text=_("Start of the hour (UTC)."), verbose_name=_("hour"))
+    status = models.CharField(max_length=50, verbose_name=_("status"))
+    sessions = models.BigIntegerField(verbose_name=_("sessions"))
+
+    class Meta:
+        db_table = 'core"."session_status_hours'
+        verbose_name = _("hourly session count")
+        verbose_name_plural = _("hourly session counts")
+        ordering = ["-hour", "status"]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} UTC {self.status}"
+
+
+class SessionStatusChange(models.Model):
+    """One session entering (+1) or leaving (-1) a status and hour, not yet folded into
+    :class:`SessionStatusHour`.
+
+    Appended, never updated, so a writer of core.codex_sessions never waits for another
+    one: two transactions changing sessions of the same hour and status would both wait
+    on a shared counter row until the first commits (and could deadlock when each
+    touches two of them); appending takes no row lock at all.
+    """
+
+    hour = models.DateTimeField(verbose_name=_("hour"))
+    status = models.CharField(max_length=50, verbose_name=_("status"))
+    change = models.SmallIntegerField(verbose_name=_("change"))
+
+    class Meta:
+        db_table = 'core"."session_status_changes'
+        verbose_name = _("session count change")
+        verbose_name_plural = _("session count changes")
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} UTC {self.status} {self.change:+d}"

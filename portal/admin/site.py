@@ -213,7 +213,15 @@ class PortalAdminSite(admin.AdminSite):
         context: dict[str, Any] = {"window": window, "diagnostics_url": self.diagnostics_url()}
 
         if user.has_perm("core.view_codexsession"):
-            with degrade(context, "sessions", tables=['core"."codex_sessions']):
+            with degrade(
+                context,
+                "sessions",
+                tables=[
+                    'core"."session_status_hours',
+                    'core"."session_status_changes',
+                    'core"."codex_sessions',
+                ],
+            ):
                 statuses = selectors.sessions_by_status(window)
                 context["sessions"] = {
                     "rows": [
@@ -324,12 +332,13 @@ class PortalAdminSite(admin.AdminSite):
         """The week's charts as ``context["charts_html"]``, or ``context["charts"]`` as
         the panel's Unavailable.
 
-        The markup is cached once every hour of the week is stored: the rollup's stored
-        hours never change, so the same key (database, last settled hour, language,
-        zone, whether the failures chart is shown) always renders the same charts. The
-        failures per hour are themselves cached for ``PAST_DAYS_CACHE_SECONDS``; the
-        markup is kept no longer. Computing and drawing the charts costs more than all
-        the dashboard's other panels together.
+        The markup is cached once every hour of the week is stored: the execution
+        rollup's stored hours never change, so the same key (database, last settled
+        hour, language, zone, whether the failures chart is shown) always renders the
+        same executions and tokens. The failures of those hours can still change (a
+        session's status changes after its hour), so the markup is kept for
+        ``CHARTS_CACHE_SECONDS`` only. Drawing the charts costs more than reading any
+        other panel's figures.
         """
         from core import selectors
 
@@ -353,13 +362,14 @@ class PortalAdminSite(admin.AdminSite):
             tables=[
                 'core"."execution_hours',
                 'core"."execution_history',
-                'core"."codex_sessions',
+                'core"."session_status_hours',
+                'core"."session_status_changes',
             ],
         ):
             charts = self.hourly_charts(window, failures=failures)
             markup = render_to_string("admin/portal/_dashboard_charts.html", {"charts": charts})
             if not charts["missing_hours"]:
-                cache.set(key, markup, selectors.PAST_DAYS_CACHE_SECONDS)
+                cache.set(key, markup, selectors.CHARTS_CACHE_SECONDS)
             context["charts_html"] = markup
 
     def hourly_charts(self, window, *, failures: bool) -> dict[str, Any]:

@@ -281,7 +281,7 @@ def test_failed_sessions_per_hour_are_counted_in_whole_utc_hours():
         for i, m in enumerate(moments)
         if i % 3 != 2 and start <= m < base
     )
-    assert selectors._failed_by_hour(start, base) == dict(expected)
+    assert selectors.failed_sessions_by_hour(start, base) == dict(expected)
 
 
 def test_the_latest_failed_sessions_are_the_orms_newest_failed_or_timed_out():

@@ -22,6 +22,7 @@ from core.models import (
     McpCache,
     Project,
     SandboxExecution,
+    SessionStatusChange,
 )
 from demo.plan import build_plan
 
@@ -32,6 +33,7 @@ def _tables() -> list:
     # include_auto_created: the users' group and permission links are tables too;
     # unmanaged models (a permissions holder) have none.
     # core.execution_hours is derived data the dashboard fills itself, not seeded;
+    # core.session_status_changes is emptied by the fold that ends every seed_demo;
     # audit.archive_boundaries is written only by archive_audit (the demo keeps every
     # audit row: the retention default is forever).
     return [
@@ -40,7 +42,7 @@ def _tables() -> list:
         for model in apps.get_app_config(label).get_models(include_auto_created=True)
         if model._meta.managed
         and not model._meta.proxy
-        and model not in (ExecutionHour, ArchiveBoundary)
+        and model not in (ExecutionHour, SessionStatusChange, ArchiveBoundary)
     ]
 
 
@@ -148,6 +150,33 @@ def test_scale_rows_spread_over_the_bulk_sessions():
     )
     counts = [s.executions.count() for s in bulk]
     assert min(counts) < max(counts)  # hashed, not round-robin
+
+
+@pytest.mark.django_db
+def test_a_bulk_load_leaves_the_session_rollup_folded_and_equal_to_a_count(monkeypatch):
+    """The bulk sessions appended a change each; the load folds them itself (in
+    batches, here of 37), so the first dashboard view finds none waiting, and the
+    folded hours equal the table's sessions per hour and status counted here."""
+    import collections
+    import datetime
+
+    from core import selectors
+    from core.models import SessionStatusHour
+
+    monkeypatch.setattr(selectors, "FOLD_BATCH", 37)
+    _seed(scale=3000, sessions=300)
+
+    assert not SessionStatusChange.objects.exists()
+    expected = collections.Counter(
+        (c.astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0), s)
+        for c, s in CodexSession.objects.values_list("created_at", "status")
+    )
+    folded = {
+        (h.astimezone(datetime.UTC), s): n
+        for h, s, n in SessionStatusHour.objects.values_list("hour", "status", "sessions")
+        if n
+    }
+    assert folded == dict(expected)
 
 
 # Committed for real: the parallel streams are separate connections, which would not see

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from core.selectors import fold_all_status_changes
 from demo.guard import refuse_in_production
 from demo.results import ProgressCallback, SeedError
 from demo.scale import DEFAULT_BATCH_SIZE, default_workers, scale_up
@@ -120,6 +121,9 @@ class Command(BaseCommand):
                 else:
                     text = f"already at {result.total:,} rows"
                 self._line(result.table, text)
+        # Every new session appended a change to the session rollup (a million of them
+        # at --scale): folded here, not by the first dashboard views.
+        fold_all_status_changes()
         self.stdout.write(self.style.SUCCESS(f"Done in {time.perf_counter() - started:.1f} s."))
 
     def _line(self, table: str, text: str) -> None:

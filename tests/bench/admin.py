@@ -425,8 +425,9 @@ def write_doc(text: str) -> None:
     write_block(START, END, text, "## Benchmarks")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """``--scale`` and ``--no-write``, shared by the benches on this bench's database."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--scale", type=int, default=int(os.environ.get("BENCH_SCALE", DEFAULT_SCALE))
     )
@@ -440,6 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scale < 1000:
         parser.error("--scale must be at least 1000")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(__doc__.splitlines()[0], argv)
 
     configure()
     from django.test import Client

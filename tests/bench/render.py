@@ -17,7 +17,6 @@ milliseconds do). It writes the table into docs/benchmarks.md between
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -122,14 +121,7 @@ def write_doc(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--scale", type=int, default=int(os.environ.get("BENCH_SCALE", admin_bench.DEFAULT_SCALE))
-    )
-    parser.add_argument("--no-write", action="store_true", help="print the table only")
-    args = parser.parse_args(argv)
-    if args.scale < 1000:
-        parser.error("--scale must be at least 1000")
+    args = admin_bench.arguments(__doc__.splitlines()[0], argv)
     admin_bench.configure()
     from django.test import Client
 

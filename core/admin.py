@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import OperationalError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Left
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -31,6 +31,7 @@ from audit.services import record_cache_purge
 from portal.admin.base import PortalModelAdmin, ReadOnlyModelAdmin
 from portal.admin.changelist import (
     PortalChangeList,
+    is_change_page_request,
     is_changelist_request,
     is_csv_export_request,
     is_query_canceled,
@@ -107,7 +108,11 @@ def session_link(session_id) -> str:
 
 def project_label(project: Project) -> str:
     """A project's name with its company's: names repeat across companies."""
-    return f"{project.name} ({project.company.name})"
+    return project_text(project.name, project.company.name)
+
+
+def project_text(name: str, company_name: str) -> str:
+    return f"{name} ({company_name})"
 
 
 @admin.register(Project)
@@ -171,10 +176,21 @@ class ProjectAdmin(PortalModelAdmin):
 class AutomationAdmin(PortalModelAdmin):
     list_display = ["name", "type", "project_col", "is_active", "created_at"]
     list_filter = ["type", "is_active", ("created_at", DateRangeFilter)]
-    list_select_related = ["project__company"]
+    # The list reads the two names it shows (get_queryset), not a project and a company
+    # instance per row.
+    list_select_related = False
     search_fields = ["name", "project__name"]
     autocomplete_fields = ["project"]
     readonly_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if is_changelist_request(request):
+            # config is shown on the change page only (and may hold secrets).
+            qs = qs.defer("config").annotate(
+                project_name=F("project__name"), company_name=F("project__company__name")
+            )
+        return qs
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -185,9 +201,11 @@ class AutomationAdmin(PortalModelAdmin):
 
     @admin.display(description=_("project"), ordering="project__name")
     def project_col(self, obj: Automation) -> str:
-        return format_html(
-            '<a href="{}">{}</a>', _change_url(Project, obj.project_id), project_label(obj.project)
+        name = getattr(obj, "project_name", None)
+        label = (
+            project_label(obj.project) if name is None else project_text(name, obj.company_name)  # type: ignore[attr-defined]
         )
+        return format_html('<a href="{}">{}</a>', _change_url(Project, obj.project_id), label)
 
     fieldsets = [
         (None, {"fields": ["name", "type", "project", "is_active"]}),
@@ -601,6 +619,8 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
         qs = super().get_queryset(request)
         if is_changelist_request(request):
             qs = qs.defer("prompt", "response").annotate(prompt_head=Left("prompt", 160))
+        elif is_change_page_request(request):
+            qs = qs.annotate(**selectors.neighbour_annotations())
         return qs
 
     def get_search_results(self, request, queryset, search_term):
@@ -639,8 +659,16 @@ class ExecutionHistoryAdmin(ReadOnlyModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            before, after = selectors.neighbour_executions(obj)
-            context.update(previous_execution=before, next_execution=after)
+            # Links made here, each change page's URL reversed once per process.
+            previous, following = getattr(obj, "previous_id", None), getattr(obj, "next_id", None)
+            context.update(
+                previous_url=None if previous is None else _change_url(ExecutionHistory, previous),
+                next_url=None if following is None else _change_url(ExecutionHistory, following),
+                session_url=_change_url(CodexSession, obj.session_id),
+                session_executions_url=_changelist_url(
+                    ExecutionHistory, session=str(obj.session_id)
+                ),
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description=_("prompt"))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import (
+    BigIntegerField,
     Count,
     IntegerField,
     OuterRef,
@@ -23,6 +24,7 @@ from django.db.models import (
     Sum,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, JSONObject, Left, TruncHour
 from django.utils import timezone
 
@@ -457,36 +459,33 @@ def session_timeline(session_id, *, limit: int = 100) -> list[ExecutionHistory]:
     )
 
 
-#: Both neighbours in one round trip: two index probes on (session, created_at), ties on
-#: created_at broken by id. Plain SQL: the ORM took longer to build the two OR-filtered
-#: queries than PostgreSQL took to answer them, on a page shown for every execution.
-NEIGHBOURS_SQL = """
-(SELECT id, created_at FROM core.execution_history
- WHERE session_id = %(session)s
-   AND (created_at < %(moment)s OR (created_at = %(moment)s AND id < %(id)s))
- ORDER BY created_at DESC, id DESC LIMIT 1)
-UNION ALL
-(SELECT id, created_at FROM core.execution_history
- WHERE session_id = %(session)s
-   AND (created_at > %(moment)s OR (created_at = %(moment)s AND id > %(id)s))
- ORDER BY created_at, id LIMIT 1)
-"""
+#: The executions just before and after one in its session (by time, ties on created_at
+#: broken by id), as two columns of the query that reads the execution itself: one
+#: round trip for the page, each an index probe on (session, created_at). Plain SQL: the
+#: ORM took longer to build two OR-filtered subqueries than PostgreSQL took to answer
+#: them. The outer row is the ORM's, named by its table.
+_NEIGHBOUR = """(
+SELECT n.id FROM core.execution_history n
+ WHERE n.session_id = "core"."execution_history"."session_id"
+   AND (n.created_at {op} "core"."execution_history"."created_at"
+        OR (n.created_at = "core"."execution_history"."created_at"
+            AND n.id {op} "core"."execution_history"."id"))
+ ORDER BY n.created_at {order}, n.id {order} LIMIT 1)"""
+_NEIGHBOURS = {
+    # Fixed text, no values: the outer row is the only input.
+    "previous_id": RawSQL(  # noqa: S611
+        _NEIGHBOUR.format(op="<", order="DESC"), (), output_field=BigIntegerField()
+    ),
+    "next_id": RawSQL(  # noqa: S611
+        _NEIGHBOUR.format(op=">", order="ASC"), (), output_field=BigIntegerField()
+    ),
+}
 
 
-def neighbour_executions(
-    execution: ExecutionHistory,
-) -> tuple[ExecutionHistory | None, ExecutionHistory | None]:
-    """The executions just before and after ``execution`` in its session (by time, id),
-    with only their id and time loaded."""
-    moment, pk = execution.created_at, execution.pk
-    rows = select(
-        ExecutionHistory,
-        NEIGHBOURS_SQL,
-        {"session": execution.session_id, "moment": moment, "id": pk},
-    )
-    before = next((e for e in rows if (e.created_at, e.pk) < (moment, pk)), None)
-    after = next((e for e in rows if (e.created_at, e.pk) > (moment, pk)), None)
-    return before, after
+def neighbour_annotations() -> dict[str, RawSQL]:
+    """``previous_id`` and ``next_id`` for a queryset of executions (None at either end
+    of the session)."""
+    return dict(_NEIGHBOURS)
 
 
 #: One branch per failed status, each the newest rows of the (status, created_at) index;

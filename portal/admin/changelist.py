@@ -148,6 +148,13 @@ def is_changelist_request(request: HttpRequest) -> bool:
     )
 
 
+def is_change_page_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for an object's change (or view) page: the one query that
+    reads the object may carry what only that page shows."""
+    match = request.resolver_match
+    return match is not None and match.url_name is not None and match.url_name.endswith("_change")
+
+
 def is_csv_export_request(request: HttpRequest) -> bool:
     """Whether ``request`` is for a list's CSV export (portal/admin/export.py): the list's
     rows, so the computed columns the list shows (and the export adds) are needed too."""

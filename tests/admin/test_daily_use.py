@@ -2,8 +2,10 @@
 between related rows, counts that are honest after a bulk load, search by what the
 list shows, readable long content, one set of units, and spreadsheet-ready CSV."""
 
+import collections
 import csv
 import datetime
+import html
 import io
 import re
 import uuid
@@ -439,13 +441,23 @@ def test_previous_and_next_execution_within_the_session(admin_client):
     ExecutionHistory.objects.create(session=other, prompt="elsewhere")
     same_moment = rows[0].created_at
     ExecutionHistory.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=same_moment)
-    middle = admin_client.get(f"{EXECUTIONS}{rows[1].pk}/change/")
-    assert middle.context["previous_execution"].pk == rows[0].pk
-    assert middle.context["next_execution"].pk == rows[2].pk
-    first = admin_client.get(f"{EXECUTIONS}{rows[0].pk}/change/")
-    assert first.context["previous_execution"] is None
-    page = first.content.decode()
-    assert f'href="/admin/core/executionhistory/{rows[1].pk}/change/" rel="next"' in page
+
+    def links(row):
+        page = admin_client.get(f"{EXECUTIONS}{row.pk}/change/").content.decode()
+        link = r'href="/admin/core/executionhistory/(\d+)/change/" rel="(prev|next)"'
+        found = re.findall(link, page)
+        return {rel: int(pk) for pk, rel in found}
+
+    # The newest id but the earliest time: time orders, ties on the time are ordered by
+    # id, and the other session's execution is never a neighbour.
+    earliest = ExecutionHistory.objects.create(session=session, prompt="early")
+    ExecutionHistory.objects.filter(pk=earliest.pk).update(
+        created_at=same_moment - datetime.timedelta(microseconds=1)
+    )
+    assert links(earliest) == {"next": rows[0].pk}
+    assert links(rows[0]) == {"prev": earliest.pk, "next": rows[1].pk}
+    assert links(rows[1]) == {"prev": rows[0].pk, "next": rows[2].pk}
+    assert links(rows[2]) == {"prev": rows[1].pk}
 
 
 # --- Failures in sight -------------------------------------------------------------------------
@@ -581,6 +593,33 @@ def test_the_project_picker_names_the_company(admin_client):
     )
     labels = sorted(r["text"] for r in response.json()["results"])
     assert labels == ["infra-terraform (Acme)", "infra-terraform (Borealis)"]
+
+
+def test_the_automation_list_names_each_project_with_its_company(
+    admin_client, django_assert_max_num_queries
+):
+    user = _user()
+    projects = []
+    for company_name, project_name in (
+        ("Borealis", "infra-terraform"),
+        ("Acme", "infra-terraform"),
+        ("Acme", "app"),
+    ):
+        company = Company.objects.get_or_create(
+            name=company_name, defaults={"domain": f"{company_name.lower()}.example"}
+        )[0]
+        project = Project.objects.create(name=project_name, company=company, owner=user)
+        projects.append(project)
+        for i in range(3):
+            Automation.objects.create(name=f"{project_name}-{i}", type="n8n", project=project)
+    # The names come with the rows: no query per row. Sorted by the project column.
+    with django_assert_max_num_queries(12):
+        response = admin_client.get("/admin/core/automation/", {"o": "3"})
+    page = html.unescape(response.content.decode())
+    cells = re.findall(r'<a href="/admin/core/project/([0-9a-f-]+)/change/">([^<]+)</a>', page)
+    expected = {str(p.pk): f"{p.name} ({p.company.name})" for p in projects}
+    assert collections.Counter(cells) == collections.Counter({item: 3 for item in expected.items()})
+    assert [label for _pk, label in cells[:3]] == ["app (Acme)"] * 3
 
 
 def test_the_audit_action_filter_speaks_one_vocabulary(admin_client):

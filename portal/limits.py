@@ -9,10 +9,12 @@ Two layers:
   no statement a request runs, from the session lookup to the last template tag, waits
   or runs longer than those. Management commands (``migrate``, ``seed_demo``,
   ``snapshot_stats``) never see them: they do not run under gunicorn.
-- **Pages with a bound of their own.** :func:`bounded` sets shorter local limits for one
-  savepoint (the dashboard's panels, a change page, a list); :func:`degrade` is the same
-  for one panel of a page, turning a timeout or a lock wait into the panel's
-  "unavailable: <reason>" instead of failing the page.
+- **Work with a bound of its own.** :func:`statement_limits` gives every statement of a
+  block shorter limits (a list, a change page shown, the lock-holder lookup);
+  :func:`degrade` is the same for one panel of a page (the dashboard's, the session
+  page's story), turning a timeout or a lock wait into the panel's "unavailable:
+  <reason>" instead of failing the page. :func:`bounded` is the transaction form, for
+  work that must commit or roll back as one (a save).
 
 :func:`describe` turns a cancelled statement into a sentence a person can act on, naming
 the session that holds the lock (``pg_locks``) when the statement gave up waiting for one.
@@ -26,16 +28,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils.formats import get_format
 from django.utils.translation import gettext
+from psycopg.pq import TransactionStatus
 
 #: Set by gunicorn.conf.py: the process serves web requests.
 WEB_PROCESS_ENV = "PORTAL_WEB_PROCESS"
 
 QUERY_CANCELED = "57014"
 LOCK_NOT_AVAILABLE = "55P03"
+
+_IDLE = TransactionStatus.IDLE
 
 
 def is_web_process() -> bool:
@@ -95,6 +101,77 @@ def bounded(statement_ms: int, lock_ms: int, using: str = "default") -> Iterator
         yield
 
 
+#: The connection attribute holding the limits of the open :func:`statement_limits`
+#: blocks, innermost last.
+_LIMITS = "_portal_statement_limits"
+
+
+@contextlib.contextmanager
+def statement_limits(statement_ms: int, lock_ms: int, using: str = "default") -> Iterator[None]:
+    """Every statement on ``using`` inside the block runs within these limits.
+
+    Outside a transaction (a web request is served in autocommit), the limits travel
+    with each statement: ``SET LOCAL statement_timeout = ...; SET LOCAL lock_timeout =
+    ...; <the statement>`` goes to the server as one message, which PostgreSQL runs as
+    one implicit transaction. The settings end with it, and since PostgreSQL 13 each
+    statement of such a message has its own timeout. No transaction is opened, no round
+    trip added, nothing is left to put back; a statement that fails leaves nothing
+    aborted behind it. A transaction opened inside the block gets the limits with its
+    first statement, so a ``SET LOCAL`` of its own (a shorter walk) then holds.
+
+    Inside a transaction (a test's, a save's), the block is :func:`bounded`'s savepoint:
+    a statement PostgreSQL refuses must not poison the outer transaction.
+    """
+    connection = connections[using]
+    if connection.in_atomic_block or connection.settings_dict.get("OPTIONS", {}).get(
+        "server_side_binding"
+    ):
+        # Several statements in one message need client-side binding (Django's default
+        # for psycopg): with server-side binding, each statement is its own message.
+        with bounded(statement_ms, lock_ms, using):
+            yield
+        return
+    stack: list[tuple[int, int]] = connection.__dict__.setdefault(_LIMITS, [])
+    stack.append((int(statement_ms), int(lock_ms)))
+    try:
+        if len(stack) == 1:
+            with connection.execute_wrapper(_with_limits(connection, stack)):
+                yield
+        else:
+            yield  # the outer block's wrapper applies the innermost limits
+    finally:
+        stack.pop()
+
+
+def _with_limits(connection: Any, stack: list[tuple[int, int]]) -> Any:
+    def execute(run: Any, sql: Any, params: Any, many: bool, context: dict) -> Any:
+        raw = connection.connection
+        # In a transaction already under way, its first statement set the limits (and
+        # whatever it set since must hold). executemany, composed SQL and server-side
+        # cursors (Django's iterator(): DECLARE ... CURSOR FOR takes one statement) go
+        # as they are, within the connection's own limits (under gunicorn, the web
+        # bounds).
+        starts_own = raw.autocommit or raw.info.transaction_status == _IDLE
+        one_message = isinstance(context["cursor"].cursor, psycopg.ClientCursor)
+        if many or not starts_own or not one_message or not isinstance(sql, str):
+            return run(sql, params, many, context)
+        statement_ms, lock_ms = stack[-1]
+        result = run(
+            f"SET LOCAL statement_timeout = {statement_ms}; "
+            f"SET LOCAL lock_timeout = {lock_ms}; {sql}",
+            params,
+            many,
+            context,
+        )
+        cursor = context["cursor"].cursor
+        # The two SETs' results come first; the caller reads its own statement's.
+        cursor.nextset()
+        cursor.nextset()
+        return result
+
+    return execute
+
+
 @dataclass
 class Unavailable:
     """Why a panel shows no figures."""
@@ -103,51 +180,6 @@ class Unavailable:
 
     def __str__(self) -> str:
         return gettext("unavailable: %(reason)s") % {"reason": self.reason}
-
-
-#: The connection attribute naming the limits :func:`panel_page` set for its session.
-_PAGE_LIMITS = "_portal_page_limits"
-
-
-@contextlib.contextmanager
-def panel_page(using: str = "default") -> Iterator[None]:
-    """A page of panels (the dashboard): the panel limits set once for the session, so
-    each :func:`degrade` panel inside runs its statements as they are, in autocommit,
-    without a transaction and a SET of its own (three round trips a panel), each
-    statement's locks released as soon as it ends. The session's previous limits are
-    put back after.
-
-    Inside a transaction (a test's, or any caller's), nothing changes: each panel keeps
-    its savepoint and ``SET LOCAL``, since one failed statement would abort the rest.
-    """
-    connection = connections[using]
-    if connection.in_atomic_block or getattr(connection, _PAGE_LIMITS, None):
-        yield
-        return
-    limits = (settings.PANEL_STATEMENT_TIMEOUT_MS, settings.PANEL_LOCK_TIMEOUT_MS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
-            "set_config('statement_timeout', %(s)s, false), "
-            "set_config('lock_timeout', %(l)s, false)",
-            {"s": f"{limits[0]}ms", "l": f"{limits[1]}ms"},
-        )
-        before = cursor.fetchone()[:2]
-    setattr(connection, _PAGE_LIMITS, limits)
-    try:
-        yield
-    finally:
-        setattr(connection, _PAGE_LIMITS, None)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('statement_timeout', %(s)s, false), "
-                    "set_config('lock_timeout', %(l)s, false)",
-                    {"s": before[0], "l": before[1]},
-                )
-        except DatabaseError:
-            # Limits that could not be put back must not reach the next request.
-            connection.close()
 
 
 @contextlib.contextmanager
@@ -166,16 +198,9 @@ def degrade(
     answers "database unavailable" (:mod:`portal.outage`)."""
     statement_ms = settings.PANEL_STATEMENT_TIMEOUT_MS if statement_ms is None else statement_ms
     lock_ms = settings.PANEL_LOCK_TIMEOUT_MS if lock_ms is None else lock_ms
-    connection = connections[using]
     try:
-        if (
-            getattr(connection, _PAGE_LIMITS, None) == (statement_ms, lock_ms)
-            and not connection.in_atomic_block
-        ):
-            yield  # the session already has these limits (panel_page)
-        else:
-            with bounded(statement_ms, lock_ms, using):
-                yield
+        with statement_limits(statement_ms, lock_ms, using):
+            yield
     except DatabaseError as exc:
         if not is_timeout(exc) and not is_refusal(exc):
             raise
@@ -230,11 +255,11 @@ def table_name(db_table: str) -> str:
 def lock_holders(tables: Iterable[str] = (), using: str = "default") -> list[LockHolder]:
     """Sessions holding a lock that blocks others on ``tables`` (``schema.table``).
 
-    Asked after the waiting statement gave up, in a savepoint with short limits of its
-    own; an empty list when the catalog cannot be read either."""
+    Asked after the waiting statement gave up, with short limits of its own; an empty
+    list when the catalog cannot be read either."""
     names = [table_name(t) if "." not in t or '"."' in t else t for t in tables]
     try:
-        with bounded(1000, 200, using), connections[using].cursor() as cursor:
+        with statement_limits(1000, 200, using), connections[using].cursor() as cursor:
             cursor.execute(LOCK_HOLDERS, {"modes": list(_BLOCKING_MODES), "tables": names})
             return [LockHolder(pid, f"{schema}.{rel}", mode) for pid, schema, rel, mode in cursor]
     except DatabaseError:

@@ -20,7 +20,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG, ORDER_VAR, PAGE_VAR, SEARCH_VAR, ChangeList
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
-from django.db import DataError, OperationalError, connections, models, router, transaction
+from django.db import DataError, OperationalError, connections, models, router
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import SimpleTemplateResponse, TemplateResponse
@@ -33,7 +33,7 @@ from django.utils.translation import gettext
 from portal.admin.estimates import RowCount, count_rows, humanize
 from portal.admin.forms import JSONTextarea, PrettyJSONFormField
 from portal.admin.validation import invalid_lookups
-from portal.limits import LOCK_NOT_AVAILABLE, describe, is_timeout, sqlstate
+from portal.limits import LOCK_NOT_AVAILABLE, describe, is_timeout, sqlstate, statement_limits
 
 #: Estimated lists paginate this deep at most; older rows are reached by filtering or by
 #: reversing the order (both index-backed), never by an OFFSET of millions.
@@ -261,15 +261,11 @@ class LargeTableAdminMixin(_ModelAdminBase):
         extra_context = {**(extra_context or {}), **self._list_context(request)}
         using = self._db(request)
         try:
-            # A savepoint: a query that PostgreSQL rejects must not poison an outer
-            # transaction. The response is rendered here so such errors surface here.
-            with transaction.atomic(using=using):
-                set_local(
-                    "statement_timeout",
-                    self.list_statement_timeout,
-                    using,
-                    lock_timeout=self.list_lock_timeout,
-                )
+            # Every statement of the list within the list's limits (no transaction: a
+            # list only reads). The response is rendered here so errors surface here.
+            with statement_limits(
+                _ms(self.list_statement_timeout), _ms(self.list_lock_timeout), using
+            ):
                 response = super().changelist_view(request, extra_context)
                 if isinstance(response, SimpleTemplateResponse):
                     response.render()

@@ -45,7 +45,7 @@ from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 
-from portal.limits import bounded, starts_bounded
+from portal.limits import bounded, starts_bounded, statement_limits
 
 VERSION_FIELD = "_portal_version"
 INLINE_VERSION_FIELD = "_portal_inline_version"
@@ -278,12 +278,14 @@ class VersionedChangeMixin:
             if request.method in _SAFE_METHODS
             else settings.CHANGE_LOCK_TIMEOUT_MS
         )
-        if request.method in _SAFE_METHODS and starts_bounded(
-            settings.WEB_STATEMENT_TIMEOUT_MS, lock_ms, using
-        ):
-            # Under gunicorn the connection's own limits are these: showing the page
-            # needs no transaction and no SET (Django shows it outside a transaction).
-            return self._rendered(request, object_id, form_url, extra_context)
+        if request.method in _SAFE_METHODS:
+            if starts_bounded(settings.WEB_STATEMENT_TIMEOUT_MS, lock_ms, using):
+                # Under gunicorn the connection's own limits are these: showing the page
+                # needs no SET (Django shows it outside a transaction).
+                return self._rendered(request, object_id, form_url, extra_context)
+            with statement_limits(settings.WEB_STATEMENT_TIMEOUT_MS, lock_ms, using):
+                return self._rendered(request, object_id, form_url, extra_context)
+        # A save: its reads, writes and audit entries in one transaction.
         with bounded(settings.WEB_STATEMENT_TIMEOUT_MS, lock_ms, using):
             return self._rendered(request, object_id, form_url, extra_context)
 

@@ -35,7 +35,7 @@ from portal.admin.display import (
     preview,
     status_badge,
 )
-from portal.limits import degrade, panel_page
+from portal.limits import degrade
 
 #: App dicts built per process, by the permission answers that led to them (see
 #: PortalAdminSite._app_dict); a full cache is emptied and starts again.
@@ -193,8 +193,7 @@ class PortalAdminSite(admin.AdminSite):
     # --- The dashboard -----------------------------------------------------------------
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
-        with panel_page():
-            context = {**self.dashboard_context(request), **(extra_context or {})}
+        context = {**self.dashboard_context(request), **(extra_context or {})}
         return super().index(request, context)
 
     def dashboard_context(self, request: HttpRequest) -> dict[str, Any]:

@@ -267,22 +267,30 @@ def test_under_the_web_bounds_a_change_page_is_shown_without_a_transaction_of_it
         with CaptureQueriesContext(connection) as queries:
             assert client.get(url).status_code == 200
         assert lock_timeouts_seen == ["1s"]
-        # Only the story panel, with its own shorter bounds, sets any (in its transaction).
-        sets = [q["sql"] for q in queries if "set_config" in q["sql"]]
-        assert sets and all(f"'{settings.PANEL_LOCK_TIMEOUT_MS}ms'" in s for s in sets), sets
+        # No transaction, no SET of the page's own; only the story panel's statements
+        # carry its shorter limits, in their own messages.
+        sent = [q["sql"] for q in queries]
+        assert not [q for q in sent if q in ("BEGIN", "COMMIT") or "set_config" in q], sent
+        panel = (
+            f"SET LOCAL statement_timeout = {settings.PANEL_STATEMENT_TIMEOUT_MS}; "
+            f"SET LOCAL lock_timeout = {settings.PANEL_LOCK_TIMEOUT_MS}; "
+        )
+        carrying = [q for q in sent if q.startswith("SET LOCAL")]
+        assert carrying and all(q.startswith(panel) for q in carrying), carrying
+        assert any('"core"."execution_history"' in q for q in carrying), carrying
         client.post(url, {})  # a save still sets its own, longer lock bound
         assert lock_timeouts_seen[-1] == f"{settings.CHANGE_LOCK_TIMEOUT_MS // 1000}s"
     finally:
         connection.close()  # the next test's connection starts without these options
 
 
-def test_outside_a_transaction_the_dashboard_sets_its_panel_limits_once(
+def test_outside_a_transaction_each_dashboard_panel_carries_its_limits(
     committed_session, transactional_db
 ):
-    """Served as in production (autocommit, no transaction around the view): the panel
-    limits are set once for the page, a locked table still costs only its own panel
-    (the statement after the failed one runs, nothing is left aborted), and the
-    session's own limits are back after the page."""
+    """Served as in production (autocommit, no transaction around the view): each
+    panel's statements carry the panel limits in their own messages, a locked table
+    costs only its own panel (the statements after the failed one run, nothing is left
+    aborted), and the session's own limits are untouched after the page."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -295,14 +303,16 @@ def test_outside_a_transaction_the_dashboard_sets_its_panel_limits_once(
     assert response.status_code == 200
     assert f"pid {pid} holds AccessExclusiveLock on core.execution_hours" in page
     assert "Sessions today" in page and "Latest failed sessions" in page
-    sets = [x["sql"] for x in q if "set_config" in x["sql"]]
-    # The page's two (set, then put back) and, between them, only the lock-holder
-    # lookups of the panels that waited (the charts and the 24-hour card read the table).
-    assert "'2000ms', false" in sets[0] and "'4321ms', false" in sets[-1], sets
-    assert len(sets) == 4 and all("'200ms', true" in s for s in sets[1:-1]), sets
-    # No panel opened a transaction; only those lookups did, one each.
-    begins = [x["sql"] for x in q if x["sql"] == "BEGIN" or x["sql"].startswith("SAVEPOINT")]
-    assert begins == ["BEGIN"] * (len(sets) - 2), begins
+    sent = [x["sql"] for x in q]
+    # No SET of the page's own and no transaction: the panels' statements carry the
+    # panel limits, the lock-holder lookups of the panels that waited their shorter ones.
+    assert not [x for x in sent if x in ("BEGIN", "COMMIT") or "set_config" in x], sent
+    panel = "SET LOCAL statement_timeout = 2000; SET LOCAL lock_timeout = 300; "
+    lookup = "SET LOCAL statement_timeout = 1000; SET LOCAL lock_timeout = 200; "
+    carrying = [x for x in sent if x.startswith("SET LOCAL")]
+    assert all(x.startswith((panel, lookup)) for x in carrying), carrying
+    assert any("execution_hours" in x for x in carrying if x.startswith(panel)), carrying
+    assert any("pg_locks" in x for x in carrying if x.startswith(lookup)), carrying
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "4321ms"

@@ -14,6 +14,12 @@ than it was?* It
    predates the mark ignores it);
 3. requests each page in alternating rounds, one request per tree per round, the order
    switching every round, so both trees see the same machine at the same moment;
+   each round goes to the next of several worker processes per tree (``--processes``),
+   started in alternating order, and where the machine allows every worker runs on
+   the first CPU and its PostgreSQL backend on the second: one long-lived process and
+   its backend can land on a luckier or unluckier placement for their whole life
+   (seen here: the same commit against itself measured 0.70x to 1.32x with one
+   unpinned process per tree), and that bias does not average out over rounds;
 4. prints the medians and the ratio ``now / before`` and writes the table between
    ``<!-- bench:regress:start -->`` and ``<!-- bench:regress:end -->`` in
    docs/benchmarks.md.
@@ -72,7 +78,7 @@ def worker(tree: str) -> None:
     user = get_user_model().objects.get(email="bench@example.com")
     client = Client()
     client.force_login(user)
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True, "pinned": _pin()}), flush=True)
     for line in sys.stdin:
         command, _, url = line.strip().partition(" ")
         if command == "CLEAR":
@@ -87,6 +93,25 @@ def worker(tree: str) -> None:
         print(json.dumps({"ms": ms, "status": response.status_code}), flush=True)
 
 
+def _pin() -> bool:
+    """This worker on the first CPU, its PostgreSQL backend (the test client keeps one
+    connection) on the second, as every other worker: the same placement for both
+    trees. False where there is one CPU or the backend is not ours to move."""
+    from django.db import connection
+
+    if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        os.sched_setaffinity(backend, {1})
+        os.sched_setaffinity(0, {0})
+    except (PermissionError, ProcessLookupError, OSError):
+        return False
+    return True
+
+
 class Worker:
     def __init__(self, tree: Path) -> None:
         self.tree = tree
@@ -97,7 +122,7 @@ class Worker:
             text=True,
             cwd=tree,
         )
-        self._read()
+        self.pinned = bool(self._read().get("pinned"))
 
     def _read(self) -> dict:
         assert self.process.stdout is not None
@@ -167,7 +192,7 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
-def run(against: str, runs: int, only: str = "") -> tuple[str, list[Page]]:
+def run(against: str, runs: int, only: str = "", processes: int = 3) -> tuple[str, list[Page]]:
     try:
         commit = git("rev-parse", "--verify", f"{against}^{{commit}}")
     except subprocess.CalledProcessError:
@@ -180,20 +205,31 @@ def run(against: str, runs: int, only: str = "") -> tuple[str, list[Page]]:
     git("worktree", "add", "--detach", str(tree), commit)
     workers: list[Worker] = []
     try:
-        before, now = Worker(tree), Worker(ROOT)
-        workers = [before, now]
+        pairs: list[tuple[Worker, Worker]] = []
+        for i in range(processes):
+            # Started in alternating order: neither tree is always the older process.
+            if i % 2:
+                now_worker, before_worker = Worker(ROOT), Worker(tree)
+            else:
+                before_worker, now_worker = Worker(tree), Worker(ROOT)
+            pairs.append((before_worker, now_worker))
+            workers += [before_worker, now_worker]
+        if not all(w.pinned for w in workers):
+            print("   (workers not pinned to CPUs: one CPU, or not allowed here)", flush=True)
         kept = []
         for page in pages:
-            probe = before.ask("GET", page.url)
+            probe = pairs[0][0].ask("GET", page.url)
             if probe["status"] != 200:
                 print(f"   {page.name}: not in {commit[:7]} ({probe['status']}), left out")
                 continue
-            for _ in range(WARMUP):
-                now.get(page.url)
-                before.get(page.url)
+            for before, now in pairs:
+                for _ in range(WARMUP):
+                    now.get(page.url)
+                    before.get(page.url)
             for round_ in range(runs):
+                before, now = pairs[round_ % len(pairs)]
                 pair = [(before, page.before_ms), (now, page.now_ms)]
-                for side, into in pair if round_ % 2 else reversed(pair):
+                for side, into in pair if (round_ // len(pairs)) % 2 else reversed(pair):
                     if page.clear_cache:
                         side.ask("CLEAR")
                     into.append(side.get(page.url))
@@ -211,7 +247,7 @@ def run(against: str, runs: int, only: str = "") -> tuple[str, list[Page]]:
     return commit, kept
 
 
-def table(commit: str, pages: list[Page], runs: int) -> str:
+def table(commit: str, pages: list[Page], runs: int, processes: int) -> str:
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -228,6 +264,7 @@ def table(commit: str, pages: list[Page], runs: int) -> str:
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPUs, "
         f"PostgreSQL {version}, {rows:,} execution_history rows: {head}{dirty} against "
         f"`{subject}`. {runs} alternating rounds per page, one request per tree per round, "
+        f"shared among {processes} worker processes per tree, "
         "both trees on the same database, interpreter and packages.",
         "",
         f"| page | before median | now median | now / before | bound (≤ {BOUND:.2f}x) |",
@@ -260,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", help="the earlier commit (any git revision)")
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_REGRESS_RUNS", 30)))
     parser.add_argument("--only", default="", help="only the pages whose name contains this")
+    parser.add_argument(
+        "--processes", type=int, default=3, help="worker processes per tree (default 3)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -270,10 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--against REV is required (the earlier commit to compare with)")
     if args.runs < 5:
         parser.error("--runs must be at least 5 (a median of fewer says little)")
-    commit, pages = run(args.against, args.runs, args.only)
+    if not 1 <= args.processes <= 8:
+        parser.error("--processes must be between 1 and 8")
+    commit, pages = run(args.against, args.runs, args.only, args.processes)
     if not pages:
         raise SystemExit("bench: no page measured")
-    text = table(commit, pages, args.runs)
+    text = table(commit, pages, args.runs, args.processes)
     print()
     print(text)
     if not args.no_write:

@@ -298,7 +298,12 @@ class VersionedChangeMixin:
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
-        if not change or obj is None:
+        if (
+            not change
+            or obj is None
+            # A page its user cannot save is never submitted: no version to check.
+            or not self.has_change_permission(request, obj)  # type: ignore[attr-defined]
+        ):
             return form_class
 
         def clean(form: Any) -> dict[str, Any]:

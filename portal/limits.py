@@ -151,8 +151,9 @@ def _with_limits(connection: Any, stack: list[tuple[int, int]]) -> Any:
         # cursors (Django's iterator(): DECLARE ... CURSOR FOR takes one statement) go
         # as they are, within the connection's own limits (under gunicorn, the web
         # bounds).
+        cursor = context["cursor"].cursor
         starts_own = raw.autocommit or raw.info.transaction_status == _IDLE
-        one_message = isinstance(context["cursor"].cursor, psycopg.ClientCursor)
+        one_message = isinstance(cursor, psycopg.ClientCursor)
         if many or not starts_own or not one_message or not isinstance(sql, str):
             return run(sql, params, many, context)
         statement_ms, lock_ms = stack[-1]
@@ -163,7 +164,6 @@ def _with_limits(connection: Any, stack: list[tuple[int, int]]) -> Any:
             many,
             context,
         )
-        cursor = context["cursor"].cursor
         # The two SETs' results come first; the caller reads its own statement's.
         cursor.nextset()
         cursor.nextset()

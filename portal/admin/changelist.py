@@ -139,29 +139,28 @@ class PortalChangeList(ChangeList):
         return getattr(self.paginator, "is_capped", False)
 
 
+def _url_name_ends(request: HttpRequest, suffix: str) -> bool:
+    """Whether the admin URL ``request`` resolved to is named ``<app>_<model><suffix>``."""
+    match = request.resolver_match
+    return match is not None and match.url_name is not None and match.url_name.endswith(suffix)
+
+
 def is_changelist_request(request: HttpRequest) -> bool:
     """Whether ``request`` is for a list page: the one place a ModelAdmin's queryset may
     leave out the wide columns (whole texts, JSON) that only the change page shows."""
-    match = request.resolver_match
-    return (
-        match is not None and match.url_name is not None and match.url_name.endswith("_changelist")
-    )
+    return _url_name_ends(request, "_changelist")
 
 
 def is_change_page_request(request: HttpRequest) -> bool:
     """Whether ``request`` is for an object's change (or view) page: the one query that
     reads the object may carry what only that page shows."""
-    match = request.resolver_match
-    return match is not None and match.url_name is not None and match.url_name.endswith("_change")
+    return _url_name_ends(request, "_change")
 
 
 def is_csv_export_request(request: HttpRequest) -> bool:
     """Whether ``request`` is for a list's CSV export (portal/admin/export.py): the list's
     rows, so the computed columns the list shows (and the export adds) are needed too."""
-    match = request.resolver_match
-    return (
-        match is not None and match.url_name is not None and match.url_name.endswith("_export_csv")
-    )
+    return _url_name_ends(request, "_export_csv")
 
 
 def set_local(name: str, value: str, using: str = "default", **more: str) -> None:

@@ -6,6 +6,7 @@ import functools
 import json
 import re
 from collections.abc import Sequence
+from html import escape as _escape  # Django's escape() is this, less its lazy-text check
 from typing import Any
 
 import sqlparse
@@ -226,53 +227,45 @@ def readable_text(
 
 
 def _text_blocks(text: str) -> SafeString:
-    parts: list[tuple[str, str, str]] = []
+    # Built from escaped pieces by plain string joins: an execution's text is dozens of
+    # blocks, and a format_html() per block (each argument through the lazy-string
+    # check of Django's escape()) was a quarter of a millisecond per response.
+    out = ['<div class="portal-text">']
     pos = 0
     for match in _FENCE.finditer(text):
         if match.start() > pos:
-            parts.append(("prose", "", text[pos : match.start()]))
-        parts.append(("code", match.group(1), match.group(2).rstrip("\n")))
+            _prose_blocks(text[pos : match.start()], out)
+        _code_block(match.group(1), match.group(2).rstrip("\n"), out)
         pos = match.end()
     if pos < len(text):
-        parts.append(("prose", "", text[pos:]))
-    blocks = []
-    for kind, lang, body in parts:
-        if kind == "code":
-            blocks.append(_code_block(lang, body))
-            continue
-        for sub_kind, sub_body in _split_tracebacks(body):
-            if sub_kind == "traceback":
-                blocks.append(_code_block("traceback", sub_body, css=" portal-traceback"))
-            elif sub_body.strip():
-                blocks.append(
-                    format_html(
-                        '<div class="portal-prose">{}</div>', _inline_code(sub_body.strip("\n"))
-                    )
-                )
-    return format_html(
-        '<div class="portal-text">{}</div>', format_html_join("", "{}", ((b,) for b in blocks))
-    )
+        _prose_blocks(text[pos:], out)
+    out.append("</div>")
+    return mark_safe("".join(out))  # noqa: S308 - every piece of the text is escaped
 
 
-def _code_block(lang: str, body: str, css: str = "") -> SafeString:
-    return format_html(
-        '<div class="portal-codeblock">{}<pre class="portal-pre portal-code{}">'
-        "<code>{}</code></pre></div>",
-        format_html('<span class="portal-lang">{}</span>', lang) if lang else "",
-        css,
-        body,
-    )
+def _prose_blocks(prose: str, out: list[str]) -> None:
+    parts = _split_tracebacks(prose) if _TRACEBACK_START in prose else [("prose", prose)]
+    for kind, body in parts:
+        if kind == "traceback":
+            _code_block("traceback", body, out, css=" portal-traceback")
+        elif body.strip():
+            out.append('<div class="portal-prose">')
+            _inline_code(body.strip("\n"), out)
+            out.append("</div>")
 
 
-def _inline_code(text: str) -> SafeString:
+def _code_block(lang: str, body: str, out: list[str], css: str = "") -> None:
+    out.append('<div class="portal-codeblock">')
+    if lang:
+        out.append(f'<span class="portal-lang">{_escape(lang)}</span>')
+    out.append(f'<pre class="portal-pre portal-code{css}"><code>{_escape(body)}</code></pre></div>')
+
+
+def _inline_code(text: str, out: list[str]) -> None:
     """Escape ``text``, setting `backticked` spans in code type."""
-    pieces = _INLINE_CODE.split(text)
     # split() with one group alternates: text, code, text, code, ...
-    return format_html_join(
-        "",
-        "{}",
-        ((format_html("<code>{}</code>", p) if i % 2 else p,) for i, p in enumerate(pieces)),
-    )
+    for i, piece in enumerate(_INLINE_CODE.split(text)):
+        out.append(f"<code>{_escape(piece)}</code>" if i % 2 else _escape(piece))
 
 
 def preview(text: str | None, length: int = 90) -> str:

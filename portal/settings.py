@@ -152,6 +152,8 @@ TEMPLATES: list[dict[str, Any]] = [
         "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
+            # {% url %} with each distinct reversal done once per process.
+            "builtins": ["portal.templatetags.portal_urls"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",

@@ -461,15 +461,17 @@ def session_timeline(session_id, *, limit: int = 100) -> list[ExecutionHistory]:
 
 #: The executions just before and after one in its session (by time, ties on created_at
 #: broken by id), as two columns of the query that reads the execution itself: one
-#: round trip for the page, each an index probe on (session, created_at). Plain SQL: the
-#: ORM took longer to build two OR-filtered subqueries than PostgreSQL took to answer
-#: them. The outer row is the ORM's, named by its table.
+#: round trip for the page, each an index probe on (session, created_at). The row
+#: comparison (both columns are NOT NULL, so it is the "earlier, or as early with a
+#: smaller id" of the ordering) bounds the probe's created_at in the index condition,
+#: so it reads the rows next to the execution, not the session's rows before or after
+#: it. Plain SQL: the ORM took longer to build two subqueries than PostgreSQL took to
+#: answer them. The outer row is the ORM's, named by its table.
 _NEIGHBOUR = """(
 SELECT n.id FROM core.execution_history n
  WHERE n.session_id = "core"."execution_history"."session_id"
-   AND (n.created_at {op} "core"."execution_history"."created_at"
-        OR (n.created_at = "core"."execution_history"."created_at"
-            AND n.id {op} "core"."execution_history"."id"))
+   AND (n.created_at, n.id) {op} ("core"."execution_history"."created_at",
+                                  "core"."execution_history"."id")
  ORDER BY n.created_at {order}, n.id {order} LIMIT 1)"""
 _NEIGHBOURS = {
     # Fixed text, no values: the outer row is the only input.

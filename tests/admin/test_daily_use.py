@@ -13,10 +13,11 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 from hypothesis import given
+from hypothesis import settings as examples
 from hypothesis import strategies as st
 
 from accounts.models import Company, OAuthAccount, User
@@ -458,6 +459,38 @@ def test_previous_and_next_execution_within_the_session(admin_client):
     assert links(rows[0]) == {"prev": earliest.pk, "next": rows[1].pk}
     assert links(rows[1]) == {"prev": rows[0].pk, "next": rows[2].pk}
     assert links(rows[2]) == {"prev": rows[1].pk}
+
+
+@examples(max_examples=40, deadline=None)
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=9),
+    others=st.lists(st.integers(min_value=0, max_value=3), max_size=4),
+)
+def test_neighbours_are_the_sorted_order_of_the_session(offsets, others):
+    """Against sorting in Python: any mix of times, many of them equal (ties go by id),
+    beside another session's executions at the same times."""
+    from core import selectors
+
+    with transaction.atomic():
+        start = timezone.now().replace(microsecond=0)
+        session, other = _session(), _session()
+        mine = []
+        for owner, minutes in [(session, m) for m in offsets] + [(other, m) for m in others]:
+            row = ExecutionHistory.objects.create(session=owner, prompt="p")
+            moment = start + datetime.timedelta(minutes=minutes)
+            ExecutionHistory.objects.filter(pk=row.pk).update(created_at=moment)
+            if owner is session:
+                mine.append((moment, row.pk))
+        order = [pk for _, pk in sorted(mine)]
+        expected = {
+            pk: (order[i - 1] if i else None, order[i + 1] if i + 1 < len(order) else None)
+            for i, pk in enumerate(order)
+        }
+        rows = ExecutionHistory.objects.filter(session=session).annotate(
+            **selectors.neighbour_annotations()
+        )
+        assert {r.pk: (r.previous_id, r.next_id) for r in rows} == expected
+        transaction.set_rollback(True)
 
 
 # --- Failures in sight -------------------------------------------------------------------------

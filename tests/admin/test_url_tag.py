@@ -95,8 +95,9 @@ def test_the_current_app_picks_its_admin_site():
     # The bench's URLconf has a second admin site, "baseline", with the same app name.
     portal_urls.clear()
     request = RequestFactory().get("/")
-    for app in ("baseline", "admin", None):
-        request.current_app = app
+    apps: list[str | None] = ["baseline", "admin", None]
+    for app in apps:
+        request.current_app = app  # type: ignore[assignment]
         got = render(PORTAL, "{% url 'admin:index' %}", request=request)
         assert got == render(STOCK, "{% url 'admin:index' %}", request=request)
         assert got == ("/baseline/" if app == "baseline" else "/admin/")
@@ -126,5 +127,6 @@ def test_each_language_gets_its_own_answer():
 
 def test_the_portal_engine_uses_it():
     template = template_engines["django"].from_string("{% url 'admin:index' %}")
-    nodes = template.template.nodelist.get_nodes_by_type(portal_urls.CachedURLNode)
+    compiled = template.template  # type: ignore[attr-defined]
+    nodes = compiled.nodelist.get_nodes_by_type(portal_urls.CachedURLNode)
     assert len(nodes) == 1

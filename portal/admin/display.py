@@ -155,6 +155,8 @@ _TRACEBACK_START = "Traceback (most recent call last):"
 
 def _split_tracebacks(prose: str) -> list[tuple[str, str]]:
     """Prose with Python tracebacks (outside code fences) set apart as code."""
+    if _TRACEBACK_START not in prose:
+        return [("prose", prose)]  # most texts: no line by line walk
     parts: list[tuple[str, str]] = []
     lines = prose.split("\n")
     buffer: list[str] = []
@@ -244,8 +246,7 @@ def _text_blocks(text: str) -> SafeString:
 
 
 def _prose_blocks(prose: str, out: list[str]) -> None:
-    parts = _split_tracebacks(prose) if _TRACEBACK_START in prose else [("prose", prose)]
-    for kind, body in parts:
+    for kind, body in _split_tracebacks(prose):
         if kind == "traceback":
             _code_block("traceback", body, out, css=" portal-traceback")
         elif body.strip():

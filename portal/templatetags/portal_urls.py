@@ -3,7 +3,7 @@
 Every admin page reverses a dozen URLs in its templates (the header's home, logout,
 password, preferences and language links, the breadcrumbs, the object tools, the
 script catalog), and one failing lookup (Django's ``base.html`` tries the admindocs
-root with ``as docsroot``). Each ``reverse()`` walks the URL resolver: 20 to 60 µs
+root with ``as docsroot``). Each ``reverse()`` walks the URL resolver: 20 to 110 µs
 here, about half a millisecond of a change page. The answer depends only on the
 arguments, the current app (the namespace instance), the script prefix, the URLconf
 and the active language (translated or language-prefixed patterns), so the tag keeps
